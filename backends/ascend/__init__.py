@@ -1,0 +1,48 @@
+"""The ascend backend: MindSpore + MindFormers, on Atlas NPUs or on MindSpore's CPU target.
+
+Contract: may import mindspore and mindformers (only inside functions, so registering it costs nothing);
+must not import torch or transformers. On Ascend it keeps MindFormers' defaults; on CPU it applies the few settings
+MindFormers needs there (graph mode, unfused RMSNorm, sliced rotary embedding, float32 everywhere).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from backends.ascend import runtime
+from backends.ascend.checkpoint import load_checkpoint, save_checkpoint
+from mindcode.presets import ModelConfig
+
+
+class AscendBackend:
+    name = "ascend"
+
+    def info(self) -> dict[str, Any]:
+        return runtime.info()
+
+    def build_model(self, config: ModelConfig, seq_length: int, checkpoint: str | Path | None = None) -> Any:
+        from backends.ascend.model import build_model
+
+        return build_model(config, seq_length, checkpoint)
+
+    def forward(self, model: Any, input_ids: np.ndarray) -> np.ndarray:
+        ms = runtime.mindspore()
+        model.set_train(False)
+        logits, _tokens, _mask = model(ms.Tensor(np.asarray(input_ids, dtype=np.int32)))
+        return logits.asnumpy()
+
+    def loss(self, model: Any, input_ids: np.ndarray, labels: np.ndarray) -> float:
+        ms = runtime.mindspore()
+        model.set_train(True)
+        loss = model(ms.Tensor(np.asarray(input_ids, dtype=np.int32)), ms.Tensor(np.asarray(labels, dtype=np.int32)))
+        return float(loss.asnumpy().reshape(-1)[0])
+
+    def save_checkpoint(self, tensors: Iterable[tuple[str, np.ndarray, str]], path: str | Path) -> None:
+        save_checkpoint(tensors, path)
+
+    def load_checkpoint(self, path: str | Path) -> dict[str, np.ndarray]:
+        return load_checkpoint(path)

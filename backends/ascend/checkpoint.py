@@ -1,0 +1,61 @@
+"""MindSpore ``.ckpt`` files: atomic writes, reads into numpy, strict loads into a network."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from backends.ascend import runtime
+from mindcode.errors import MindcodeError
+
+
+def save_checkpoint(tensors: Iterable[tuple[str, np.ndarray, str]], path: str | Path) -> None:
+    """Write ``(name, array, dtype)`` triples to ``path`` through a temp file renamed into place.
+
+    bf16 is built from the float32 array; that is exact whenever the values came from bf16 in the first place.
+    """
+    ms = runtime.mindspore()
+    path = Path(path)
+    dtypes = {"float32": ms.float32, "float16": ms.float16, "bfloat16": ms.bfloat16}
+    entries = [{"name": name, "data": ms.Tensor(np.asarray(array), dtype=dtypes[dtype])} for name, array, dtype in tensors]
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.ckpt")  # MindSpore insists on the .ckpt suffix
+    try:
+        ms.save_checkpoint(entries, str(tmp))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, np.ndarray]:
+    ms = runtime.mindspore()
+    if not Path(path).is_file():
+        raise MindcodeError(f"{path}: no such checkpoint file")
+    try:
+        params = ms.load_checkpoint(str(path))
+    except (ValueError, RuntimeError) as exc:
+        raise MindcodeError(f"{path}: not a readable MindSpore checkpoint ({exc})") from None
+    arrays = {}
+    for name, param in params.items():
+        if param.dtype in (ms.float16, ms.bfloat16):
+            param = ms.ops.cast(param, ms.float32)
+        arrays[name] = param.asnumpy()
+    return arrays
+
+
+def load_into(model: Any, path: str | Path) -> None:
+    """Load a checkpoint into ``model``; any parameter left unloaded, or any unused entry, is an error."""
+    ms = runtime.mindspore()
+    if not Path(path).is_file():
+        raise MindcodeError(f"{path}: no such checkpoint file")
+    params = ms.load_checkpoint(str(path))
+    expected = {name: p.shape for name, p in model.parameters_and_names()}
+    for name, param in params.items():
+        if name in expected and tuple(param.shape) != tuple(expected[name]):
+            raise MindcodeError(f"{path}: {name} has shape {list(param.shape)}, the model expects {list(expected[name])}")
+    not_loaded, unused = ms.load_param_into_net(model, params, strict_load=True)
+    if not_loaded or unused:
+        raise MindcodeError(f"{path}: parameters missing from the checkpoint: {not_loaded}; unused entries: {unused}")

@@ -1,0 +1,65 @@
+"""Importing MindSpore/MindFormers quietly, finding the device, and setting the execution context once."""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import tempfile
+from types import ModuleType
+from typing import Any
+
+from mindcode.env import package_versions
+
+_CONFIGURED = False
+
+
+def ascend_device_count() -> int:
+    """NPUs the Ascend driver exposes on this host (``/dev/davinciN``), honouring ``ASCEND_RT_VISIBLE_DEVICES``."""
+    visible = os.environ.get("ASCEND_RT_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip()])
+    return len(glob.glob("/dev/davinci[0-9]*"))
+
+
+def device_target() -> str:
+    return "Ascend" if ascend_device_count() else "CPU"
+
+
+def mindspore() -> ModuleType:
+    """Import MindSpore with its C++ warnings off and the context set for this host (graph mode; CPU or Ascend)."""
+    global _CONFIGURED
+    os.environ.setdefault("GLOG_v", "3")
+    import mindspore as ms
+
+    if not _CONFIGURED:
+        ms.set_context(mode=ms.GRAPH_MODE)
+        ms.set_device(device_target())
+        _CONFIGURED = True
+    return ms
+
+
+def mindformers() -> ModuleType:
+    """Import MindFormers with its stdout logging at WARNING and its log files under a temp dir (not ./output)."""
+    mindspore()
+    os.environ.setdefault("LOG_MF_PATH", os.path.join(tempfile.gettempdir(), "mindcode-mindformers-log"))
+    import mindformers
+    from mindformers.tools.logger import logger
+
+    for handler in logger.handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            handler.setLevel(logging.WARNING)
+    return mindformers
+
+
+def info() -> dict[str, Any]:
+    """Versions and device, read from package metadata so that this costs no framework import."""
+    versions, missing = package_versions("mindspore", "mindformers")
+    count = ascend_device_count()
+    return {
+        "available": not missing,
+        "reason": f"not installed: {', '.join(missing)} (pip install 'mindcode[ascend]')" if missing else "",
+        "versions": versions,
+        "device": "Ascend" if count else "CPU",
+        "device_count": count,
+    }

@@ -1,0 +1,43 @@
+"""The contract every backend implements. Small on purpose: it is an interface, not a vehicle for code reuse.
+
+Arrays cross the boundary as numpy, so mindcode's shared code (and the parity tests) never touch a framework type.
+Token conventions are MindFormers': ``input_ids``/``labels`` rows of length ``seq_length + 1``, unshifted, with
+``-100`` marking positions that are not trained; the model predicts ``labels[:, 1:]`` from ``input_ids[:, :-1]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from mindcode.presets import ModelConfig
+
+
+class Backend(Protocol):
+    name: str
+
+    def info(self) -> dict[str, Any]:
+        """``{"available": bool, "reason": str, "versions": {...}, "device": str, "device_count": int}``.
+
+        Must not fail when the backend's framework is missing: that is what ``available`` reports.
+        """
+
+    def build_model(self, config: ModelConfig, seq_length: int, checkpoint: str | Path | None = None) -> Any:
+        """A causal LM of this shape in float32 for inputs of ``seq_length`` tokens, with weights from
+        ``checkpoint`` (this backend's native format) or, without one, randomly initialised."""
+
+    def forward(self, model: Any, input_ids: np.ndarray) -> np.ndarray:
+        """Logits ``[batch, seq, vocab]`` (float32) for int ``input_ids`` ``[batch, seq]``."""
+
+    def loss(self, model: Any, input_ids: np.ndarray, labels: np.ndarray) -> float:
+        """Mean next-token cross entropy over the trained positions (see the module docstring)."""
+
+    def save_checkpoint(self, tensors: Iterable[tuple[str, np.ndarray, str]], path: str | Path) -> None:
+        """Write ``(name, array, dtype)`` triples (dtype ``float32``/``float16``/``bfloat16``) in the native
+        format, atomically: a failed write leaves nothing at ``path``."""
+
+    def load_checkpoint(self, path: str | Path) -> dict[str, np.ndarray]:
+        """Read a native checkpoint into float32/int numpy arrays keyed by native names."""

@@ -1,0 +1,5 @@
+import sys
+
+from mindcode.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Weight conversion between HF (transformers) checkpoints and MindSpore/MindFormers checkpoints."""

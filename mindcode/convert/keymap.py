@@ -1,0 +1,69 @@
+"""Weight names: transformers (HF) <-> MindFormers for the llama family, as one declarative table.
+
+``{}`` stands for the layer index. A value of ``None`` means the HF entry is dropped on purpose (it is derived
+state, not a weight). The reverse table is derived from the forward one, so the two can never drift apart.
+No permutation or transpose is needed: MindFormers' Llama uses HF's rotary layout and ``[out, in]`` matrices.
+"""
+
+from __future__ import annotations
+
+import re
+
+from mindcode.errors import MindcodeError
+
+HF_TO_MINDFORMERS: dict[str, str | None] = {
+    "model.embed_tokens.weight": "model.tok_embeddings.embedding_weight",
+    "model.layers.{}.self_attn.q_proj.weight": "model.layers.{}.attention.wq.weight",
+    "model.layers.{}.self_attn.k_proj.weight": "model.layers.{}.attention.wk.weight",
+    "model.layers.{}.self_attn.v_proj.weight": "model.layers.{}.attention.wv.weight",
+    "model.layers.{}.self_attn.o_proj.weight": "model.layers.{}.attention.wo.weight",
+    "model.layers.{}.mlp.gate_proj.weight": "model.layers.{}.feed_forward.w1.weight",
+    "model.layers.{}.mlp.down_proj.weight": "model.layers.{}.feed_forward.w2.weight",
+    "model.layers.{}.mlp.up_proj.weight": "model.layers.{}.feed_forward.w3.weight",
+    "model.layers.{}.input_layernorm.weight": "model.layers.{}.attention_norm.weight",
+    "model.layers.{}.post_attention_layernorm.weight": "model.layers.{}.ffn_norm.weight",
+    "model.norm.weight": "model.norm_out.weight",
+    "lm_head.weight": "lm_head.weight",
+    # Older transformers checkpoints (CodeLlama's own among them) store the rotary frequencies; both
+    # frameworks recompute them from rope_theta.
+    "model.layers.{}.self_attn.rotary_emb.inv_freq": None,
+}
+
+MINDFORMERS_TO_HF: dict[str, str] = {ms: hf for hf, ms in HF_TO_MINDFORMERS.items() if ms is not None}
+
+_LAYER_INDEX = re.compile(r"\.layers\.(\d+)\.")
+
+
+def abstract_key(key: str) -> tuple[str, str | None]:
+    """Split ``model.layers.3.attention.wq.weight`` into (``model.layers.{}.attention.wq.weight``, ``"3"``)."""
+    match = _LAYER_INDEX.search(key)
+    if match is None:
+        return key, None
+    return key[: match.start()] + ".layers.{}." + key[match.end():], match.group(1)
+
+
+def get_mapped_key(key: str, table: dict[str, str | None], source: str = "checkpoint") -> str | None:
+    """Map one weight name through ``table``; ``None`` means the key is dropped on purpose.
+
+    Raises:
+        MindcodeError: the key is in neither the table nor its list of dropped keys.
+    """
+    abstract, layer = abstract_key(key)
+    if abstract not in table:
+        raise MindcodeError(f"{source}: unknown weight {key!r} (not in the llama key table)")
+    mapped = table[abstract]
+    if mapped is None:
+        return None
+    return mapped.replace("{}", layer) if layer is not None else mapped
+
+
+def hf_to_ms(key: str, source: str = "HF checkpoint") -> str | None:
+    """MindFormers name of an HF llama weight (``None`` if the weight is dropped)."""
+    return get_mapped_key(key, HF_TO_MINDFORMERS, source)
+
+
+def ms_to_hf(key: str, source: str = "MindSpore checkpoint") -> str:
+    """HF name of a MindFormers llama weight."""
+    mapped = get_mapped_key(key, MINDFORMERS_TO_HF, source)
+    assert mapped is not None  # the reverse table has no dropped entries
+    return mapped

@@ -1,0 +1,190 @@
+"""Model architecture presets: one typed dataclass, named CodeLlama presets and tiny test presets.
+
+A preset is pure data. The backends turn it into a MindFormers ``LlamaConfig`` (ascend) or a transformers
+``LlamaConfig`` (gpu); :meth:`ModelConfig.to_hf_config` and :meth:`ModelConfig.to_mindformers_config` give the
+framework-free dictionaries both are built from, so the two backends can never disagree on a shape.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from mindcode.errors import MindcodeError
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The shape of a Llama-family decoder (CodeLlama is Llama 2 with rope theta 1e6 and 16k positions)."""
+
+    name: str
+    vocab_size: int
+    hidden_size: int
+    intermediate_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int | None = None  # None: multi-head attention (as many KV heads as query heads)
+    rope_theta: float = 1e6
+    max_position_embeddings: int = 16384
+    rms_norm_eps: float = 1e-5
+    bos_token_id: int = 1
+    eos_token_id: int = 2
+    pad_token_id: int = 0
+
+    def __post_init__(self) -> None:
+        for field in ("vocab_size", "hidden_size", "intermediate_size", "num_layers", "num_heads"):
+            if getattr(self, field) <= 0:
+                raise MindcodeError(f"model {self.name!r}: {field} must be positive, got {getattr(self, field)}")
+        if self.hidden_size % self.num_heads:
+            raise MindcodeError(
+                f"model {self.name!r}: hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}"
+            )
+        if self.num_heads % self.kv_heads:
+            raise MindcodeError(
+                f"model {self.name!r}: num_heads {self.num_heads} is not divisible by num_kv_heads {self.kv_heads}"
+            )
+
+    @property
+    def kv_heads(self) -> int:
+        return self.num_kv_heads or self.num_heads
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_heads
+
+    def hf_weight_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every parameter of transformers' ``LlamaForCausalLM`` with its shape (layer index as ``{}``)."""
+        h, kv = self.hidden_size, self.kv_heads * self.head_dim
+        return {
+            "model.embed_tokens.weight": (self.vocab_size, h),
+            "model.layers.{}.self_attn.q_proj.weight": (h, h),
+            "model.layers.{}.self_attn.k_proj.weight": (kv, h),
+            "model.layers.{}.self_attn.v_proj.weight": (kv, h),
+            "model.layers.{}.self_attn.o_proj.weight": (h, h),
+            "model.layers.{}.mlp.gate_proj.weight": (self.intermediate_size, h),
+            "model.layers.{}.mlp.down_proj.weight": (h, self.intermediate_size),
+            "model.layers.{}.mlp.up_proj.weight": (self.intermediate_size, h),
+            "model.layers.{}.input_layernorm.weight": (h,),
+            "model.layers.{}.post_attention_layernorm.weight": (h,),
+            "model.norm.weight": (h,),
+            "lm_head.weight": (self.vocab_size, h),
+        }
+
+    def num_params(self) -> int:
+        """Parameter count, computed from the shapes alone (nothing is allocated)."""
+        total = 0
+        for key, shape in self.hf_weight_shapes().items():
+            size = 1
+            for dim in shape:
+                size *= dim
+            total += size * (self.num_layers if "{}" in key else 1)
+        return total
+
+    def to_hf_config(self) -> dict[str, Any]:
+        """The ``config.json`` transformers writes for this model."""
+        return {
+            "architectures": ["LlamaForCausalLM"],
+            "model_type": "llama",
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.hidden_size,
+            "intermediate_size": self.intermediate_size,
+            "num_hidden_layers": self.num_layers,
+            "num_attention_heads": self.num_heads,
+            "num_key_value_heads": self.kv_heads,
+            "hidden_act": "silu",
+            "max_position_embeddings": self.max_position_embeddings,
+            "rms_norm_eps": self.rms_norm_eps,
+            "rope_theta": self.rope_theta,
+            "bos_token_id": self.bos_token_id,
+            "eos_token_id": self.eos_token_id,
+            "tie_word_embeddings": False,
+            "attention_bias": False,
+        }
+
+    def to_mindformers_config(self) -> dict[str, Any]:
+        """Keyword arguments of MindFormers' ``LlamaConfig`` for this shape (no device or dtype settings)."""
+        return {
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.hidden_size,
+            "intermediate_size": self.intermediate_size,
+            "num_layers": self.num_layers,
+            "num_heads": self.num_heads,
+            "n_kv_heads": self.num_kv_heads,
+            "theta": self.rope_theta,
+            "max_position_embedding": self.max_position_embeddings,
+            "rms_norm_eps": self.rms_norm_eps,
+            "bos_token_id": self.bos_token_id,
+            "eos_token_id": self.eos_token_id,
+            "pad_token_id": self.pad_token_id,
+        }
+
+    @classmethod
+    def from_hf_config(cls, config: dict[str, Any], name: str = "hf") -> ModelConfig:
+        """Read a transformers ``config.json`` dictionary (llama family only)."""
+        model_type = config.get("model_type")
+        if model_type != "llama":
+            raise MindcodeError(f"config.json: model_type is {model_type!r}; only 'llama' (CodeLlama) is supported")
+        if config.get("tie_word_embeddings"):
+            raise MindcodeError("config.json: tie_word_embeddings=true is not supported (CodeLlama unties them)")
+        try:
+            heads = config["num_attention_heads"]
+            kv = config.get("num_key_value_heads", heads)
+            return cls(
+                name=name,
+                vocab_size=config["vocab_size"],
+                hidden_size=config["hidden_size"],
+                intermediate_size=config["intermediate_size"],
+                num_layers=config["num_hidden_layers"],
+                num_heads=heads,
+                num_kv_heads=None if kv == heads else kv,
+                rope_theta=float(config.get("rope_theta", 10000.0)),
+                max_position_embeddings=config.get("max_position_embeddings", 2048),
+                rms_norm_eps=config.get("rms_norm_eps", 1e-6),
+                bos_token_id=config.get("bos_token_id", 1),
+                eos_token_id=config.get("eos_token_id", 2),
+            )
+        except KeyError as exc:
+            raise MindcodeError(f"config.json: missing field {exc.args[0]!r}") from None
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        return dataclasses.replace(self, **changes)
+
+
+PRESETS: dict[str, ModelConfig] = {
+    # https://huggingface.co/codellama/CodeLlama-7b-hf/blob/main/config.json (also -Python-hf, -Instruct-hf)
+    "codellama-7b": ModelConfig(
+        name="codellama-7b", vocab_size=32016, hidden_size=4096, intermediate_size=11008,
+        num_layers=32, num_heads=32,
+    ),
+    # https://huggingface.co/codellama/CodeLlama-13b-hf/blob/main/config.json (also -Python-hf, -Instruct-hf)
+    "codellama-13b": ModelConfig(
+        name="codellama-13b", vocab_size=32016, hidden_size=5120, intermediate_size=13824,
+        num_layers=40, num_heads=40,
+    ),
+    # https://huggingface.co/codellama/CodeLlama-34b-hf/blob/main/config.json (also -Python-hf, -Instruct-hf)
+    "codellama-34b": ModelConfig(
+        name="codellama-34b", vocab_size=32000, hidden_size=8192, intermediate_size=22016,
+        num_layers=48, num_heads=64, num_kv_heads=8,
+    ),
+    # Tiny CodeLlama-shaped model for tests and the quickstart; vocab matches mindcode's tiny tokenizer.
+    "tiny": ModelConfig(
+        name="tiny", vocab_size=1024, hidden_size=64, intermediate_size=176,
+        num_layers=2, num_heads=4, num_kv_heads=2, max_position_embeddings=512,
+    ),
+}
+
+# Base, Python and Instruct variants share their shapes.
+for _size in ("7b", "13b", "34b"):
+    for _variant in ("python", "instruct"):
+        PRESETS[f"codellama-{_size}-{_variant}"] = PRESETS[f"codellama-{_size}"].replace(
+            name=f"codellama-{_size}-{_variant}"
+        )
+
+
+def get_preset(name: str) -> ModelConfig:
+    """Return the preset called ``name``; an unknown name raises listing the valid ones."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise MindcodeError(f"unknown model preset {name!r}; valid: {', '.join(sorted(PRESETS))}") from None
