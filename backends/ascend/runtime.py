@@ -44,10 +44,10 @@ def mindformers() -> ModuleType:
     mindspore()
     os.environ.setdefault("LOG_MF_PATH", os.path.join(tempfile.gettempdir(), "mindcode-mindformers-log"))
     import mindformers
-    from mindformers.tools.logger import logger
+    from mindformers.tools.logger import get_logger
 
-    for handler in logger.handlers:
-        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+    for handler in get_logger().handlers:  # created once and cached by MindFormers
+        if type(handler).__name__ == "LimitedRepeatHandler" or not isinstance(handler, logging.FileHandler):
             handler.setLevel(logging.WARNING)
     return mindformers
 

@@ -20,7 +20,7 @@ def build_model(config: ModelConfig, checkpoint: str | Path | None = None) -> An
     else:
         if not (Path(checkpoint) / "config.json").is_file():
             raise MindcodeError(f"{checkpoint}: not an HF checkpoint directory (no config.json)")
-        model = transformers.LlamaForCausalLM.from_pretrained(str(checkpoint), torch_dtype=torch.float32)
+        model = transformers.LlamaForCausalLM.from_pretrained(str(checkpoint), dtype=torch.float32)
         loaded = ModelConfig.from_hf_config(model.config.to_dict(), name=config.name)
         if loaded.hf_weight_shapes() != config.hf_weight_shapes():
             raise MindcodeError(f"{checkpoint}: config.json describes a different shape than model {config.name!r}")

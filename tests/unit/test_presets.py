@@ -1,0 +1,60 @@
+import pytest
+
+from mindcode.errors import MindcodeError
+from mindcode.presets import PRESETS, ModelConfig, get_preset
+
+# Sizes as published on the CodeLlama model cards.
+PUBLISHED_PARAMS = {"codellama-7b": 6.7e9, "codellama-13b": 13.0e9, "codellama-34b": 33.7e9}
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_PARAMS))
+def test_parameter_count_matches_published_size(name):
+    assert get_preset(name).num_params() == pytest.approx(PUBLISHED_PARAMS[name], rel=0.01)
+
+
+@pytest.mark.parametrize("name", ["codellama-7b", "codellama-34b", "tiny"])
+def test_parameter_count_equals_transformers_model_on_meta_device(name):
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    config = get_preset(name)
+    with torch.device("meta"):  # shapes only, no memory
+        model = transformers.LlamaForCausalLM(transformers.LlamaConfig(**config.to_hf_config()))
+    assert config.num_params() == sum(p.numel() for p in model.parameters())
+    assert {n: tuple(p.shape) for n, p in model.named_parameters() if ".layers.0." in n or ".layers." not in n} == {
+        k.replace("{}", "0"): v for k, v in config.hf_weight_shapes().items()
+    }
+
+
+def test_codellama_shapes():
+    assert PRESETS["codellama-7b"].vocab_size == PRESETS["codellama-13b"].vocab_size == 32016
+    big = PRESETS["codellama-34b"]
+    assert (big.vocab_size, big.kv_heads, big.num_heads, big.head_dim) == (32000, 8, 64, 128)
+    for name, preset in PRESETS.items():
+        if name.startswith("codellama"):
+            assert preset.rope_theta == 1e6 and preset.max_position_embeddings == 16384, name
+    assert PRESETS["codellama-34b-instruct"].num_params() == PRESETS["codellama-34b"].num_params()
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_hf_config_round_trip(name):
+    preset = PRESETS[name]
+    assert ModelConfig.from_hf_config(preset.to_hf_config(), name=name) == preset
+
+
+def test_unknown_preset_lists_valid_names():
+    with pytest.raises(MindcodeError, match=r"unknown model preset 'codellama-70b'; valid: .*codellama-7b"):
+        get_preset("codellama-70b")
+
+
+def test_inconsistent_shapes_are_rejected():
+    with pytest.raises(MindcodeError, match="not divisible by num_heads"):
+        PRESETS["tiny"].replace(hidden_size=66)
+    with pytest.raises(MindcodeError, match="not divisible by num_kv_heads 3"):
+        PRESETS["tiny"].replace(num_kv_heads=3)
+
+
+def test_non_llama_config_is_rejected():
+    with pytest.raises(MindcodeError, match="model_type is 'gpt2'"):
+        ModelConfig.from_hf_config({"model_type": "gpt2"})
+    with pytest.raises(MindcodeError, match="missing field 'vocab_size'"):
+        ModelConfig.from_hf_config({"model_type": "llama", "num_attention_heads": 4})
