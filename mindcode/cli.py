@@ -17,13 +17,14 @@ from collections.abc import Sequence
 from types import ModuleType
 
 import mindcode
-from mindcode.commands import convert_weight, env
+from mindcode.commands import add_common_arguments, convert_weight, data, env
 from mindcode.errors import MindcodeError
 
 # verb -> module with HELP, add_arguments(parser), run(args) -> dict, and summary(result) -> str
 VERBS: dict[str, ModuleType] = {
     "env": env,
     "convert-weight": convert_weight,
+    "data": data,
 }
 
 
@@ -34,13 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, module in VERBS.items():
         sub = verbs.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(sub)
-        add_common_arguments(sub)
+        if not getattr(module, "NESTED", False):
+            add_common_arguments(sub)
     return parser
-
-
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
 
 
 def run_verb(module: ModuleType, args: argparse.Namespace, prog: str) -> int:

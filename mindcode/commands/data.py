@@ -1,0 +1,100 @@
+"""``mindcode data <step>``: dataset converters, tokenization to MindRecord/.npy, validation and inspection.
+
+    mindcode data alpaca --data_path code_alpaca.json --output_path alpaca_conv.json
+    mindcode data tokenize --dataset_type qa --input_glob alpaca_conv.json --model_file tokenizer.model \\
+        --seq_length 2048 --output_file train.mindrecord --torch_output train_npy
+    mindcode data validate --input pairs.jsonl
+    mindcode data inspect --input train.mindrecord --model_file tokenizer.model --index 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from mindcode.commands import add_common_arguments
+from mindcode.data import checks
+from mindcode.data.build import tokenize_dataset
+from mindcode.data import converters
+from mindcode.data.converters import CONVERTERS, dpo
+
+HELP = "convert, tokenize, validate and inspect datasets"
+NESTED = True
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    steps = parser.add_subparsers(dest="step", metavar="STEP", required=True)
+    for name, module in CONVERTERS.items():
+        sub = steps.add_parser(name, help=module.HELP, description=module.__doc__,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+        _io_arguments(sub)
+        module.add_arguments(sub)
+    sub = steps.add_parser("dpo-attach", help="attach rejected answers from a predictions JSONL to DPO pairs")
+    _io_arguments(sub)
+    dpo.add_attach_arguments(sub)
+
+    sub = steps.add_parser("tokenize", help="tokenize to MindRecord and/or .npy (MindFormers' flag names)")
+    sub.add_argument("--dataset_type", choices=["qa", "wiki"], required=True)
+    sub.add_argument("--input_glob", required=True, help="input file or glob (.json, .jsonl, .csv, .parquet, .txt)")
+    sub.add_argument("--model_file", required=True, help="sentencepiece tokenizer.model")
+    sub.add_argument("--seq_length", type=int, required=True, help="rows hold seq_length + 1 tokens")
+    sub.add_argument("--output_file", help="MindRecord file to write (MindFormers)")
+    sub.add_argument("--torch_output", help="folder for input_ids.npy / labels.npy (PyTorch)")
+    sub.add_argument("--template", default="vicuna_v1.1",
+                     help="FastChat conversation template (vicuna_v1.1, llama-2, ...) or 'raw' for no template")
+    sub.add_argument("--pack", action="store_true", help="pack several conversations into one row")
+    sub.add_argument("--text_field", default="text", help="wiki: the field holding the text in JSON/CSV rows")
+    sub.add_argument("--on-error", dest="on_error", choices=["fail", "skip"], default="fail")
+
+    sub = steps.add_parser("validate", help="lint records before launch; exits 1 on problems")
+    sub.add_argument("--input", required=True, help="file or glob")
+
+    sub = steps.add_parser("inspect", help="decode one tokenized row with its trained spans marked")
+    sub.add_argument("--input", required=True, help="a MindRecord file or a folder with input_ids.npy")
+    sub.add_argument("--model_file", required=True)
+    sub.add_argument("--index", type=int, default=0)
+    for sub in steps.choices.values():
+        add_common_arguments(sub)
+
+
+def _io_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data_path", required=True, help="input file or glob (.json, .jsonl, .csv, .parquet)")
+    parser.add_argument("--output_path", required=True, help="output (.json: one JSON array; else JSON lines)")
+    parser.add_argument("--on-error", dest="on_error", choices=["fail", "skip"], default="fail",
+                        help="skip: go on past malformed rows and write them with their reasons to OUTPUT.rejects.jsonl")
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    progress = sys.stderr.isatty()
+    if args.step == "tokenize":
+        return tokenize_dataset(args.dataset_type, args.input_glob, args.model_file, args.seq_length,
+                                args.output_file, args.torch_output, args.template, args.pack, args.on_error,
+                                args.text_field, progress=progress)
+    if args.step == "validate":
+        return checks.validate(args.input)
+    if args.step == "inspect":
+        return checks.inspect(args.input, args.model_file, args.index)
+    make = dpo.make_attach if args.step == "dpo-attach" else CONVERTERS[args.step].make
+    return converters.run(make(args), args.data_path, args.output_path, args.on_error, progress=progress)
+
+
+def summary(result: dict[str, Any]) -> str:
+    if "segments" in result:  # inspect
+        marked = "".join(f"[[{s['text']}]]" if s["trained"] else s["text"] for s in result["segments"])
+        return (f"row {result['index']} of {result['rows']}: {result['real_tokens']} tokens, "
+                f"{result['trained_tokens']} trained ([[...]] marks trained text)\n{marked}")
+    if "problems" in result:  # validate
+        lines = [f"{result['records']} records, {result['problems']} problems"]
+        lines += [f"  {n} x {reason}" for reason, n in result["by_reason"].items()]
+        lines += [f"  e.g. {e}" for e in result["examples"][:5]]
+        return "\n".join(lines)
+    skipped = ", ".join(f"{n} {r}" for r, n in result["skipped_by_reason"].items()) or "none"
+    if "rows" in result:  # tokenize
+        outputs = " and ".join(p for p in (result["output_file"], result["torch_output"]) if p)
+        return (f"{result['records']} records -> {result['rows']} rows of {result['seq_length'] + 1} tokens in "
+                f"{outputs}; truncated {result['truncated']}; skipped: {skipped}; "
+                f"{result['tokens']} tokens ({result['tokens_per_s']}/s), masked {result['masked_fraction']:.1%}")
+    rejects = f" (see {result['rejects_file']})" if result["rejects_file"] else ""
+    return (f"{result['records']} records -> {result['written']} rows in {result['output_path']}; "
+            f"skipped: {skipped}{rejects}")

@@ -1,0 +1,1 @@
+"""Datasets: converters to canonical records, templates, tokenization, and the MindRecord/.npy outputs."""

@@ -1,0 +1,178 @@
+"""``mindcode data tokenize``: records -> MindRecord (MindFormers) and/or ``.npy`` (PyTorch) with identical rows."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from mindcode.data.arrays import NpyWriter
+from mindcode.data.conversations import conversation_of
+from mindcode.data.io import Record, RecordError, Rejects, expand_inputs, read_records
+from mindcode.data.templates import ConversationError, render
+from mindcode.data.tokenize import ConversationEncoder, Packer, Stats, chunk_text, fit, to_rows
+from mindcode.errors import MindcodeError
+
+BATCH = 1024
+
+
+def iter_inputs(pattern: str, text_field: str = "text") -> Iterator[Record]:
+    for path in expand_inputs(pattern):
+        if path.suffix in (".txt", ".tokens", ".raw"):
+            yield from _paragraphs(path)
+        else:
+            yield from read_records(path)
+
+
+def _paragraphs(path: Path) -> Iterator[Record]:
+    """Plain text: paragraphs separated by blank lines, each a record ``{"text": ...}``."""
+    text = path.read_text(encoding="utf-8")
+    line = 1
+    for index, para in enumerate(p for p in text.split("\n\n")):
+        if para.strip():
+            yield Record({"text": para}, str(path), index, line)
+        line += para.count("\n") + 2
+
+
+class Outputs:
+    """The MindRecord file and/or the .npy pair, written together so their rows are the same rows."""
+
+    def __init__(self, output_file: str | None, torch_output: str | None, columns: list[str], length: int,
+                 dataset_type: str):
+        if not output_file and not torch_output:
+            raise MindcodeError("give --output_file (MindRecord) and/or --torch_output (a folder for .npy)")
+        self.writers: list[tuple[Any, list[str] | None]] = []
+        try:
+            if output_file:
+                from backends.ascend.mindrecord import MindRecordWriter
+
+                self.writers.append((MindRecordWriter(output_file, columns, dataset_type), None))
+            if torch_output:
+                for column in columns:
+                    self.writers.append((NpyWriter(Path(torch_output) / f"{column}.npy", length), [column]))
+        except BaseException:
+            self.abort()
+            raise
+
+    def write(self, **arrays: np.ndarray) -> None:
+        for writer, columns in self.writers:
+            if columns is None:
+                writer.write(**arrays)
+            else:
+                writer.write(arrays[columns[0]])
+
+    def commit(self) -> None:
+        for writer, _ in self.writers:
+            writer.commit()
+
+    def abort(self) -> None:
+        for writer, _ in self.writers:
+            writer.abort()
+
+
+def tokenize_dataset(dataset_type: str, input_glob: str, model_file: str, seq_length: int,
+                     output_file: str | None = None, torch_output: str | None = None, template: str = "vicuna_v1.1",
+                     pack: bool = False, on_error: str = "fail", text_field: str = "text",
+                     progress: bool = True) -> dict[str, Any]:
+    """Tokenize and write; returns (and writes beside the output) the JSON summary."""
+    start = time.perf_counter()
+    if dataset_type not in ("qa", "wiki"):
+        raise MindcodeError(f"--dataset_type {dataset_type!r}: choose qa or wiki")
+    if seq_length < 2:
+        raise MindcodeError(f"--seq_length {seq_length}: must be at least 2")
+    length = seq_length + 1
+    encoder = ConversationEncoder(model_file)
+    stats, rejects = Stats(), Rejects(on_error)
+    columns = ["input_ids", "labels"] if dataset_type == "qa" else ["input_ids"]
+    records = iter_inputs(input_glob, text_field)
+    outputs = Outputs(output_file, torch_output, columns, length, dataset_type)
+    bar = tqdm(desc="tokenize", unit=" records", disable=not progress)
+    try:
+        if dataset_type == "qa":
+            _tokenize_qa(records, encoder, template, pack, length, stats, rejects, outputs, bar)
+        else:
+            _tokenize_wiki(records, encoder, text_field, length, stats, rejects, outputs, bar)
+        if stats.rows == 0:
+            raise MindcodeError(f"{input_glob}: no rows to write (records {stats.records}, "
+                                f"skipped {rejects.count + sum(stats.skipped.values())})")
+        outputs.commit()
+    except BaseException:
+        outputs.abort()
+        raise
+    finally:
+        bar.close()
+    stats.skipped.update(rejects.reasons)
+    summary = {
+        "dataset_type": dataset_type,
+        "seq_length": seq_length,
+        "template": template if dataset_type == "qa" else None,
+        "packed": pack,
+        **stats.as_dict(seq_length),
+        "output_file": output_file,
+        "torch_output": torch_output,
+        "rejects_file": rejects.write(output_file or Path(torch_output) / "data"),
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+    summary["tokens_per_s"] = round(stats.tokens / summary["seconds"]) if summary["seconds"] else None
+    target = Path(output_file) if output_file else Path(torch_output) / "data"
+    Path(f"{target}.summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _tokenize_qa(records, encoder, template, pack, length, stats, rejects, outputs, bar) -> None:
+    packer = Packer(length) if pack else None
+    while batch := list(islice(records, BATCH)):
+        conversations = []
+        for record in batch:
+            stats.records += 1
+            try:
+                conversations.append(render(conversation_of(record), template))
+            except RecordError as exc:
+                rejects.handle(exc)
+            except ConversationError as exc:
+                rejects.handle(RecordError(record, "conversations", str(exc)), reason=exc.reason)
+        samples = [s for s in (fit(s, length, stats) for s in encoder.encode_batch(conversations)) if s]
+        stats.samples += len(samples)
+        if packer is not None:
+            samples = [row for s in samples for row in packer.add(s)]
+        if samples:
+            ids, labels = to_rows(samples, length, stats)
+            outputs.write(input_ids=ids, labels=labels)
+        bar.update(len(batch))
+    if packer is not None and (rest := list(packer.close())):
+        ids, labels = to_rows(rest, length, stats)
+        outputs.write(input_ids=ids, labels=labels)
+
+
+def _tokenize_wiki(records, encoder, text_field, length, stats, rejects, outputs, bar) -> None:
+    sp = encoder.sp
+
+    def paragraphs() -> Iterator[list[int]]:
+        while batch := list(islice(records, BATCH)):
+            texts = []
+            for record in batch:
+                stats.records += 1
+                value = record.data.get(text_field)
+                if not isinstance(value, str) or not value.strip():
+                    rejects.handle(RecordError(record, text_field, "missing or empty text"))
+                    continue
+                texts.append(value)
+            for ids in sp.encode(texts, num_threads=-1):
+                stats.samples += 1
+                yield [encoder.bos, *ids, encoder.eos]
+            bar.update(len(batch))
+
+    rows = []
+    for row in chunk_text(paragraphs(), length, stats):
+        rows.append(row)
+        if len(rows) == BATCH:
+            outputs.write(input_ids=np.stack(rows))
+            rows = []
+    if rows:
+        outputs.write(input_ids=np.stack(rows))

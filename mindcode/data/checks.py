@@ -1,0 +1,138 @@
+"""``mindcode data validate`` and ``inspect``: lint records before a launch; look at one tokenized row."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mindcode.data.conversations import conversation_of
+from mindcode.data.io import Record, RecordError, expand_inputs, read_records
+from mindcode.data.templates import ConversationError, check_roles
+from mindcode.data.tokenize import IGNORE
+from mindcode.errors import MindcodeError
+from mindcode.tokenizer import load_sentencepiece
+
+FIM_FIELDS = ("fim_prefix", "fim_suffix", "fim_middle")
+
+
+def record_kind(data: dict[str, Any]) -> str:
+    if "chosen" in data or "rejected" in data:
+        return "preference"
+    if any(f in data for f in FIM_FIELDS):
+        return "fim"
+    return "conversation"
+
+
+def problems_of(record: Record) -> list[tuple[str, str]]:
+    """``[(reason, message)]`` for one record; empty when it is fine."""
+    kind = record_kind(record.data)
+    try:
+        if kind == "preference":
+            return _preference_problems(record)
+        if kind == "fim":
+            missing = [f for f in FIM_FIELDS if not isinstance(record.data.get(f), str)]
+            if missing:
+                return [("FIM marker field missing", f"{record.where()}: missing {', '.join(missing)}")]
+            if not record.data["fim_middle"].strip():
+                return [("empty FIM middle", f"{record.where()}, field 'fim_middle': empty")]
+            return []
+        roles = [role for role, _ in conversation_of(record)]
+        check_roles(roles[1:] if roles[0] == "system" else roles)
+        return []
+    except ConversationError as exc:
+        return [(exc.reason, f"{record.where()}: {exc}")]
+    except RecordError as exc:
+        return [(exc.problem.split(" (")[0], str(exc))]
+
+
+def _preference_problems(record: Record) -> list[tuple[str, str]]:
+    out = []
+    for name in ("prompt", "chosen", "rejected"):
+        value = record.data.get(name)
+        text = value[-1].get("content", "") if isinstance(value, list) and value else value
+        if not isinstance(text, str) or not text.strip():
+            out.append((f"empty {name}", f"{record.where()}, field {name!r}: missing or empty"))
+    if not out:
+        chosen, rejected = (record.data[k] for k in ("chosen", "rejected"))
+        text = [v[-1]["content"] if isinstance(v, list) else v for v in (chosen, rejected)]
+        if " ".join(text[0].split()) == " ".join(text[1].split()):
+            out.append(("chosen == rejected", f"{record.where()}: chosen and rejected are the same"))
+    return out
+
+
+def validate(input_glob: str, max_examples: int = 20) -> dict[str, Any]:
+    counts: Counter = Counter()
+    examples: list[str] = []
+    records = 0
+    for path in expand_inputs(input_glob):
+        for record in read_records(path):
+            records += 1
+            for reason, message in problems_of(record):
+                counts[reason] += 1
+                if len(examples) < max_examples:
+                    examples.append(message)
+    return {"records": records, "problems": sum(counts.values()), "by_reason": dict(counts), "examples": examples,
+            "ok": not counts}
+
+
+def load_rows(path: str) -> dict[str, np.ndarray]:
+    """Rows of a tokenized dataset: a MindRecord file, or a folder with ``input_ids.npy`` (and ``labels.npy``)."""
+    p = Path(path)
+    if p.is_dir():
+        rows = {"input_ids": np.load(p / "input_ids.npy", mmap_mode="r")}
+        if (p / "labels.npy").exists():
+            rows["labels"] = np.load(p / "labels.npy", mmap_mode="r")
+        return rows
+    if not p.is_file():
+        raise MindcodeError(f"{path}: no such MindRecord file or .npy folder")
+    from backends.ascend.mindrecord import read_mindrecord, record_columns
+
+    return read_mindrecord(p, record_columns(p))
+
+
+def inspect(path: str, model_file: str, index: int = 0) -> dict[str, Any]:
+    """Decode row ``index``: the text, and the spans that are trained (``labels != -100``)."""
+    rows = load_rows(path)
+    n = len(rows["input_ids"])
+    if not 0 <= index < n:
+        raise MindcodeError(f"{path}: row {index} out of range (0..{n - 1})")
+    sp = load_sentencepiece(model_file)
+    ids = [int(i) for i in rows["input_ids"][index]]
+    labels = [int(i) for i in rows["labels"][index]] if "labels" in rows else [IGNORE] * len(ids)
+    real = len(ids)
+    while real and ids[real - 1] == 0 and labels[real - 1] == IGNORE:
+        real -= 1
+    segments: list[dict[str, Any]] = []
+    for token, label in zip(ids[:real], labels[:real]):
+        trained = label != IGNORE
+        if label not in (IGNORE, token):
+            raise MindcodeError(f"{path}: row {index} has label {label} under token {token} (labels must equal ids)")
+        if segments and segments[-1]["trained"] == trained:
+            segments[-1]["ids"].append(token)
+        else:
+            segments.append({"trained": trained, "ids": [token]})
+    for i, seg in enumerate(segments):
+        seg["text"] = _decode(sp, seg.pop("ids"), leading_space=i > 0)
+    return {"path": path, "index": index, "rows": n, "length": len(ids), "real_tokens": real,
+            "trained_tokens": sum(1 for label in labels if label != IGNORE), "segments": segments}
+
+
+def _decode(sp: Any, ids: list[int], leading_space: bool) -> str:
+    """Decode a span, showing BOS/EOS as <s>/</s> and keeping the space sentencepiece drops at a span's start."""
+    text, run = [], []
+    for token in ids + [None]:
+        if token is None or token in (sp.bos_id(), sp.eos_id()):
+            if run:
+                piece = sp.decode(run)
+                space = leading_space and sp.id_to_piece(run[0]).startswith("▁")
+                text.append((" " if space else "") + piece)
+                run = []
+            if token is not None:
+                text.append(sp.id_to_piece(token))
+            leading_space = True
+        else:
+            run.append(token)
+    return "".join(text)

@@ -1,0 +1,79 @@
+"""Preference pairs for DPO from transcoder-geeksforgeeks (``id``, ``cpp``, ``java``, ``python``).
+
+Step 1 (``dpo``): ``{id, prompt, chosen}`` where the prompt asks to translate ``--source_lang`` code to
+``--target_lang`` and ``chosen`` is the reference translation. Step 2 (``dpo-attach``): attach ``rejected`` from a
+model's predictions JSONL (``{id, completion}``), refusing rows where chosen == rejected (whitespace-normalised) or
+whose prediction is missing. TRL's layout, plain strings or (``--conversational``) message lists.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mindcode.data.converters.translation import fence
+from mindcode.data.io import Record, RecordError, Rejects, read_records, require
+from mindcode.errors import MindcodeError
+
+HELP = "transcoder-geeksforgeeks rows -> DPO {prompt, chosen} (attach rejected with dpo-attach)"
+LANGS = {"cpp": "C++", "java": "Java", "python": "Python"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source_lang", choices=sorted(LANGS), default="python")
+    parser.add_argument("--target_lang", choices=sorted(LANGS), default="java")
+    parser.add_argument("--conversational", action="store_true", help="message lists instead of plain strings")
+
+
+def _normalise(code: str) -> str:
+    return " ".join(code.split())
+
+
+def make(args: argparse.Namespace):
+    if args.source_lang == args.target_lang:
+        raise MindcodeError("--source_lang and --target_lang must differ")
+    src, tgt = LANGS[args.source_lang], LANGS[args.target_lang]
+
+    def convert(record: Record, rejects: Rejects) -> list[dict]:
+        code, target = require(record, args.source_lang), require(record, args.target_lang)
+        prompt = f"Translate the following {src} code to {tgt}.\n\n```{fence(src)}\n{code}\n```"
+        chosen = f"```{fence(tgt)}\n{target}\n```"
+        row = {"id": str(require(record, "id", (str, int))), "source_lang": src, "target_lang": tgt}
+        if args.conversational:
+            return [{**row, "prompt": [{"role": "user", "content": prompt}],
+                     "chosen": [{"role": "assistant", "content": chosen}]}]
+        return [{**row, "prompt": prompt, "chosen": chosen}]
+
+    return convert
+
+
+def add_attach_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--predictions", required=True, help="JSONL of {id, completion} from mindcode predict")
+
+
+def make_attach(args: argparse.Namespace):
+    predictions: dict[str, str] = {}
+    for record in read_records(Path(args.predictions)):
+        completion = record.data.get("completion")
+        if not isinstance(completion, str):
+            raise RecordError(record, "completion", "missing or not a string")
+        predictions[str(require(record, "id", (str, int)))] = completion
+
+    def convert(record: Record, rejects: Rejects) -> list[dict]:
+        pair_id = str(require(record, "id", (str, int)))
+        chosen = record.data.get("chosen")
+        if chosen is None:
+            raise RecordError(record, "chosen", "missing")
+        if pair_id not in predictions:
+            rejects.add(record, "no prediction for this id")
+            return []
+        rejected_text = predictions[pair_id]
+        conversational = isinstance(chosen, list)
+        chosen_text = chosen[-1]["content"] if conversational else chosen
+        if _normalise(chosen_text) == _normalise(rejected_text):
+            rejects.add(record, "chosen == rejected")
+            return []
+        rejected = [{"role": "assistant", "content": rejected_text}] if conversational else rejected_text
+        return [{**record.data, "rejected": rejected}]
+
+    return convert

@@ -1,0 +1,210 @@
+"""Tokenization for training: conversations (qa) with assistant-only labels, and plain text (wiki/pretrain).
+
+qa follows MindFormers' ``llama_preprocess.py --dataset_type qa``: BOS, then each round of the rendered template
+tokenized as one string (sentencepiece adds its dummy prefix to each), each template ``</s>`` an EOS token; rows of
+``seq_length + 1`` int32, padded with 0; labels unshifted, ``-100`` on BOS, template, user text and padding.
+
+Where the trained span starts inside a round is found without per-token offsets: the round and the text before
+the answer are both encoded (in batches, sentencepiece's threads), and the tokens they share are template tokens.
+A token that straddles the boundary (``▁def`` for ``ASSISTANT: def``) carries answer characters, so it is trained.
+This equals MindFormers' labels on well-formed data; unlike MindFormers, a sample that would lose all its labels is
+never written silently masked: it is skipped and counted with its reason.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mindcode.data.templates import Part
+from mindcode.tokenizer import load_sentencepiece
+
+IGNORE = -100
+PAD = 0
+
+
+@dataclass
+class Sample:
+    ids: list[int]
+    labels: list[int]
+
+
+@dataclass
+class Stats:
+    """The JSON summary every tokenize run reports."""
+
+    records: int = 0
+    samples: int = 0
+    rows: int = 0
+    truncated: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    tokens: int = 0  # real (non-pad) tokens written
+    trained_tokens: int = 0
+    unk_tokens: int = 0  # <unk> (id 0) in real text: on ascend it would be masked out of attention as padding
+    dropped_tail_tokens: int = 0  # wiki: the last partial chunk
+
+    def as_dict(self, seq_length: int) -> dict[str, Any]:
+        cells = self.rows * (seq_length + 1)
+        return {
+            "records": self.records,
+            "samples": self.samples,
+            "rows": self.rows,
+            "truncated": self.truncated,
+            "skipped": sum(self.skipped.values()),
+            "skipped_by_reason": dict(self.skipped),
+            "tokens": self.tokens,
+            "trained_tokens": self.trained_tokens,
+            "masked_fraction": round(1 - self.trained_tokens / cells, 6) if cells else 0.0,
+            "padding_fraction": round(1 - self.tokens / cells, 6) if cells else 0.0,
+            "unk_tokens": self.unk_tokens,
+            "dropped_tail_tokens": self.dropped_tail_tokens,
+        }
+
+
+class ConversationEncoder:
+    """Turns rendered conversations into (ids, labels) samples, encoding whole batches at a time."""
+
+    def __init__(self, model_file: str, threads: int = -1):
+        self.sp = load_sentencepiece(model_file)
+        self.bos, self.eos = self.sp.bos_id(), self.sp.eos_id()
+        self.threads = threads
+
+    def encode_batch(self, conversations: list[list[Part]]) -> list[Sample]:
+        # 1. Split every conversation into rounds (text between special tokens) and note where training switches.
+        plans: list[list[tuple]] = []  # per conversation: ("special", id, trained) | ("round", index)
+        rounds: list[str] = []
+        switches: list[list[tuple[int, bool]]] = []  # per round: [(char offset, trained from there on)]
+        for parts in conversations:
+            plan: list[tuple] = []
+            text, marks = [], []
+            length = 0
+
+            def flush() -> None:
+                nonlocal text, marks, length
+                if text:
+                    plan.append(("round", len(rounds)))
+                    rounds.append("".join(text))
+                    switches.append(marks)
+                text, marks, length = [], [], 0
+
+            for part in parts:
+                if part.kind == "text":
+                    if not marks or marks[-1][1] != part.trained:
+                        marks.append((length, part.trained))
+                    text.append(part.text)
+                    length += len(part.text)
+                else:
+                    flush()
+                    plan.append(("special", self.bos if part.kind == "bos" else self.eos, part.trained))
+            flush()
+            plans.append(plan)
+
+        # 2. Encode all rounds, and the text before every switch, in two batched calls.
+        round_ids = self.sp.encode(rounds, num_threads=self.threads)
+        prefixes = [(r, off) for r, marks in enumerate(switches) for off, _ in marks if off > 0]
+        prefix_ids = self.sp.encode([rounds[r][:off] for r, off in prefixes], num_threads=self.threads)
+        boundary = {key: _common_prefix(ids, round_ids[key[0]]) for key, ids in zip(prefixes, prefix_ids)}
+
+        # 3. Assemble: BOS, rounds with their labels, special tokens.
+        samples = []
+        for plan in plans:
+            ids, labels = [self.bos], [IGNORE]
+            if plan and plan[0][0] == "special" and plan[0][1] == self.bos:
+                plan = plan[1:]
+            while plan and plan[-1][0] == "special" and plan[-1][1] == self.bos:
+                plan = plan[:-1]  # a template's trailing <s> opens a turn that never comes
+            for step in plan:
+                if step[0] == "special":
+                    ids.append(step[1])
+                    labels.append(step[1] if step[2] else IGNORE)
+                    continue
+                r = step[1]
+                tokens = round_ids[r]
+                marks = switches[r]
+                cuts = [0 if off == 0 else boundary[(r, off)] for off, _ in marks] + [len(tokens)]
+                ids.extend(tokens)
+                for (_, trained), start, end in zip(marks, cuts, cuts[1:]):
+                    labels.extend(tokens[start:end] if trained else [IGNORE] * (end - start))
+            samples.append(Sample(ids, labels))
+        return samples
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    """Length of the longest common prefix (usually len(a) or len(a) - 1, so check those first)."""
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:
+        return n
+    if n and a[: n - 1] == b[: n - 1]:
+        return n - 1
+    i = 0
+    while a[i] == b[i]:
+        i += 1
+    return i
+
+
+def fit(sample: Sample, length: int, stats: Stats) -> Sample | None:
+    """Truncate to ``length``; a sample left with nothing to train is skipped (counted), never written masked."""
+    if len(sample.ids) > length:
+        stats.truncated += 1
+        sample = Sample(sample.ids[:length], sample.labels[:length])
+    if all(label == IGNORE for label in sample.labels):
+        stats.skipped["no trained tokens left after truncation"] += 1
+        return None
+    return sample
+
+
+def to_rows(samples: list[Sample], length: int, stats: Stats) -> tuple[np.ndarray, np.ndarray]:
+    """Pad samples into ``[n, length]`` int32 arrays (pad 0, label -100)."""
+    ids = np.full((len(samples), length), PAD, dtype=np.int32)
+    labels = np.full((len(samples), length), IGNORE, dtype=np.int32)
+    for i, sample in enumerate(samples):
+        ids[i, : len(sample.ids)] = sample.ids
+        labels[i, : len(sample.labels)] = sample.labels
+        stats.tokens += len(sample.ids)
+        stats.trained_tokens += sum(1 for label in sample.labels if label != IGNORE)
+        stats.unk_tokens += sample.ids.count(0)
+    stats.rows += len(samples)
+    return ids, labels
+
+
+class Packer:
+    """Greedy packing: samples are appended to the open row while they fit, then the row is closed.
+
+    Attention is not blocked between packed samples (as in MindFormers' pretraining concatenation); the labels keep
+    each sample's own mask, so no template or user token is ever trained.
+    """
+
+    def __init__(self, length: int):
+        self.length = length
+        self.open = Sample([], [])
+
+    def add(self, sample: Sample) -> Iterator[Sample]:
+        if self.open.ids and len(self.open.ids) + len(sample.ids) > self.length:
+            yield self.open
+            self.open = Sample([], [])
+        self.open.ids.extend(sample.ids)
+        self.open.labels.extend(sample.labels)
+
+    def close(self) -> Iterator[Sample]:
+        if self.open.ids:
+            yield self.open
+            self.open = Sample([], [])
+
+
+def chunk_text(token_stream: Iterator[list[int]], length: int, stats: Stats) -> Iterator[np.ndarray]:
+    """wiki: concatenate per-paragraph token lists and cut into ``length``-token rows; the tail is dropped."""
+    buffer: list[int] = []
+    for tokens in token_stream:
+        buffer.extend(tokens)
+        while len(buffer) >= length:
+            row = np.asarray(buffer[:length], dtype=np.int32)
+            del buffer[:length]
+            stats.tokens += length
+            stats.unk_tokens += int((row == 0).sum())
+            stats.rows += 1
+            yield row
+    stats.dropped_tail_tokens += len(buffer)
