@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
@@ -41,7 +42,11 @@ def _paragraphs(path: Path) -> Iterator[Record]:
 
 
 class Outputs:
-    """The MindRecord file and/or the .npy pair, written together so their rows are the same rows."""
+    """The MindRecord file and/or the .npy pair, written together so their rows are the same rows.
+
+    Writing happens on a background thread (MindSpore's writer and numpy release the GIL), overlapping with
+    tokenization of the next batch; an error there is raised on the next write or on commit.
+    """
 
     def __init__(self, output_file: str | None, torch_output: str | None, columns: list[str], length: int,
                  dataset_type: str):
@@ -59,19 +64,36 @@ class Outputs:
         except BaseException:
             self.abort()
             raise
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mindcode-writer")
+        self.pending: Future | None = None
 
-    def write(self, **arrays: np.ndarray) -> None:
+    def _write_now(self, arrays: dict[str, np.ndarray]) -> None:
         for writer, columns in self.writers:
             if columns is None:
                 writer.write(**arrays)
             else:
                 writer.write(arrays[columns[0]])
 
+    def write(self, **arrays: np.ndarray) -> None:
+        self._wait()
+        self.pending = self.pool.submit(self._write_now, arrays)
+
+    def _wait(self) -> None:
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            pending.result()
+
     def commit(self) -> None:
+        self._wait()
+        self.pool.shutdown()
         for writer, _ in self.writers:
             writer.commit()
 
     def abort(self) -> None:
+        if getattr(self, "pending", None) is not None:
+            self.pending.exception()  # let the last write finish before removing its files
+        if hasattr(self, "pool"):
+            self.pool.shutdown()
         for writer, _ in self.writers:
             writer.abort()
 
@@ -99,8 +121,8 @@ def tokenize_dataset(dataset_type: str, input_glob: str, model_file: str, seq_le
         else:
             _tokenize_wiki(records, encoder, text_field, length, stats, rejects, outputs, bar)
         if stats.rows == 0:
-            raise MindcodeError(f"{input_glob}: no rows to write (records {stats.records}, "
-                                f"skipped {rejects.count + sum(stats.skipped.values())})")
+            reasons = ", ".join(f"{n} {r}" for r, n in (stats.skipped + rejects.reasons).items())
+            raise MindcodeError(f"{input_glob}: no rows to write from {stats.records} records (skipped: {reasons})")
         outputs.commit()
     except BaseException:
         outputs.abort()

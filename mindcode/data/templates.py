@@ -65,7 +65,8 @@ def skeleton(template: str, roles: tuple[str, ...], system: str | None) -> tuple
     return tuple(pieces)
 
 
-def _template_parts(text: str, trained: bool, eos_trained: bool) -> list[Part]:
+@functools.lru_cache(maxsize=1024)
+def _template_parts(text: str, trained: bool, eos_trained: bool) -> tuple[Part, ...]:
     """Template text with its literal <s>/</s> turned into special tokens; text after an EOS is never trained."""
     parts: list[Part] = []
     rest = text
@@ -82,7 +83,7 @@ def _template_parts(text: str, trained: bool, eos_trained: bool) -> list[Part]:
         if kind == "eos":
             trained = False
         rest = rest[at + len(special):]
-    return parts
+    return tuple(parts)
 
 
 def render(messages: list[tuple[str, str]], template: str) -> list[Part]:
@@ -99,7 +100,7 @@ def render(messages: list[tuple[str, str]], template: str) -> list[Part]:
     if template == RAW:
         return render_raw(messages, system)
     pieces = skeleton(template, tuple(role for role, _ in messages), system)
-    parts = _template_parts(pieces[0][0], trained=False, eos_trained=False)
+    parts = list(_template_parts(pieces[0][0], trained=False, eos_trained=False))
     for (role, content), (pre, post) in zip(messages, pieces[1:]):
         assistant = role == "assistant"
         parts += _template_parts(pre, trained=False, eos_trained=False)

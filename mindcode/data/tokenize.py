@@ -151,7 +151,7 @@ def fit(sample: Sample, length: int, stats: Stats) -> Sample | None:
     if len(sample.ids) > length:
         stats.truncated += 1
         sample = Sample(sample.ids[:length], sample.labels[:length])
-    if all(label == IGNORE for label in sample.labels):
+    if sample.labels.count(IGNORE) == len(sample.labels):
         stats.skipped["no trained tokens left after truncation"] += 1
         return None
     return sample
@@ -165,8 +165,8 @@ def to_rows(samples: list[Sample], length: int, stats: Stats) -> tuple[np.ndarra
         ids[i, : len(sample.ids)] = sample.ids
         labels[i, : len(sample.labels)] = sample.labels
         stats.tokens += len(sample.ids)
-        stats.trained_tokens += sum(1 for label in sample.labels if label != IGNORE)
-        stats.unk_tokens += sample.ids.count(0)
+        stats.unk_tokens += sample.ids.count(PAD)
+    stats.trained_tokens += int(np.count_nonzero(labels != IGNORE))
     stats.rows += len(samples)
     return ids, labels
 

@@ -1,0 +1,143 @@
+"""Each converter on small real-shaped fixtures, including bad rows."""
+
+import argparse
+import json
+
+import pytest
+
+from mindcode.data import converters
+from mindcode.data.converters import CONVERTERS, dpo
+from mindcode.data.converters.repair import ir4_or2, strip_java_comments
+from mindcode.data.io import RecordError, read_records
+
+
+def convert(tmp_path, name, rows, on_error="fail", suffix=".jsonl", **options):
+    parser = argparse.ArgumentParser()
+    CONVERTERS[name].add_arguments(parser) if name != "dpo-attach" else dpo.add_attach_arguments(parser)
+    args = parser.parse_args([f"--{k}={v}" if v is not True else f"--{k}" for k, v in options.items()])
+    src = tmp_path / f"in{suffix}"
+    src.write_text(json.dumps(rows) if suffix == ".json" else "".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / f"out{suffix}"
+    make = dpo.make_attach if name == "dpo-attach" else CONVERTERS[name].make
+    summary = converters.run(make(args), str(src), str(out), on_error, progress=False)
+    return summary, [r.data for r in read_records(out)]
+
+
+def test_alpaca_matches_mindformers_layout(tmp_path):
+    rows = [{"instruction": "Add.", "input": "", "output": "a + b"}, {"instruction": "Sort.", "input": "xs", "output": "sorted(xs)"}]
+    summary, out = convert(tmp_path, "alpaca", rows, suffix=".json")
+    assert summary["written"] == 2
+    assert out[0] == {"id": "1", "conversations": [
+        {"from": "human", "value": "Below is an instruction that describes a task. Write a response that appropriately "
+                                   "completes the request.\n\n### Instruction:\nAdd.\n\n### Response:"},
+        {"from": "gpt", "value": "a + b"}]}
+    assert out[1]["conversations"][0]["value"].endswith("### Instruction:\nSort.\n\n### Input:\nxs\n\n### Response:")
+    text = (tmp_path / "out.json").read_text()
+    assert text == json.dumps(out, indent=2, ensure_ascii=False)  # json.dump(indent=2), as alpaca_converter.py
+
+
+def test_alpaca_bad_rows_fail_or_are_counted(tmp_path):
+    rows = [{"instruction": "ok", "output": "fine"}, {"instruction": "no output"}, {"instruction": "x", "input": 3, "output": "y"}]
+    with pytest.raises(RecordError, match=r"record 1, line \d+, field 'output': missing"):
+        convert(tmp_path, "alpaca", rows, suffix=".json")
+    assert not (tmp_path / "out.json").exists()
+    summary, out = convert(tmp_path, "alpaca", rows, on_error="skip", suffix=".json")
+    assert (summary["written"], summary["skipped"]) == (1, 2)
+    assert summary["skipped_by_reason"] == {"output: missing": 1, "input: expected str, got int": 1}
+    rejects = [json.loads(line) for line in open(summary["rejects_file"])]
+    assert [r["index"] for r in rejects] == [1, 2]
+
+
+def test_codetransocean_positions_and_names(tmp_path):
+    multi = {"id": 1, "name": "task", "Go": "package main", "Rust": "fn main() {}"}
+    _, out = convert(tmp_path, "translation", [multi], source="codetransocean")
+    user, answer = out[0]["messages"]
+    assert (out[0]["source_lang"], out[0]["target_lang"]) == ("Go", "Rust")
+    assert user["content"].startswith("Translate the following Go code to Rust.") and "```go\npackage main\n```" in user["content"]
+    assert answer == {"role": "assistant", "content": "```rust\nfn main() {}\n```"}
+    llm = {"id": 0, "output": "23", "Python": "print(23)", "C": "int main(){}"}
+    _, out = convert(tmp_path, "translation", [llm], source="codetransocean", subset="LLMTrans")
+    assert (out[0]["source_lang"], out[0]["target_lang"]) == ("C", "Python")
+    _, out = convert(tmp_path, "translation", [llm], source="codetransocean", source_lang="Python", target_lang="C")
+    assert out[0]["source_lang"] == "Python"
+    with pytest.raises(RecordError, match="key positions 2 and 3"):
+        convert(tmp_path, "translation", [{"id": 1, "C": "x"}], source="codetransocean")
+
+
+def test_codexglue_both_directions_refinement_and_fortran(tmp_path):
+    row = {"id": 7, "java": "int f() { return 1; }", "cs": "int F() { return 1; }"}
+    _, out = convert(tmp_path, "translation", [row], source="codexglue-trans", direction="cs-java")
+    assert "C# code to Java" in out[0]["messages"][0]["content"] and "```java\nint f()" in out[0]["messages"][1]["content"]
+    _, out = convert(tmp_path, "translation", [{"id": 1, "buggy": "a - b", "fixed": "a + b"}], source="codexglue-refine")
+    assert out[0]["messages"][0]["content"].startswith("Fix the bug")
+    _, out = convert(tmp_path, "translation", [{"program_code": "program p\nend", "rust_code_translation": "fn main(){}"}],
+                     source="codetranslatorllm")
+    assert out[0]["source_lang"] == "Fortran" and out[0]["target_lang"] == "Rust"
+
+
+def test_dpo_pairs_and_attach(tmp_path):
+    rows = [{"id": "a", "cpp": "int x;", "java": "int x;", "python": "x = 1"},
+            {"id": "b", "cpp": "", "java": "int y;", "python": "y = 2"},
+            {"id": "c", "cpp": "", "java": "int z;", "python": "z = 3"}]
+    summary, pairs = convert(tmp_path, "dpo", rows, source_lang="python", target_lang="java")
+    assert pairs[0]["prompt"].startswith("Translate the following Python code to Java.")
+    assert pairs[0]["chosen"] == "```java\nint x;\n```"
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    preds = [{"id": "a", "completion": "```java\nint  x;\n```"}, {"id": "b", "completion": "```java\nlong y;\n```"}]
+    (tmp_path / "preds.jsonl").write_text("".join(json.dumps(p) + "\n" for p in preds))
+    summary, out = convert(tmp_path, "dpo-attach", pairs, predictions=str(tmp_path / "preds.jsonl"))
+    assert [r["id"] for r in out] == ["b"] and out[0]["rejected"] == "```java\nlong y;\n```"
+    assert summary["skipped_by_reason"] == {"chosen == rejected": 1, "no prediction for this id": 1}
+    _, conv = convert(tmp_path, "dpo", rows[:1], source_lang="python", target_lang="java", conversational=True)
+    assert conv[0]["prompt"][0]["role"] == "user" and conv[0]["chosen"][0]["role"] == "assistant"
+
+
+BUGGY = """public int sum(int[] xs) {
+    // add them up
+    int total = 0;
+    for (int i = 1; i < xs.length; i++) {
+        total += xs[i];
+    }
+
+    return total;
+}
+"""
+FIXED = BUGGY.replace("int i = 1;", "int i = 0;")
+
+
+def test_repair_ir4_or2():
+    source, target = ir4_or2(strip_java_comments(BUGGY).replace("    \n", ""), strip_java_comments(FIXED).replace("    \n", ""))
+    assert "// buggy code\n//     for (int i = 1; i < xs.length; i++) {\n    <FILL_ME>\n" in source
+    assert target == "    for (int i = 0; i < xs.length; i++) {\n"
+
+
+def test_repair_converter_filters_and_fim(tmp_path):
+    rows = [{"buggy_function": BUGGY, "fixed_function": FIXED},
+            {"buggy_function": BUGGY, "fixed_function": FIXED},  # duplicate
+            {"buggy_function": BUGGY, "fixed_function": BUGGY.replace("add them up", "sum")},  # comment only
+            {"buggy_function": BUGGY}]
+    summary, out = convert(tmp_path, "repair", rows, on_error="skip")
+    assert len(out) == 1 and "// add them up" not in out[0]["input"] and "\n\n" not in out[0]["input"]
+    assert summary["skipped_by_reason"] == {"duplicate": 1, "only comments or blank lines changed": 1,
+                                           "fixed_function: missing": 1}
+    _, fim = convert(tmp_path, "repair", rows[:1], form="fim")
+    assert fim[0]["fim_middle"] == "    for (int i = 0; i < xs.length; i++) {\n"
+    assert fim[0]["fim_prefix"].endswith("int total = 0;\n") and fim[0]["fim_suffix"].startswith("        total")
+    summary, out = convert(tmp_path, "repair", rows[:1], max_tokens=5, on_error="skip")
+    assert out == [] and summary["skipped_by_reason"] == {"longer than 5 tokens": 1}
+
+
+def test_strip_java_comments_keeps_strings():
+    code = 'String s = "// not a comment"; /* gone */ char c = \'"\'; // gone\nx = "a\\"b"; // x'
+    assert strip_java_comments(code) == 'String s = "// not a comment";  char c = \'"\'; \nx = "a\\"b"; '
+
+
+def test_commitpack_and_oss_instruct(tmp_path):
+    row = {"commit": "abc", "old_contents": "x = 1\n", "new_contents": "x = 2\n", "subject": "Bump x",
+           "message": "Bump x\n", "lang": "Python", "license": "mit"}
+    _, out = convert(tmp_path, "commitpack", [row, {**row, "new_contents": "x = 1\n"}], on_error="skip")
+    assert out == [{"commit": "abc", "lang": "Python", "license": "mit", "inputs": "Bump x\n\nx = 1\n", "targets": "x = 2\n"}]
+    _, out = convert(tmp_path, "commitpack", [row], form="qa")
+    assert out[0]["input"] == "Question: Bump x\n\nx = 1\n\n\nAnswer:" and out[0]["output"] == " x = 2\n"
+    _, out = convert(tmp_path, "oss-instruct", [{"problem": "P", "solution": "S", "lang": "python"}])
+    assert out == [{"instruction": "P", "response": "S", "lang": "python"}]
