@@ -2,8 +2,9 @@
 
     python scripts/train_tokenizer.py --output mindcode/assets/tiny_code.model   # what `make tokenizer` runs
 
-Trained like CodeLlama's: BPE with byte fallback, ``<unk>``/``<s>``/``</s>`` at ids 0/1/2, digits split, and no
-normalisation or whitespace collapsing (the defaults would fold newlines and indentation, so decoded code would no
+Trained like CodeLlama's: BPE with byte fallback, ``<unk>``/``<s>``/``</s>`` at ids 0/1/2, digits split, CodeLlama's
+infilling pieces ``▁<PRE>``/``▁<MID>``/``▁<SUF>``/``▁<EOT>`` as control symbols (ids 3-6: text that merely looks
+like them stays text), and no normalisation or whitespace collapsing (the defaults would fold newlines and indentation, so decoded code would no
 longer match its source). One thread and no sampling make it deterministic for a given corpus.
 """
 
@@ -19,6 +20,7 @@ import sentencepiece as spm
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SOURCES = ["mindcode", "backends", "scripts", "tools", "tests"]
+FIM_PIECES = ["▁<PRE>", "▁<MID>", "▁<SUF>", "▁<EOT>"]
 
 
 def corpus_lines(roots: list[Path]) -> list[str]:
@@ -43,6 +45,7 @@ def train(lines: list[str], vocab_size: int) -> bytes:
         remove_extra_whitespaces=False,
         character_coverage=0.9995,
         unk_id=0, bos_id=1, eos_id=2, pad_id=-1,
+        control_symbols=FIM_PIECES,
         num_threads=1,
         input_sentence_size=0,
         shuffle_input_sentence=False,

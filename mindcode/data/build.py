@@ -15,12 +15,13 @@ from tqdm import tqdm
 
 from mindcode.data.arrays import NpyWriter
 from mindcode.data.conversations import conversation_of
-from mindcode.data.io import Record, RecordError, Rejects, expand_inputs, read_records
-from mindcode.data.templates import ConversationError, render
+from mindcode.data.io import Record, RecordError, Rejects, expand_inputs, read_records, require
+from mindcode.data.templates import ConversationError, render, render_fim
 from mindcode.data.tokenize import ConversationEncoder, Packer, Stats, chunk_text, fit, to_rows
 from mindcode.errors import MindcodeError
 
 BATCH = 1024
+FIM_FIELDS = ("fim_prefix", "fim_suffix", "fim_middle")
 
 
 def iter_inputs(pattern: str, text_field: str = "text") -> Iterator[Record]:
@@ -154,7 +155,11 @@ def _tokenize_qa(records, encoder, template, pack, length, stats, rejects, outpu
         for record in batch:
             stats.records += 1
             try:
-                conversations.append(render(conversation_of(record), template))
+                if "fim_middle" in record.data:
+                    fields = [require(record, f, allow_empty=f != "fim_middle") for f in FIM_FIELDS]
+                    conversations.append(render_fim(*fields))
+                else:
+                    conversations.append(render(conversation_of(record), template))
             except RecordError as exc:
                 rejects.handle(exc)
             except ConversationError as exc:

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from mindcode.data.build import FIM_FIELDS
 from mindcode.data.conversations import conversation_of
 from mindcode.data.io import Record, RecordError, expand_inputs, read_records
 from mindcode.data.templates import ConversationError, check_roles
@@ -15,7 +16,6 @@ from mindcode.data.tokenize import IGNORE
 from mindcode.errors import MindcodeError
 from mindcode.tokenizer import load_sentencepiece
 
-FIM_FIELDS = ("fim_prefix", "fim_suffix", "fim_middle")
 
 
 def record_kind(data: dict[str, Any]) -> str:

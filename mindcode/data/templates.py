@@ -24,11 +24,30 @@ ROLES = ("system", "user", "assistant")
 
 @dataclass(frozen=True)
 class Part:
-    """``kind`` is ``text``, ``bos`` or ``eos``; ``text`` is empty for special tokens."""
+    """``kind`` is ``text``, ``bos``, ``eos`` or a piece name (``▁<PRE>``...); ``text`` is empty for special tokens.
+
+    ``space``: whether sentencepiece's dummy prefix space applies when this text starts a round (False for FIM
+    suffix and middle, which CodeLlama encodes without a leading space).
+    """
 
     kind: str
     text: str
     trained: bool
+    space: bool = True
+
+
+FIM_PIECES = ("▁<PRE>", "▁<SUF>", "▁<MID>", "▁<EOT>")
+
+
+def render_fim(prefix: str, suffix: str, middle: str) -> list[Part]:
+    """CodeLlama infilling (prefix-suffix-middle): ``<PRE> prefix<SUF>suffix<MID>middle<EOT>``; middle and EOT trained.
+
+    As in Meta's CodeLlama code: the prefix is encoded normally, the suffix and the middle without a leading space.
+    """
+    pre, suf, mid, eot = FIM_PIECES
+    return [Part(pre, "", False), Part("text", prefix, False), Part(suf, "", False),
+            Part("text", suffix, False, space=False), Part(mid, "", False),
+            Part("text", middle, True, space=False), Part(eot, "", True)]
 
 
 def conversation_template(name: str):

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from mindcode.data.templates import Part
+from mindcode.errors import MindcodeError
 from mindcode.tokenizer import load_sentencepiece
 
 IGNORE = -100
@@ -72,20 +73,36 @@ class ConversationEncoder:
         self.sp = load_sentencepiece(model_file)
         self.bos, self.eos = self.sp.bos_id(), self.sp.eos_id()
         self.threads = threads
+        self.model_file = model_file
+        self.special = {"bos": self.bos, "eos": self.eos}
+        # Text encoded without the dummy prefix space: encode "\n" + text and drop the tokens of "\n".
+        self.newline = self.sp.encode("\n")
+
+    def special_id(self, kind: str) -> int:
+        if kind not in self.special:
+            token = self.sp.piece_to_id(kind)
+            if token == self.sp.unk_id() or not self.sp.is_control(token):
+                raise MindcodeError(f"{self.model_file}: the tokenizer has no {kind!r} token (needed for infilling)")
+            self.special[kind] = token
+        return self.special[kind]
 
     def encode_batch(self, conversations: list[list[Part]]) -> list[Sample]:
         # 1. Split every conversation into rounds (text between special tokens) and note where training switches.
         plans: list[list[tuple]] = []  # per conversation: ("special", id, trained) | ("round", index)
         rounds: list[str] = []
         switches: list[list[tuple[int, bool]]] = []  # per round: [(char offset, trained from there on)]
+        no_space: set[int] = set()  # rounds encoded without the dummy prefix space
         for parts in conversations:
             plan: list[tuple] = []
             text, marks = [], []
             length = 0
+            space = True
 
             def flush() -> None:
                 nonlocal text, marks, length
                 if text:
+                    if not space:
+                        no_space.add(len(rounds))
                     plan.append(("round", len(rounds)))
                     rounds.append("".join(text))
                     switches.append(marks)
@@ -93,18 +110,22 @@ class ConversationEncoder:
 
             for part in parts:
                 if part.kind == "text":
+                    if not text:
+                        space = part.space
                     if not marks or marks[-1][1] != part.trained:
                         marks.append((length, part.trained))
                     text.append(part.text)
                     length += len(part.text)
                 else:
                     flush()
-                    plan.append(("special", self.bos if part.kind == "bos" else self.eos, part.trained))
+                    plan.append(("special", self.special_id(part.kind), part.trained))
             flush()
             plans.append(plan)
 
         # 2. Encode all rounds, and the text before every switch, in two batched calls.
         round_ids = self.sp.encode(rounds, num_threads=self.threads)
+        if no_space:
+            self._encode_without_space(rounds, round_ids, sorted(no_space))
         prefixes = [(r, off) for r, marks in enumerate(switches) for off, _ in marks if off > 0]
         prefix_ids = self.sp.encode([rounds[r][:off] for r, off in prefixes], num_threads=self.threads)
         boundary = {key: _common_prefix(ids, round_ids[key[0]]) for key, ids in zip(prefixes, prefix_ids)}
@@ -131,6 +152,15 @@ class ConversationEncoder:
                     labels.extend(tokens[start:end] if trained else [IGNORE] * (end - start))
             samples.append(Sample(ids, labels))
         return samples
+
+
+    def _encode_without_space(self, rounds: list[str], round_ids: list[list[int]], which: list[int]) -> None:
+        k = len(self.newline)
+        encoded = self.sp.encode(["\n" + rounds[r] for r in which], num_threads=self.threads)
+        for r, ids in zip(which, encoded):
+            if ids[:k] != self.newline:
+                raise MindcodeError(f"{self.model_file}: cannot encode {rounds[r][:40]!r} without a leading space")
+            round_ids[r] = ids[k:]
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:

@@ -145,3 +145,34 @@ def test_wiki_chunks_with_bos_eos(tmp_path):
         stream += [1, *SP.encode(f"def f{i}():\n    return {i}"), 2]
     assert ids.ravel().tolist() == stream[: ids.size]
     assert summary["dropped_tail_tokens"] == len(stream) - ids.size < 64
+
+
+def test_fim_codellama_layout_and_masks(tmp_path):
+    from mindcode.data.templates import render_fim
+
+    prefix, suffix, middle = "def f(x):\n", "\n    return y\n", "    y = x + 1"
+    (sample,) = ENCODER.encode_batch([render_fim(prefix, suffix, middle)])
+    pre, mid, suf, eot = (SP.piece_to_id(p) for p in ("▁<PRE>", "▁<MID>", "▁<SUF>", "▁<EOT>"))
+    newline = len(SP.encode("\n"))
+    assert sample.ids == ([1, pre] + SP.encode(prefix) + [suf] + SP.encode("\n" + suffix)[newline:] + [mid]
+                          + SP.encode("\n" + middle)[newline:] + [eot])
+    trained = [t for t, l in zip(sample.ids, sample.labels) if l != IGNORE]
+    assert trained == SP.encode("\n" + middle)[newline:] + [eot]
+    pieces = "".join(SP.id_to_piece(t) for t in trained[:-1])
+    assert pieces.replace("▁", " ").replace("<0x0A>", "\n") == middle  # no leading space added to the middle
+
+    src = write_jsonl(tmp_path / "fim.jsonl", [{"fim_prefix": prefix, "fim_suffix": suffix, "fim_middle": middle}])
+    summary = tokenize_dataset("qa", src, str(TINY_TOKENIZER), 128, torch_output=str(tmp_path / "f"), progress=False)
+    assert summary["trained_tokens"] == len(trained)
+
+
+def test_fim_needs_a_tokenizer_with_fim_pieces(tmp_path):
+    import sentencepiece as spm
+
+    from mindcode.data.templates import render_fim
+
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(["def f(): return 1"] * 50), model_prefix=str(tmp_path / "m"),
+                                   vocab_size=280, byte_fallback=True, model_type="bpe", minloglevel=2)
+    encoder = ConversationEncoder(str(tmp_path / "m.model"))
+    with pytest.raises(MindcodeError, match="has no '▁<PRE>' token"):
+        encoder.encode_batch([render_fim("a", "b", "c")])
