@@ -18,6 +18,8 @@ from types import ModuleType
 
 import mindcode
 from mindcode.commands import add_common_arguments, convert_weight, data, env
+from mindcode.commands import eval as eval_
+
 from mindcode.errors import MindcodeError
 
 # verb -> module with HELP, add_arguments(parser), run(args) -> dict, and summary(result) -> str
@@ -25,6 +27,7 @@ VERBS: dict[str, ModuleType] = {
     "env": env,
     "convert-weight": convert_weight,
     "data": data,
+    "eval": eval_,
 }
 
 

