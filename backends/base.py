@@ -35,6 +35,10 @@ class Backend(Protocol):
     def loss(self, model: Any, input_ids: np.ndarray, labels: np.ndarray) -> float:
         """Mean next-token cross entropy over the trained positions (see the module docstring)."""
 
+    def trainer(self, config: Any, rank: int = 0, world_size: int = 1) -> Any:
+        """The step trainer the shared loop drives (see ``mindcode.train.loop``): ``num_rows``, ``batches``,
+        ``step``, ``save``, ``load``, ``export``, ``device``."""
+
     def save_checkpoint(self, tensors: Iterable[tuple[str, np.ndarray, str]], path: str | Path) -> None:
         """Write ``(name, array, dtype)`` triples (dtype ``float32``/``float16``/``bfloat16``) in the native
         format, atomically: a failed write leaves nothing at ``path``."""

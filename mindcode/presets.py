@@ -104,20 +104,17 @@ class ModelConfig:
 
     def to_mindformers_config(self) -> dict[str, Any]:
         """Keyword arguments of MindFormers' ``LlamaConfig`` for this shape (no device or dtype settings)."""
-        return {
-            "vocab_size": self.vocab_size,
-            "hidden_size": self.hidden_size,
-            "intermediate_size": self.intermediate_size,
-            "num_layers": self.num_layers,
-            "num_heads": self.num_heads,
-            "n_kv_heads": self.num_kv_heads,
-            "theta": self.rope_theta,
-            "max_position_embedding": self.max_position_embeddings,
-            "rms_norm_eps": self.rms_norm_eps,
-            "bos_token_id": self.bos_token_id,
-            "eos_token_id": self.eos_token_id,
-            "pad_token_id": self.pad_token_id,
-        }
+        return {mf: getattr(self, ours) for ours, mf in TO_MINDFORMERS.items()}
+
+    @classmethod
+    def from_mindformers_config(cls, config: dict[str, Any], name: str = "model") -> ModelConfig:
+        """Read the shape keys of a MindFormers ``model_config`` (other keys are the caller's business)."""
+        values = {ours: config[mf] for mf, ours in FROM_MINDFORMERS.items() if mf in config}
+        missing = [TO_MINDFORMERS[k] for k in ("vocab_size", "hidden_size", "intermediate_size", "num_layers",
+                                               "num_heads") if k not in values]
+        if missing:
+            raise MindcodeError(f"{name}: model_config lacks {', '.join(missing)}")
+        return cls(name=name, **values)
 
     @classmethod
     def from_hf_config(cls, config: dict[str, Any], name: str = "hf") -> ModelConfig:
@@ -150,6 +147,23 @@ class ModelConfig:
     def replace(self, **changes: Any) -> ModelConfig:
         return dataclasses.replace(self, **changes)
 
+
+# mindcode field -> MindFormers LlamaConfig key; the reverse is derived.
+TO_MINDFORMERS = {
+    "vocab_size": "vocab_size",
+    "hidden_size": "hidden_size",
+    "intermediate_size": "intermediate_size",
+    "num_layers": "num_layers",
+    "num_heads": "num_heads",
+    "num_kv_heads": "n_kv_heads",
+    "rope_theta": "theta",
+    "max_position_embeddings": "max_position_embedding",
+    "rms_norm_eps": "rms_norm_eps",
+    "bos_token_id": "bos_token_id",
+    "eos_token_id": "eos_token_id",
+    "pad_token_id": "pad_token_id",
+}
+FROM_MINDFORMERS = {mf: ours for ours, mf in TO_MINDFORMERS.items()}
 
 PRESETS: dict[str, ModelConfig] = {
     # https://huggingface.co/codellama/CodeLlama-7b-hf/blob/main/config.json (also -Python-hf, -Instruct-hf)

@@ -41,6 +41,11 @@ class AscendBackend:
         loss = model(ms.Tensor(np.asarray(input_ids, dtype=np.int32)), ms.Tensor(np.asarray(labels, dtype=np.int32)))
         return float(loss.asnumpy().reshape(-1)[0])
 
+    def trainer(self, config: Any, rank: int = 0, world_size: int = 1) -> Any:
+        from backends.ascend.train import Trainer
+
+        return Trainer(config, rank=rank, world_size=world_size)
+
     def save_checkpoint(self, tensors: Iterable[tuple[str, np.ndarray, str]], path: str | Path) -> None:
         save_checkpoint(tensors, path)
 

@@ -57,6 +57,11 @@ class GpuBackend:
             lab = torch.as_tensor(np.asarray(labels, dtype=np.int64), device=model.device)
             return float(model(input_ids=ids, labels=lab).loss)
 
+    def trainer(self, config: Any, rank: int = 0, world_size: int = 1) -> Any:
+        from backends.gpu.train import Trainer
+
+        return Trainer(config, rank=rank, world_size=world_size)
+
     def save_checkpoint(self, tensors: Iterable[tuple[str, np.ndarray, str]], path: str | Path) -> None:
         from backends.gpu.checkpoint import save_safetensors
 

@@ -1,0 +1,112 @@
+"""Training step on MindSpore: MindFormers' LlamaForCausalLM, AdamW, CosineWithWarmUpLR and MFTrainOneStepCell
+(loss scaling, global-norm clipping), i.e. what MindFormers' Trainer runs for each step.
+
+On MindSpore's CPU target the loss-scale cell's overflow check is replaced by an IsFinite one (the stock check calls
+``NPUGetFloatStatusV2``, an Ascend-only op); nothing else changes. On Ascend, MindFormers' own cell is used as is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from backends.ascend import runtime
+from backends.ascend.checkpoint import save_checkpoint
+from backends.ascend.model import build_model
+from mindcode.config import TrainConfig
+from mindcode.convert.hf_to_ms import convert_hf_to_ms
+from mindcode.errors import MindcodeError
+
+
+def _cpu_safe_step_cell():
+    from mindformers.wrapper.wrapper import MFTrainOneStepCell
+    from mindspore import Tensor, ops
+
+    class CpuSafeTrainOneStepCell(MFTrainOneStepCell):
+        """MFTrainOneStepCell with an IsFinite overflow check that MindSpore's CPU kernels support."""
+
+        def start_overflow_check(self, pre_cond, compute_input):
+            return Tensor(False), compute_input
+
+        def get_overflow_status(self, status, compute_output):
+            return ops.stack([ops.logical_not(ops.isfinite(g).all()) for g in compute_output]).any()
+
+    return CpuSafeTrainOneStepCell
+
+
+def decays(name: str, shape: tuple[int, ...]) -> bool:
+    """Weight decay on matrices only, as MindFormers groups parameters (no decay on 1-D norms and biases)."""
+    return len(shape) > 1 and not name.endswith(".bias")
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, rank: int = 0, world_size: int = 1):
+        if world_size > 1:
+            raise MindcodeError("data-parallel training on the ascend backend is launched with msrun (issue 6)")
+        ms = runtime.mindspore()
+        runtime.mindformers()
+        from mindformers.core.lr.lr_schedule import CosineWithWarmUpLR
+        from mindformers.core.optim import AdamW
+        from mindformers.wrapper.wrapper import MFTrainOneStepCell
+
+        self.config = config
+        t, s, o = config.training, config.schedule, config.optimizer
+        ms.set_seed(t.seed)
+        self.device = runtime.device_target()
+        model_config = config.model.shape()
+        init = None
+        if t.init:
+            init = Path(t.output_dir) / "init" / "model.ckpt"
+            convert_hf_to_ms(t.init, init, progress=False)
+        self.model = build_model(model_config, config.model.seq_length, init)
+        params = self.model.trainable_params()
+        groups = [{"params": [p for p in params if decays(p.name, p.shape)], "weight_decay": o.weight_decay},
+                  {"params": [p for p in params if not decays(p.name, p.shape)], "weight_decay": 0.0}]
+        lr = CosineWithWarmUpLR(learning_rate=s.learning_rate, warmup_steps=s.warmup_steps, total_steps=t.max_steps,
+                                lr_end=s.lr_end, warmup_lr_init=s.warmup_lr_init, warmup_ratio=s.warmup_ratio,
+                                num_cycles=s.num_cycles)
+        optimizer = AdamW(groups, learning_rate=lr, betas=tuple(o.betas), eps=o.eps, weight_decay=0.0)
+        cell = _cpu_safe_step_cell() if self.device == "CPU" else MFTrainOneStepCell
+        self.step_cell = cell(self.model, optimizer, use_clip_grad=True, max_grad_norm=t.max_grad_norm,
+                              scale_sense=config.mindformers.loss_scale)
+        self.step_cell.set_train(True)
+        self._ms = ms
+        import mindspore.dataset as ds
+
+        self._ds = ds
+        self.path = config.data.mindrecord
+        self.num_rows = ds.MindDataset(self.path, columns_list=["input_ids"], shuffle=False).get_dataset_size()
+
+    def batches(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows by index through MindSpore's own MindRecord reader."""
+        data = self._ds.MindDataset(self.path, columns_list=["input_ids", "labels"],
+                                    sampler=self._ds.SubsetSampler(indices.tolist()))
+        rows = list(data.create_tuple_iterator(output_numpy=True, num_epochs=1))
+        return np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows])
+
+    def step(self, input_ids: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+        ms = self._ms
+        loss, overflow, _scale, lr, grad_norm = self.step_cell(ms.Tensor(input_ids, ms.int32),
+                                                               ms.Tensor(labels, ms.int32))
+        return {"loss": float(loss.asnumpy().reshape(-1)[0]), "lr": float(lr.asnumpy()),
+                "grad_norm": float(grad_norm.asnumpy().reshape(-1)[0]), "skipped": bool(overflow.asnumpy()),
+                "tokens": int((input_ids[:, :-1] != 0).sum())}
+
+    def save(self, directory: Path) -> None:
+        """Weights, AdamW moments and the optimizer's step (which drives the schedule), in one .ckpt."""
+        self._ms.save_checkpoint(self.step_cell, str(directory / "train_state.ckpt"))
+
+    def load(self, directory: Path) -> None:
+        params = self._ms.load_checkpoint(str(directory / "train_state.ckpt"))
+        not_loaded, _ = self._ms.load_param_into_net(self.step_cell, params, strict_load=True)
+        if not_loaded:
+            raise MindcodeError(f"{directory}: checkpoint lacks {not_loaded[:5]}")
+
+    def export(self, directory: Path) -> None:
+        """The trained weights alone, with MindFormers names (``final/model.ckpt``)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        tensors = ((p.name, p.asnumpy(), "float32") for p in self.model.get_parameters())
+        save_checkpoint(tensors, directory / "model.ckpt")
+

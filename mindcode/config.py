@@ -1,0 +1,238 @@
+"""Training configs: strict, typed data. One schema for both backends; only the backend section differs.
+
+A config YAML has the shared sections ``model``, ``data``, ``optimizer``, ``schedule``, ``training`` (identical
+between a ``configs/ascend/X.yaml`` and its ``configs/gpu/X.yaml`` twin) and one backend section:
+``mindformers`` (ascend) or ``torch`` (gpu). Unknown keys are errors that name the key and the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mindcode.errors import MindcodeError
+from mindcode.presets import FROM_MINDFORMERS, ModelConfig
+
+
+# MindFormers LlamaConfig keys a model_config may carry besides the shape (FROM_MINDFORMERS): they only matter on
+# the ascend backend (dtypes and kernels on Ascend; on MindSpore CPU mindcode forces float32 and unfused kernels).
+MINDFORMERS_ONLY_KEYS = {"type", "seq_length", "batch_size", "compute_dtype", "layernorm_compute_type",
+                         "softmax_compute_type", "rotary_dtype", "param_init_type", "use_flash_attention",
+                         "use_past", "fused_rms_norm", "use_rope_slice", "qkv_concat", "offset", "ignore_token_id",
+                         "checkpoint_name_or_path", "scaling_factor", "extend_method", "is_dynamic"}
+
+
+@dataclass
+class ModelSection:
+    """MindFormers' own ``model`` section: ``arch: {type: LlamaForCausalLM}`` and ``model_config`` (LlamaConfig)."""
+
+    model_config: dict[str, Any] = field(default_factory=dict)
+    arch: dict[str, Any] = field(default_factory=lambda: {"type": "LlamaForCausalLM"})
+
+    @property
+    def seq_length(self) -> int:
+        return int(self.model_config.get("seq_length", 2048))  # training rows hold seq_length + 1 tokens
+
+    def shape(self) -> ModelConfig:
+        unknown = set(self.model_config) - set(FROM_MINDFORMERS) - MINDFORMERS_ONLY_KEYS
+        if unknown:
+            raise MindcodeError(f"model.model_config: unknown key {sorted(unknown)[0]!r}")
+        if self.arch.get("type") != "LlamaForCausalLM":
+            raise MindcodeError(f"model.arch.type {self.arch.get('type')!r}: only LlamaForCausalLM is supported")
+        return ModelConfig.from_mindformers_config(self.model_config, name="model.model_config")
+
+
+@dataclass
+class DataSection:
+    mindrecord: str = ""  # ascend reads this MindRecord file ...
+    npy: str = ""  # ... gpu reads this folder (input_ids.npy, labels.npy); both from one `mindcode data tokenize`
+    shuffle: bool = True
+
+
+@dataclass
+class OptimizerSection:
+    type: str = "AdamW"
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    eps: float = 1e-8
+    weight_decay: float = 0.1  # applied to matrices only (not to 1-D norms or biases), as MindFormers groups them
+
+
+@dataclass
+class ScheduleSection:
+    type: str = "CosineWithWarmUpLR"
+    learning_rate: float = 1e-4
+    warmup_steps: int = 0
+    warmup_ratio: float | None = None
+    lr_end: float = 0.0
+    warmup_lr_init: float = 0.0
+    num_cycles: float = 0.5
+
+
+@dataclass
+class TrainingSection:
+    batch_size: int = 1  # global batch (summed over data-parallel ranks)
+    max_steps: int = 100
+    max_grad_norm: float = 1.0
+    save_steps: int = 0  # 0: only at the end
+    init: str = ""  # HF checkpoint directory both backends start from ("" = random init from the seed)
+    output_dir: str = "runs/train"
+    seed: int = 0
+    on_nan: str = "stop"  # stop | skip (the batch)
+
+
+@dataclass
+class MindFormersSection:
+    """ascend only: settings passed to MindFormers (parallel layout, dtypes on Ascend, loss scale)."""
+
+    loss_scale: float = 1.0
+    parallel_config: dict[str, Any] = field(default_factory=dict)  # data_parallel, model_parallel, ...
+    recompute: bool = False
+
+
+@dataclass
+class TorchSection:
+    """gpu only."""
+
+    precision: str = "bf16"  # bf16 autocast on CUDA; the CPU always runs fp32
+    distributed: str = "ddp"  # ddp | fsdp (used when launched by torchrun with more than one process)
+    gradient_checkpointing: bool = False
+    compile: bool = False
+
+
+@dataclass
+class TrainConfig:
+    backend: str = "gpu"
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    optimizer: OptimizerSection = field(default_factory=OptimizerSection)
+    schedule: ScheduleSection = field(default_factory=ScheduleSection)
+    training: TrainingSection = field(default_factory=TrainingSection)
+    mindformers: MindFormersSection | None = None
+    torch: TorchSection | None = None
+    source: str = ""  # the file it came from (not a YAML key)
+
+    SHARED = ("model", "data", "optimizer", "schedule", "training")
+
+
+def _build(cls: type, values: Any, where: str) -> Any:
+    if not isinstance(values, dict):
+        raise MindcodeError(f"{where}: expected a mapping, got {type(values).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls) if f.name != "source"}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise MindcodeError(f"{where}: unknown key {key!r}; valid: {', '.join(sorted(fields))}")
+        hint = hints[key]
+        options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        section = next((o for o in options if dataclasses.is_dataclass(o)), None)
+        kwargs[key] = _build(section, value or {}, f"{where}.{key}") if section else _check(value, hint, f"{where}.{key}")
+    return cls(**kwargs)
+
+
+def _check(value: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint) or hint
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (origin,)
+    if value is None and type(None) in options:
+        return value
+    simple = tuple(typing.get_origin(o) or o for o in options if o is not type(None))
+    if float in simple and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if float in simple and isinstance(value, str):  # YAML 1.1 reads 3e-4 (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if not isinstance(value, simple) or (isinstance(value, bool) and bool not in simple):
+        names = "/".join(getattr(o, "__name__", str(o)) for o in simple)
+        raise MindcodeError(f"{where}: expected {names}, got {value!r}")
+    return value
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``training.max_steps=5`` -> (["training", "max_steps"], 5), the value read as YAML."""
+    if "=" not in text:
+        raise MindcodeError(f"override {text!r}: expected section.key=value")
+    key, value = text.split("=", 1)
+    return key.split("."), yaml.safe_load(value)
+
+
+def load_config(path: str | Path, overrides: list[str] = (), backend: str | None = None) -> TrainConfig:
+    """Read and validate a config; ``overrides`` are ``section.key=value`` strings applied first."""
+    path = Path(path)
+    if not path.is_file():
+        raise MindcodeError(f"{path}: no such config file")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise MindcodeError(f"{path}: invalid YAML ({exc})") from None
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = raw
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = value
+    if backend:
+        raw["backend"] = backend
+    config = _build(TrainConfig, raw, str(path))
+    config.source = str(path)
+    validate(config)
+    return config
+
+
+def validate(config: TrainConfig) -> None:
+    where = config.source
+    from backends import BACKENDS
+
+    if config.backend not in BACKENDS:
+        raise MindcodeError(f"{where}: backend {config.backend!r}; valid: {', '.join(BACKENDS)}")
+    if config.backend == "ascend" and config.torch is not None:
+        raise MindcodeError(f"{where}: a 'torch' section in an ascend config (use 'mindformers')")
+    if config.backend == "gpu" and config.mindformers is not None:
+        raise MindcodeError(f"{where}: a 'mindformers' section in a gpu config (use 'torch')")
+    config.mindformers = config.mindformers or (MindFormersSection() if config.backend == "ascend" else None)
+    config.torch = config.torch or (TorchSection() if config.backend == "gpu" else None)
+    if config.optimizer.type != "AdamW":
+        raise MindcodeError(f"{where}: optimizer.type {config.optimizer.type!r}; supported: AdamW")
+    if config.schedule.type != "CosineWithWarmUpLR":
+        raise MindcodeError(f"{where}: schedule.type {config.schedule.type!r}; supported: CosineWithWarmUpLR")
+    if config.training.on_nan not in ("stop", "skip"):
+        raise MindcodeError(f"{where}: training.on_nan {config.training.on_nan!r}; choose stop or skip")
+    if config.training.batch_size < 1 or config.training.max_steps < 1:
+        raise MindcodeError(f"{where}: training.batch_size and training.max_steps must be >= 1")
+    config.model.shape()  # unknown model keys fail here, before any model is built
+
+
+def check_data(config: TrainConfig) -> Path:
+    """The data path this backend reads; missing data fails before any model is built, naming the path."""
+    if config.backend == "ascend":
+        path = Path(config.data.mindrecord)
+        if not config.data.mindrecord or not path.is_file():
+            raise MindcodeError(f"{config.source}: data.mindrecord {config.data.mindrecord!r}: no such file "
+                                "(write it with `mindcode data tokenize --output_file`)")
+    else:
+        path = Path(config.data.npy)
+        if not config.data.npy or not (path / "input_ids.npy").is_file():
+            raise MindcodeError(f"{config.source}: data.npy {config.data.npy!r}: no input_ids.npy there "
+                                "(write it with `mindcode data tokenize --torch_output`)")
+    return path
+
+
+def learning_rate(schedule: ScheduleSection, step: int, total_steps: int) -> float:
+    """MindFormers' CosineWithWarmUpLR at 0-based optimizer step ``step`` (the gpu backend uses this formula)."""
+    import math
+
+    warmup = int(total_steps * schedule.warmup_ratio) if schedule.warmup_ratio is not None else schedule.warmup_steps
+    if step >= total_steps:
+        return schedule.lr_end
+    if warmup and step < warmup:
+        return schedule.warmup_lr_init + (schedule.learning_rate - schedule.warmup_lr_init) * step / warmup
+    progress = (step - warmup) / max(1, total_steps - warmup)
+    percent = max(0.0, 0.5 * (1.0 + math.cos(math.pi * schedule.num_cycles * 2.0 * progress)))
+    return schedule.lr_end + (schedule.learning_rate - schedule.lr_end) * percent

@@ -1,0 +1,136 @@
+"""The training driver both backends share: data order, metrics, checkpoints, resume, NaN handling.
+
+The backend supplies a step trainer (``backends.<name>.train.Trainer``): ``num_rows``, ``batches(indices)``,
+``step(input_ids, labels) -> {"loss", "lr", "grad_norm", "tokens", "skipped"}``, ``save(dir)``, ``load(dir)`` and
+``export(dir)``. Everything else lives here, once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from mindcode.config import TrainConfig, check_data
+from mindcode.errors import MindcodeError
+from mindcode.train.sampler import Sampler
+
+STATE_FILE = "trainer_state.json"
+
+
+def latest_checkpoint(output_dir: Path) -> Path | None:
+    steps = sorted((int(p.name.split("_")[1]), p) for p in (output_dir / "checkpoints").glob("step_*")
+                   if (p / STATE_FILE).exists())
+    return steps[-1][1] if steps else None
+
+
+def _rewrite_metrics(path: Path, upto: int) -> None:
+    """After resuming from step ``upto``, drop the lines of steps that will be run again."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= upto]
+    path.write_text("".join(line + "\n" for line in kept))
+
+
+def train(config: TrainConfig, resume: str | bool | None = None, progress: bool = True,
+          rank: int = 0, world_size: int = 1) -> dict[str, Any]:
+    """Run (or resume) a training run; returns the run summary (also written to OUTPUT_DIR/summary.json)."""
+    from backends import get_backend
+
+    check_data(config)
+    out = Path(config.training.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    trainer = get_backend(config.backend).trainer(config, rank=rank, world_size=world_size)
+    t = config.training
+    sampler = Sampler(trainer.num_rows, t.batch_size, t.seed, config.data.shuffle, rank, world_size)
+
+    start = 0
+    if resume:
+        checkpoint = latest_checkpoint(out) if resume is True else Path(resume)
+        if checkpoint is None or not (checkpoint / STATE_FILE).is_file():
+            raise MindcodeError(f"--resume: no checkpoint with {STATE_FILE} in {checkpoint or out / 'checkpoints'}")
+        state = json.loads((checkpoint / STATE_FILE).read_text())
+        trainer.load(checkpoint)
+        start = state["step"]
+    metrics_path = out / "metrics.jsonl"
+    if rank == 0:
+        if start:
+            _rewrite_metrics(metrics_path, start)
+        else:
+            metrics_path.unlink(missing_ok=True)
+    (out / "config.json").write_text(json.dumps({"source": config.source, "backend": config.backend,
+                                                 "training": vars(t)}, indent=2, default=str))
+
+    began = time.perf_counter()
+    checkpoints, losses, tokens_per_s, skipped = [], [], [], 0
+    bar = tqdm(total=t.max_steps, initial=start, desc=f"train [{config.backend}]", unit="step",
+               disable=not progress or rank != 0)
+    with metrics_path.open("a") as metrics:
+        for step in range(start, t.max_steps):
+            input_ids, labels = trainer.batches(sampler.batch(step))
+            tick = time.perf_counter()
+            m = trainer.step(input_ids, labels)
+            seconds = time.perf_counter() - tick
+            if not math.isfinite(m["loss"]):
+                if t.on_nan == "stop":
+                    raise MindcodeError(f"step {step + 1}: loss is {m['loss']} (no update applied); "
+                                        f"set training.on_nan=skip to skip such batches")
+                skipped += 1
+            record = {"step": step + 1, "loss": m["loss"], "lr": m["lr"], "grad_norm": m["grad_norm"],
+                      "tokens_per_s": round(m["tokens"] * world_size / seconds, 1), "step_time_s": round(seconds, 4)}
+            if m.get("skipped"):
+                record["skipped"] = True
+            if rank == 0:
+                metrics.write(json.dumps(record) + "\n")
+                metrics.flush()
+            losses.append(m["loss"])
+            tokens_per_s.append(record["tokens_per_s"])
+            bar.set_postfix(loss=f"{m['loss']:.4f}", lr=f"{m['lr']:.2e}")
+            bar.update()
+            done = step + 1
+            if done == t.max_steps or (t.save_steps and done % t.save_steps == 0):
+                checkpoints.append(str(_save(trainer, out, done, sampler, rank)))
+    bar.close()
+    if rank == 0:
+        trainer.export(out / "final")
+    summary = {
+        "backend": config.backend,
+        "device": trainer.device,
+        "config": config.source,
+        "output_dir": str(out),
+        "steps": t.max_steps,
+        "resumed_from": start,
+        "final_loss": losses[-1] if losses else None,
+        "first_loss": losses[0] if losses else None,
+        "skipped_steps": skipped,
+        "tokens_per_s": round(sum(tokens_per_s) / len(tokens_per_s), 1) if tokens_per_s else None,
+        "seconds": round(time.perf_counter() - began, 2),
+        "checkpoints": checkpoints,
+        "final_weights": str(out / "final"),
+    }
+    if rank == 0:
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _save(trainer: Any, out: Path, step: int, sampler: Sampler, rank: int) -> Path:
+    """Write ``checkpoints/step_N`` through a temp folder: a run killed mid-save leaves the previous one intact."""
+    final = out / "checkpoints" / f"step_{step}"
+    tmp = out / "checkpoints" / f".step_{step}.tmp-{os.getpid()}"
+    if rank == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    trainer.save(tmp)
+    if rank == 0:
+        state = {"step": step, "epoch": sampler.epoch_of(step), "seed": sampler.seed,
+                 "batch_size": sampler.batch_size, "num_rows": sampler.num_rows}
+        (tmp / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+    return final

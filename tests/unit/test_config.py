@@ -1,0 +1,84 @@
+"""Every YAML loads; ascend/gpu twins agree on the shared sections; unknown keys and missing data fail early."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mindcode.config import TrainConfig, check_data, learning_rate, load_config
+from mindcode.errors import MindcodeError
+
+ROOT = Path(__file__).resolve().parents[2]
+YAMLS = sorted((ROOT / "configs").glob("*/*.yaml"))
+
+
+@pytest.mark.parametrize("path", YAMLS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_yaml_loads_and_says_how_to_launch(path):
+    config = load_config(path)
+    assert config.backend == path.parent.name
+    assert path.read_text().startswith("# Launch: mindcode train --config configs/")
+
+
+@pytest.mark.parametrize("name", sorted({p.name for p in YAMLS}))
+def test_twins_share_their_sections(name):
+    ascend, gpu = ROOT / "configs" / "ascend" / name, ROOT / "configs" / "gpu" / name
+    assert ascend.exists() and gpu.exists(), f"{name} needs both an ascend and a gpu version"
+    a, g = yaml.safe_load(ascend.read_text()), yaml.safe_load(gpu.read_text())
+    for section in TrainConfig.SHARED:
+        left, right = dict(a.get(section, {})), dict(g.get(section, {}))
+        if section == "training":  # each backend writes its own run folder
+            left.pop("output_dir", None)
+            right.pop("output_dir", None)
+        assert left == right, f"{name}: section {section!r} differs"
+    assert "mindformers" in a and "torch" not in a and "torch" in g and "mindformers" not in g
+
+
+def test_mindformer_config_loads_the_ascend_yamls():
+    pytest.importorskip("mindformers")
+    from mindformers import MindFormerConfig
+
+    for path in (ROOT / "configs" / "ascend").glob("*.yaml"):
+        assert MindFormerConfig(str(path)).model.model_config.hidden_size
+
+
+def write(tmp_path, text):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_model_section_is_mindformers_shaped_and_matches_the_preset():
+    from mindcode.presets import PRESETS
+
+    config = load_config(ROOT / "configs/gpu/tiny_cpu.yaml")
+    assert config.model.shape().hf_weight_shapes() == PRESETS["tiny"].hf_weight_shapes()
+    assert config.model.seq_length == 128
+
+
+def test_unknown_keys_are_errors_naming_key_and_file(tmp_path):
+    with pytest.raises(MindcodeError, match=r"c\.yaml\.training: unknown key 'max_step'; valid: .*max_steps"):
+        load_config(write(tmp_path, "backend: gpu\ntraining: {max_step: 3}\n"))
+    with pytest.raises(MindcodeError, match=r"c\.yaml: unknown key 'optimiser'"):
+        load_config(write(tmp_path, "backend: gpu\noptimiser: {}\n"))
+    with pytest.raises(MindcodeError, match=r"model\.model_config: unknown key 'hidden'"):
+        load_config(write(tmp_path, "backend: gpu\nmodel: {model_config: {hidden: 3}}\n"))
+    with pytest.raises(MindcodeError, match=r"c\.yaml\.training\.batch_size: expected int, got 'four'"):
+        load_config(write(tmp_path, "backend: gpu\ntraining: {batch_size: four}\n"))
+    with pytest.raises(MindcodeError, match=r"a 'torch' section in an ascend config"):
+        load_config(write(tmp_path, "backend: ascend\ntorch: {}\n"))
+
+
+def test_overrides_and_missing_data(tmp_path):
+    config = load_config(ROOT / "configs/gpu/tiny_cpu.yaml", ["training.max_steps=7", "schedule.learning_rate=3e-4"])
+    assert config.training.max_steps == 7 and config.schedule.learning_rate == 3e-4
+    config.data.npy = str(tmp_path / "nope")
+    with pytest.raises(MindcodeError, match=r"data\.npy '.*nope': no input_ids\.npy there"):
+        check_data(config)
+
+
+def test_schedule_matches_mindformers_documented_values():
+    from mindcode.config import ScheduleSection
+
+    s = ScheduleSection(learning_rate=0.005, warmup_steps=10)
+    assert learning_rate(s, 1, 20) == pytest.approx(0.0005)  # MindFormers' docstring: 0.0005
+    assert learning_rate(s, 15, 20) == pytest.approx(0.0025)  # and 0.0024999997
