@@ -77,6 +77,7 @@ class ScheduleSection:
 @dataclass
 class TrainingSection:
     batch_size: int = 1  # global batch (summed over data-parallel ranks)
+    gradient_accumulation_steps: int = 1  # micro-batches per optimizer step; the loss is their mean
     max_steps: int = 100
     max_grad_norm: float = 1.0
     save_steps: int = 0  # 0: only at the end
@@ -206,6 +207,10 @@ def validate(config: TrainConfig) -> None:
         raise MindcodeError(f"{where}: training.on_nan {config.training.on_nan!r}; choose stop or skip")
     if config.training.batch_size < 1 or config.training.max_steps < 1:
         raise MindcodeError(f"{where}: training.batch_size and training.max_steps must be >= 1")
+    accumulation = config.training.gradient_accumulation_steps
+    if accumulation < 1 or config.training.batch_size % accumulation:
+        raise MindcodeError(f"{where}: training.gradient_accumulation_steps {accumulation} must divide "
+                            f"training.batch_size {config.training.batch_size}")
     config.model.shape()  # unknown model keys fail here, before any model is built
 
 

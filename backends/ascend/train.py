@@ -36,6 +36,29 @@ def _cpu_safe_step_cell():
     return CpuSafeTrainOneStepCell
 
 
+def _micro_batch_mean(network, micro: int):
+    """A cell whose loss is the mean of ``micro`` micro-batch losses: the update gradient accumulation makes.
+
+    MindFormers' own accumulation cells need its semi-auto-parallel mode; this one differentiates the same mean in
+    one graph (the same arithmetic, without the memory saving).
+    """
+    from mindspore import nn, ops
+
+    class MicroBatchMean(nn.Cell):
+        def __init__(self):
+            super().__init__(auto_prefix=False)
+            self.network = network
+
+        def construct(self, input_ids, labels):
+            ids, labs = ops.split(input_ids, input_ids.shape[0] // micro), ops.split(labels, labels.shape[0] // micro)
+            total = self.network(ids[0], labs[0])
+            for i in range(1, micro):
+                total = total + self.network(ids[i], labs[i])
+            return total / micro
+
+    return MicroBatchMean()
+
+
 def decays(name: str, shape: tuple[int, ...]) -> bool:
     """Weight decay on matrices only, as MindFormers groups parameters (no decay on 1-D norms and biases)."""
     return len(shape) > 1 and not name.endswith(".bias")
@@ -69,7 +92,9 @@ class Trainer:
                                 num_cycles=s.num_cycles)
         optimizer = AdamW(groups, learning_rate=lr, betas=tuple(o.betas), eps=o.eps, weight_decay=0.0)
         cell = _cpu_safe_step_cell() if self.device == "CPU" else MFTrainOneStepCell
-        self.step_cell = cell(self.model, optimizer, use_clip_grad=True, max_grad_norm=t.max_grad_norm,
+        micro = t.gradient_accumulation_steps
+        network = self.model if micro == 1 else _micro_batch_mean(self.model, micro)
+        self.step_cell = cell(network, optimizer, use_clip_grad=True, max_grad_norm=t.max_grad_norm,
                               scale_sense=config.mindformers.loss_scale)
         self.step_cell.set_train(True)
         self._ms = ms

@@ -62,16 +62,20 @@ class Trainer:
     def step(self, input_ids: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
         torch = self.torch
         device = next(self.model.parameters()).device
-        ids = torch.as_tensor(input_ids, dtype=torch.long, device=device)
-        lab = torch.as_tensor(labels, dtype=torch.long, device=device)
         self.model.train()
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast):
-            loss = self.model(input_ids=ids, labels=lab).loss
-        loss.backward()
+        micro = self.config.training.gradient_accumulation_steps
+        loss = 0.0
+        for ids, lab in zip(np.array_split(input_ids, micro), np.array_split(labels, micro)):
+            ids = torch.as_tensor(ids, dtype=torch.long, device=device)
+            lab = torch.as_tensor(lab, dtype=torch.long, device=device)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast):
+                part = self.model(input_ids=ids, labels=lab).loss / micro
+            part.backward()  # gradients of the mean of micro-batch losses accumulate in .grad
+            loss = loss + part.detach()
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
         norm = torch.sqrt(sum((g.float() ** 2).sum() for g in grads))
         lr = learning_rate(self.config.schedule, self.optimizer_step, self.config.training.max_steps)
-        loss, norm = loss.detach(), norm.detach()
+        norm = norm.detach()
         finite = bool(torch.isfinite(loss)) and bool(torch.isfinite(norm))
         if finite:
             clip = self.config.training.max_grad_norm

@@ -59,6 +59,18 @@ def test_loss_parity_over_20_steps(run_inputs):
     assert sum(gpu[-5:]) / 5 < sum(gpu[:5]) / 5 - 1.0  # it learns
 
 
+def test_gradient_accumulation_parity(run_inputs):
+    """4 rows as 2 micro-batches of 2: both backends take the same steps."""
+    result = {}
+    for backend in ("gpu", "ascend"):
+        extra = {"training.gradient_accumulation_steps": 2, "training.max_steps": 8}
+        summary = train(load_config(ROOT / f"configs/{backend}/tiny_cpu.yaml",
+                                    overrides(run_inputs, backend, "accumulate", **extra)), progress=False)
+        result[backend] = losses(summary["output_dir"])
+    worst = max(abs(a - g) / abs(g) for a, g in zip(result["ascend"], result["gpu"]))
+    assert worst <= 1e-4 and result["gpu"] != losses(run_inputs / "parity" / "gpu")[:8]
+
+
 @pytest.mark.parametrize("backend", ["gpu", "ascend"])
 def test_sigkill_then_resume_reproduces_the_uninterrupted_run(run_inputs, backend):
     extra = {"training.max_steps": 60, "training.save_steps": 10}
