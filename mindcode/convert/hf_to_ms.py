@@ -1,29 +1,32 @@
-"""HF safetensors directory -> MindSpore ``.ckpt`` with MindFormers parameter names.
+"""HF checkpoint directory -> MindSpore checkpoint with MindFormers parameter names, streamed tensor by tensor.
 
 Every source tensor is mapped through the key table or dropped on purpose, checked against the shape that
-``config.json`` implies, and every weight the model needs must be present; anything else is an error naming
-the file and key. The output appears only when the whole write succeeded.
+``config.json`` implies, and every weight the model needs must be present; anything else is an error naming the
+file and key. Memory stays at about one copy chunk (16 MiB): bytes go from the source file to the output file,
+through a dtype conversion only when ``--dtype`` asks for one. The output appears only when the whole write (and,
+with ``verify``, the re-read) succeeded. Writes ``.ckpt`` (byte-identical to ``mindspore.save_checkpoint``) or
+safetensors with MindFormers names (``mindspore.load_checkpoint(..., format="safetensors")``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
+from mindcode.convert import ckpt_io, safetensors_io
+from mindcode.convert.casting import cast_chunks
 from mindcode.convert.keymap import hf_to_ms
-from mindcode.convert.safetensors_io import list_tensors, load_tensor
+from mindcode.convert.progress import Run
+from mindcode.convert.sources import list_sources
 from mindcode.errors import MindcodeError
 from mindcode.presets import ModelConfig
 
 log = logging.getLogger(__name__)
 
 DTYPE_FLAGS = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
-SAFETENSORS_TO_DTYPE = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}
+FORMATS = ("ckpt", "safetensors")
 
 
 def read_hf_config(directory: Path) -> ModelConfig:
@@ -47,58 +50,72 @@ def expected_weights(config: ModelConfig) -> dict[str, tuple[int, ...]]:
 
 
 def convert_hf_to_ms(input_path: str | Path, output_path: str | Path, dtype: str | None = None,
-                     progress: bool = True) -> dict[str, Any]:
-    """Convert and return a summary ``{tensors, bytes, dtypes, dropped, seconds, output_path}``.
+                     fmt: str = "ckpt", verify: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Convert and return a summary (tensors, bytes, dtypes, dropped, seconds, bytes/s, peak RSS).
 
     Args:
         dtype: ``fp32``/``fp16``/``bf16`` to cast to; ``None`` keeps each tensor's source dtype.
+        fmt: ``ckpt`` or ``safetensors``.
+        verify: re-read the output and compare every tensor's bytes with what was converted.
     """
-    start = time.perf_counter()
-    from backends import get_backend  # the writer is MindSpore's; imported only when converting
-
     directory, output_path = Path(input_path), Path(output_path)
     if dtype is not None and dtype not in DTYPE_FLAGS:
         raise MindcodeError(f"--dtype {dtype!r}: choose one of {', '.join(DTYPE_FLAGS)}")
+    if fmt not in FORMATS:
+        raise MindcodeError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
     config = read_hf_config(directory)
     expected = expected_weights(config)
-    infos = list_tensors(directory)
 
-    tensors, dropped, seen, dtypes = [], [], set(), {}
-    total_bytes = sum(info.nbytes for info in infos)
-    bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc="convert", disable=not progress)
-    for info in infos:
-        source = str(info.path)
-        ms_name = hf_to_ms(info.name, source=source)
-        bar.update(info.nbytes)
+    plan, dropped, dtypes = [], [], {}
+    for source in list_sources(directory):
+        where = str(source.file)
+        ms_name = hf_to_ms(source.name, source=where)
         if ms_name is None:
-            dropped.append(info.name)
+            dropped.append(source.name)
             continue
-        want = expected.get(info.name)
+        want = expected.get(source.name)
         if want is None:
-            raise MindcodeError(f"{source}: {info.name} is not a weight of a {config.num_layers}-layer model")
-        if info.shape != want:
-            raise MindcodeError(f"{source}: {info.name} has shape {list(info.shape)}, config.json implies {list(want)}")
-        if info.dtype not in SAFETENSORS_TO_DTYPE:
-            raise MindcodeError(f"{source}: {info.name} has dtype {info.dtype}; weights must be F32, F16 or BF16")
-        target = DTYPE_FLAGS[dtype] if dtype else SAFETENSORS_TO_DTYPE[info.dtype]
+            raise MindcodeError(f"{where}: {source.name} is not a weight of a {config.num_layers}-layer model")
+        if source.shape != want:
+            raise MindcodeError(f"{where}: {source.name} has shape {list(source.shape)}, config.json implies {list(want)}")
+        if source.dtype not in ckpt_io.DTYPE_TO_MS:
+            raise MindcodeError(f"{where}: {source.name} has dtype {source.dtype}; weights must be F32, F16 or BF16")
+        target = DTYPE_FLAGS[dtype] if dtype else source.dtype
         dtypes[target] = dtypes.get(target, 0) + 1
-        tensors.append((ms_name, load_tensor(info), target))
-        seen.add(info.name)
-    bar.close()
-    missing = sorted(set(expected) - seen)
+        plan.append((ms_name, source, target))
+    missing = sorted(set(expected) - {source.name for _, source, _ in plan})
     if missing:
         raise MindcodeError(f"{directory}: {len(missing)} weights missing, first {missing[0]!r}")
 
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    get_backend("ascend").save_checkpoint(tensors, output_path)
-    summary = {
-        "input_path": str(directory),
-        "output_path": str(output_path),
-        "tensors": len(tensors),
-        "bytes": total_bytes,
-        "dtypes": dtypes,
-        "dropped": dropped,
-        "seconds": round(time.perf_counter() - start, 3),
-    }
-    log.info("converted %d tensors (%.1f MB) to %s", len(tensors), total_bytes / 1e6, output_path)
+    def out_bytes(item) -> int:
+        _, source, target = item
+        return source.nbytes // ckpt_io.MS_TYPES[ckpt_io.DTYPE_TO_MS[source.dtype]].itemsize * \
+            ckpt_io.MS_TYPES[ckpt_io.DTYPE_TO_MS[target]].itemsize
+
+    run = Run(total=sum(s.nbytes for _, s, _ in plan), desc="hf->ms", progress=progress)
+    by_name = {name: (source, target) for name, source, target in plan}
+
+    def chunks(name: str):
+        source, target = by_name[name]
+        for chunk in cast_chunks(source.chunks(), source.dtype, target):
+            run.advance(len(chunk))
+            yield chunk
+
+    with run.atomic_file(output_path) as tmp:
+        digests = {}
+        if fmt == "ckpt":
+            with tmp.open("wb") as f:
+                writer = ckpt_io.CkptWriter(f)
+                for name, source, target in plan:
+                    writer.write(name, source.shape, ckpt_io.DTYPE_TO_MS[target], chunks(name))
+                digests = writer.digests
+        else:
+            entries = [(name, target, source.shape, out_bytes((name, source, target))) for name, source, target in plan]
+            safetensors_io.write_safetensors(tmp, entries, lambda name: run.digest(name, chunks(name), digests),
+                                             metadata={"format": "ms"})
+        if verify:
+            run.verify(tmp, fmt, digests, {name: source for name, source, target in plan if source.dtype == target})
+    summary = run.summary(input_path=str(directory), output_path=str(output_path), tensors=len(plan), dtypes=dtypes,
+                          dropped=dropped, format=fmt, verified=verify)
+    log.info("converted %d tensors to %s", len(plan), output_path)
     return summary

@@ -31,6 +31,16 @@ HF_TO_MINDFORMERS: dict[str, str | None] = {
 
 MINDFORMERS_TO_HF: dict[str, str] = {ms: hf for hf, ms in HF_TO_MINDFORMERS.items() if ms is not None}
 
+# What a MindSpore training checkpoint holds besides weights; dropped (and reported) when converting to HF.
+TRAINING_STATE_PREFIXES = ("adam_m.", "adam_v.", "exp_avg.", "exp_avg_sq.", "moment1.", "moment2.", "accu_grads.",
+                           "moments.")
+TRAINING_STATE_NAMES = ("global_step", "learning_rate", "scale_sense", "loss_scale", "current_iterator_step",
+                        "last_overflow_iterator_step", "epoch_num", "step_num")
+
+
+def training_state(name: str) -> bool:
+    return name in TRAINING_STATE_NAMES or name.startswith(TRAINING_STATE_PREFIXES)
+
 _LAYER_INDEX = re.compile(r"\.layers\.(\d+)\.")
 
 

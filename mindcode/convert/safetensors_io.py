@@ -131,3 +131,40 @@ def iter_tensors(directory: Path) -> Iterator[tuple[TensorInfo, np.ndarray]]:
     """Stream ``(info, array)`` pairs, one tensor at a time."""
     for info in list_tensors(directory):
         yield info, load_tensor(info)
+
+
+SAFETENSORS_DTYPES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16"}
+
+
+def read_chunks(info: TensorInfo, chunk: int = 16 << 20) -> Iterator[bytes]:
+    """The tensor's raw bytes in chunks, read with plain file reads (no mapping: memory stays one chunk)."""
+    with info.path.open("rb") as f:
+        f.seek(info.offset)
+        left = info.nbytes
+        while left:
+            data = f.read(min(chunk, left))
+            if not data:
+                raise MindcodeError(f"{info.path}: truncated inside tensor {info.name!r}")
+            left -= len(data)
+            yield data
+
+
+def write_safetensors(path: Path, entries: list[tuple[str, str, tuple[int, ...], int]], chunks_of,
+                      metadata: dict[str, str] | None = None) -> None:
+    """Stream a safetensors file: ``entries`` are (name, dtype, shape, nbytes); ``chunks_of(name)`` yields bytes."""
+    header: dict[str, object] = {"__metadata__": metadata or {"format": "pt"}}
+    offset = 0
+    for name, dtype, shape, nbytes in entries:
+        header[name] = {"dtype": SAFETENSORS_DTYPES[dtype], "shape": list(shape), "data_offsets": [offset, offset + nbytes]}
+        offset += nbytes
+    blob = json.dumps(header, separators=(",", ":")).encode()
+    blob += b" " * (-len(blob) % 8)  # the format aligns the data to 8 bytes
+    with path.open("wb") as f:
+        f.write(struct.pack("<Q", len(blob)) + blob)
+        for name, _dtype, _shape, nbytes in entries:
+            written = 0
+            for chunk in chunks_of(name):
+                f.write(chunk)
+                written += len(chunk)
+            if written != nbytes:
+                raise MindcodeError(f"{path}: tensor {name!r} produced {written} bytes, expected {nbytes}")
