@@ -35,6 +35,10 @@ class Backend(Protocol):
     def loss(self, model: Any, input_ids: np.ndarray, labels: np.ndarray) -> float:
         """Mean next-token cross entropy over the trained positions (see the module docstring)."""
 
+    def session(self, model: Any, prompts: list[list[int]], max_rows: int, length: int) -> Any:
+        """A decoding session (``mindcode.predict.decode.Session``): next-token logits for up to ``max_rows``
+        sequences of up to ``length`` tokens, starting from ``prompts``."""
+
     def trainer(self, config: Any, rank: int = 0, world_size: int = 1) -> Any:
         """The step trainer the shared loop drives (see ``mindcode.train.loop``): ``num_rows``, ``batches``,
         ``step``, ``save``, ``load``, ``export``, ``device``."""

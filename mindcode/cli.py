@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 import mindcode
-from mindcode.commands import add_common_arguments, convert_weight, data, env, train
+from mindcode.commands import add_common_arguments, convert_weight, data, env, predict, train
 from mindcode.commands import eval as eval_
 
 from mindcode.errors import MindcodeError
@@ -29,6 +29,7 @@ VERBS: dict[str, ModuleType] = {
     "data": data,
     "eval": eval_,
     "train": train,
+    "predict": predict,
 }
 
 

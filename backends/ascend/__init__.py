@@ -41,6 +41,11 @@ class AscendBackend:
         loss = model(ms.Tensor(np.asarray(input_ids, dtype=np.int32)), ms.Tensor(np.asarray(labels, dtype=np.int32)))
         return float(loss.asnumpy().reshape(-1)[0])
 
+    def session(self, model: Any, prompts: list[list[int]], max_rows: int, length: int) -> Any:
+        from backends.ascend.session import Session
+
+        return Session(model, prompts, length=length, max_rows=max_rows)
+
     def trainer(self, config: Any, rank: int = 0, world_size: int = 1) -> Any:
         from backends.ascend.train import Trainer
 

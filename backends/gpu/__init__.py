@@ -57,6 +57,11 @@ class GpuBackend:
             lab = torch.as_tensor(np.asarray(labels, dtype=np.int64), device=model.device)
             return float(model(input_ids=ids, labels=lab).loss)
 
+    def session(self, model: Any, prompts: list[list[int]], max_rows: int, length: int) -> Any:
+        from backends.gpu.session import Session
+
+        return Session(model, prompts)
+
     def trainer(self, config: Any, rank: int = 0, world_size: int = 1) -> Any:
         from backends.gpu.train import Trainer
 

@@ -1,0 +1,103 @@
+"""``mindcode predict``: generate completions on either backend; ``predict humaneval`` writes HumanEval samples.
+
+    mindcode predict --config configs/gpu/tiny_cpu.yaml --checkpoint HF_DIR --tokenizer tokenizer.model \\
+        --input prompts.jsonl --output out.jsonl --max_new_tokens 64
+    mindcode predict humaneval --config configs/ascend/tiny_cpu.yaml --checkpoint model.ckpt \\
+        --tokenizer tokenizer.model --n_samples 1 --limit 20 --output samples.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import yaml
+
+from mindcode.data.io import read_records, write_jsonl
+from mindcode.errors import MindcodeError
+from mindcode.predict.decode import GenerationConfig
+from mindcode.predict.run import HUMANEVAL_STOP, Generator, predict_rows
+
+HELP = "generate completions (greedy, sampling, beam search) on either backend; 'humaneval' for samples"
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("task", nargs="?", choices=["humaneval"], help="humaneval: sample the bundled problems")
+    parser.add_argument("--config", required=True, help="a training config (its backend and model shape)")
+    parser.add_argument("--backend", choices=["ascend", "gpu"], help="override the config's backend")
+    parser.add_argument("--checkpoint", required=True, help="HF directory or MindSpore .ckpt (either backend)")
+    parser.add_argument("--tokenizer", required=True, help="sentencepiece tokenizer.model")
+    parser.add_argument("--input", help='JSONL of {"id", "prompt"} (or "messages" with --chat)')
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--max_new_tokens", type=int, default=128)
+    parser.add_argument("--do_sample", type=_bool, default=False)
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--top_p", type=float, default=1.0)
+    parser.add_argument("--top_k", type=int, default=0)
+    parser.add_argument("--num_beams", type=int, default=1)
+    parser.add_argument("--num_return_sequences", type=int, default=1)
+    parser.add_argument("--repetition_penalty", type=float, default=1.0)
+    parser.add_argument("--stop", nargs="*", default=[], help="stop sequences (the completion is cut before them)")
+    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--chat", action="store_true", help="inputs carry messages, rendered with --template")
+    parser.add_argument("--template", default="llama-2", help="FastChat template for --chat (CodeLlama-Instruct)")
+    parser.add_argument("--max_length", type=int, default=0, help="prompt + new tokens (default: model.seq_length)")
+    parser.add_argument("--n_samples", type=int, default=1, help="humaneval: samples per task")
+    parser.add_argument("--limit", type=int, default=0, help="humaneval: only the first K tasks")
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    model_config = (yaml.safe_load(open(args.config)) or {}).get("model", {}).get("model_config", {})
+    backend = args.backend or (yaml.safe_load(open(args.config)) or {}).get("backend", "gpu")
+    max_length = args.max_length or int(model_config.get("seq_length", 2048))
+    stop = list(args.stop)
+    rows: list[dict[str, Any]]
+    if args.task == "humaneval":
+        from mindcode.eval.humaneval import default_problem_file, read_problems
+
+        problems = list(read_problems(default_problem_file()).values())
+        problems = problems[: args.limit] if args.limit else problems
+        rows = [{"id": p["task_id"], "prompt": p["prompt"].strip()} for p in problems]
+        stop += HUMANEVAL_STOP
+        if args.n_samples > 1 and not args.do_sample:
+            raise MindcodeError("--n_samples > 1 needs --do_sample true")
+    else:
+        if not args.input:
+            raise MindcodeError("give --input prompts.jsonl (or the humaneval task)")
+        rows = [r.data for r in read_records(args.input)]
+        key = "messages" if args.chat else "prompt"
+        for i, row in enumerate(rows):
+            if key not in row or "id" not in row:
+                raise MindcodeError(f"{args.input}: record {i}: needs 'id' and '{key}'")
+    config = GenerationConfig(max_new_tokens=args.max_new_tokens, do_sample=args.do_sample,
+                              temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                              num_beams=args.num_beams,
+                              num_return_sequences=args.n_samples if args.task else args.num_return_sequences,
+                              repetition_penalty=args.repetition_penalty, seed=args.seed, stop=stop)
+    generator = Generator(backend, args.checkpoint, args.tokenizer, args.config, max_length,
+                          max_rows=args.batch_size * max(args.num_beams, config.num_return_sequences))
+    out = predict_rows(generator, rows, config, args.batch_size, args.chat, args.template, sys.stderr.isatty())
+    if args.task == "humaneval":
+        samples = []
+        for row in out:
+            for text in row.get("completions", [row.get("completion")]):
+                samples.append({"task_id": row["id"], "completion": text})
+        write_jsonl(args.output, samples)
+    else:
+        write_jsonl(args.output, out)
+    return {"backend": backend, "output": args.output, **generator.stats}
+
+
+def summary(result: dict[str, Any]) -> str:
+    return (f"[{result['backend']}] {result['prompts']} prompts, {result['new_tokens']} new tokens in "
+            f"{result['seconds']} s ({result['tokens_per_s']} tokens/s) -> {result['output']}")

@@ -1,0 +1,1 @@
+"""Generation: decoding algorithms shared by both backends, prompts, HumanEval sampling."""

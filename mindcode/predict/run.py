@@ -1,0 +1,121 @@
+"""``mindcode predict``: load a checkpoint on a backend (converting on the fly), format prompts, decode, write JSONL.
+
+A checkpoint is an HF directory (its ``config.json`` defines the shape) or a MindSpore ``.ckpt`` (the shape comes
+from ``--config``); either runs on either backend: the gpu backend gets a ``.ckpt`` converted to a temporary HF
+directory, the ascend backend an HF directory converted to a temporary ``.ckpt``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from mindcode.convert.hf_to_ms import convert_hf_to_ms, read_hf_config
+from mindcode.convert.ms_to_hf import convert_ms_to_hf, resolve_config
+from mindcode.errors import MindcodeError
+from mindcode.predict.decode import GenerationConfig, generate
+from mindcode.tokenizer import load_sentencepiece
+
+# bigcode-evaluation-harness's HumanEval stop sequences.
+HUMANEVAL_STOP = ["\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif", "\n```"]
+
+
+class Generator:
+    def __init__(self, backend_name: str, checkpoint: str, tokenizer: str, config: str | None = None,
+                 max_length: int = 2048, max_rows: int = 8):
+        from backends import get_backend
+
+        self.backend = get_backend(backend_name)
+        self.sp = load_sentencepiece(tokenizer)
+        self.max_length, self.max_rows = max_length, max_rows
+        self._tmp = tempfile.TemporaryDirectory(prefix="mindcode-predict-")
+        path = Path(checkpoint)
+        if path.is_dir():
+            self.shape = read_hf_config(path)
+            if backend_name == "ascend":
+                native = Path(self._tmp.name) / "model.ckpt"
+                convert_hf_to_ms(path, native, progress=False)
+            else:
+                native = path
+        elif path.is_file():
+            if not config:
+                raise MindcodeError(f"{path}: a MindSpore checkpoint needs --config (YAML, config.json or preset)")
+            self.shape = resolve_config(config)
+            if backend_name == "gpu":
+                native = Path(self._tmp.name) / "hf"
+                convert_ms_to_hf(path, native, config, progress=False)
+            else:
+                native = path
+        else:
+            raise MindcodeError(f"{path}: no such checkpoint (an HF directory or a .ckpt)")
+        if self.sp.get_piece_size() != self.shape.vocab_size:
+            raise MindcodeError(f"{tokenizer}: {self.sp.get_piece_size()} pieces, the model has {self.shape.vocab_size}")
+        self.model = self.backend.build_model(self.shape, max_length, native)
+
+    def encode(self, text: str) -> list[int]:
+        return [self.sp.bos_id(), *self.sp.encode(text)]
+
+    def run(self, prompts: list[list[int]], config: GenerationConfig) -> list[list[list[int]]]:
+        longest = max(len(p) for p in prompts)
+        if longest + config.max_new_tokens > self.max_length:
+            raise MindcodeError(f"a prompt of {longest} tokens + {config.max_new_tokens} new ones exceeds "
+                                f"--max_length {self.max_length}")
+        rows = len(prompts) * max(config.num_beams, config.num_return_sequences)
+        session = self.backend.session(self.model, prompts, max_rows=max(rows, self.max_rows), length=self.max_length)
+        stops = config.stop
+
+        def stopped(tokens: list[int]) -> bool:
+            return bool(stops) and any(s in self.sp.decode(tokens) for s in stops)
+
+        return generate(session, prompts, config, stopped)
+
+    def text(self, tokens: list[int], stops: list[str]) -> str:
+        text = self.sp.decode(tokens)
+        cut = min((text.find(s) for s in stops if s in text), default=-1)
+        return text[:cut] if cut >= 0 else text
+
+
+def chat_prompt(messages: list[tuple[str, str]], template: str, generator: Generator) -> list[int]:
+    """The conversation rendered with its template up to where the assistant's answer starts."""
+    from mindcode.data.templates import render
+    from mindcode.data.tokenize import ConversationEncoder
+
+    parts = render([*messages, ("assistant", "\x00")], template)
+    cut = next(i for i, p in enumerate(parts) if p.kind == "text" and p.text == "\x00")
+    encoder = ConversationEncoder.__new__(ConversationEncoder)
+    encoder.sp, encoder.bos, encoder.eos, encoder.threads = generator.sp, generator.sp.bos_id(), generator.sp.eos_id(), 1
+    encoder.special, encoder.model_file, encoder.newline = {"bos": encoder.bos, "eos": encoder.eos}, "", []
+    (sample,) = encoder.encode_batch([parts[:cut]])
+    return sample.ids
+
+
+def predict_rows(generator: Generator, rows: list[dict[str, Any]], config: GenerationConfig, batch_size: int,
+                 chat: bool = False, template: str = "llama-2", progress: bool = True) -> list[dict[str, Any]]:
+    start, out, new_tokens = time.perf_counter(), [], 0
+    bar = tqdm(total=len(rows), desc="predict", unit=" prompts", disable=not progress)
+    for i in range(0, len(rows), batch_size):
+        batch = rows[i:i + batch_size]
+        prompts = []
+        for row in batch:
+            if chat:
+                messages = [(m["role"], m["content"]) for m in row["messages"]]
+                prompts.append(chat_prompt(messages, template, generator))
+            else:
+                prompts.append(generator.encode(row["prompt"]))
+        for row, sequences in zip(batch, generator.run(prompts, config)):
+            new_tokens += sum(len(s) for s in sequences)
+            texts = [generator.text(s, config.stop) for s in sequences]
+            if len(sequences) == 1:
+                out.append({"id": row["id"], "completion": texts[0], "token_ids": sequences[0]})
+            else:
+                out.append({"id": row["id"], "completions": texts, "token_ids": sequences})
+        bar.update(len(batch))
+    bar.close()
+    seconds = time.perf_counter() - start
+    generator.stats = {"prompts": len(rows), "new_tokens": new_tokens, "seconds": round(seconds, 3),
+                       "tokens_per_s": round(new_tokens / seconds, 1) if seconds else None}
+    return out
