@@ -1,10 +1,10 @@
-# mindcode: `make test` installs (once) and runs the whole suite; `make install` only installs.
+# mindcode: `make quickstart` installs (once) and runs the main job; `make test` installs and runs the whole suite.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-unit tokenizer clean
+.PHONY: install browser quickstart test test-unit tokenizer clean
 
 install: $(STAMP)
 
@@ -16,7 +16,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[all,test]'
 	touch $(STAMP)
 
-test: $(STAMP)
+# The main job: the whole pipeline on the embedded tiny default, both backends, report in runs/quickstart/.
+quickstart: $(STAMP)
+	$(BIN)/mindcode quickstart $(QUICKSTART_ARGS)
+
+# Debian's Chromium, for the test that opens the quickstart report in a real headless browser.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  (command -v apt-get >/dev/null 2>&1 && apt-get update -qq && \
+	   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	  echo "warning: could not install chromium; the report's browser test will fail in CI"
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: $(STAMP)

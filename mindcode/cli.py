@@ -10,14 +10,16 @@ stderr (exit 1); ``--debug`` shows the traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from types import ModuleType
 
 import mindcode
-from mindcode.commands import add_common_arguments, convert_weight, data, env, predict, train
+from mindcode.commands import add_common_arguments, convert_weight, data, env, predict, quickstart, report, train
 from mindcode.commands import eval as eval_
 
 from mindcode.errors import MindcodeError
@@ -30,6 +32,8 @@ VERBS: dict[str, ModuleType] = {
     "eval": eval_,
     "train": train,
     "predict": predict,
+    "quickstart": quickstart,
+    "report": report,
 }
 
 
@@ -45,12 +49,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def framework_output_to_stderr() -> Iterator[None]:
+    """While a verb runs, file descriptor 1 points at stderr: frameworks that log to stdout (MindFormers does, at
+    import) cannot corrupt the one result the verb prints there."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def run_verb(module: ModuleType, args: argparse.Namespace, prog: str) -> int:
     """Run one verb with mindcode's error and output conventions; returns the exit status."""
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
-        result = module.run(args)
+        with framework_output_to_stderr():
+            result = module.run(args)
     except (MindcodeError, OSError) as exc:
         if args.debug:
             raise

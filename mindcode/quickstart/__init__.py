@@ -1,0 +1,1 @@
+"""The quickstart: the whole pipeline on the embedded tiny default, and its report."""
