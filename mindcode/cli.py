@@ -19,7 +19,8 @@ from collections.abc import Iterator, Sequence
 from types import ModuleType
 
 import mindcode
-from mindcode.commands import add_common_arguments, convert_weight, data, env, predict, quickstart, report, train
+from mindcode.commands import (add_common_arguments, convert_weight, data, env, predict, quickstart, report, serve,
+                               train)
 from mindcode.commands import eval as eval_
 
 from mindcode.errors import MindcodeError
@@ -34,6 +35,7 @@ VERBS: dict[str, ModuleType] = {
     "predict": predict,
     "quickstart": quickstart,
     "report": report,
+    "serve": serve,
 }
 
 

@@ -14,10 +14,11 @@ import sys
 from typing import Any
 
 from mindcode.commands import add_common_arguments
-from mindcode.data import checks
+from mindcode.data import checks, synthetic
 from mindcode.data.build import tokenize_dataset
 from mindcode.data import converters
 from mindcode.data.converters import CONVERTERS, dpo
+from mindcode.errors import MindcodeError
 
 HELP = "convert, tokenize, validate and inspect datasets"
 NESTED = True
@@ -28,8 +29,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for name, module in CONVERTERS.items():
         sub = steps.add_parser(name, help=module.HELP, description=module.__doc__,
                                formatter_class=argparse.RawDescriptionHelpFormatter)
-        _io_arguments(sub)
+        if name == "oss-instruct":  # `oss-instruct generate` asks an endpoint instead of converting rows
+            sub.add_argument("action", nargs="?", choices=["generate"])
+            _endpoint_arguments(sub)
+            sub.add_argument("--seeds", help="generate: JSONL of {seed (code), lang?}")
+        _io_arguments(sub, data_required=name != "oss-instruct")
         module.add_arguments(sub)
+    sub = steps.add_parser("magpie", help="Magpie-style instructions and answers from an endpoint")
+    sub.add_argument("action", choices=["generate"])
+    _endpoint_arguments(sub)
+    sub.add_argument("--n", type=int, required=True, help="rows to generate")
+    sub.add_argument("--template", default="llama-2", help="the served model's FastChat chat template")
+    sub.add_argument("--output_path", required=True)
     sub = steps.add_parser("dpo-attach", help="attach rejected answers from a predictions JSONL to DPO pairs")
     _io_arguments(sub)
     dpo.add_attach_arguments(sub)
@@ -58,8 +69,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         add_common_arguments(sub)
 
 
-def _io_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data_path", required=True, help="input file or glob (.json, .jsonl, .csv, .parquet)")
+def _endpoint_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--endpoint", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
+    parser.add_argument("--model", default="mindcode", help="model name sent to the endpoint")
+    parser.add_argument("--max_tokens", type=int, default=1024)
+    parser.add_argument("--temperature", type=float, default=None)
+
+
+def _io_arguments(parser: argparse.ArgumentParser, data_required: bool = True) -> None:
+    parser.add_argument("--data_path", required=data_required,
+                        help="input file or glob (.json, .jsonl, .csv, .parquet)")
     parser.add_argument("--output_path", required=True, help="output (.json: one JSON array; else JSON lines)")
     parser.add_argument("--on-error", dest="on_error", choices=["fail", "skip"], default="fail",
                         help="skip: go on past malformed rows and write them with their reasons to OUTPUT.rejects.jsonl")
@@ -75,6 +94,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         return checks.validate(args.input)
     if args.step == "inspect":
         return checks.inspect(args.input, args.model_file, args.index)
+    if getattr(args, "action", None) == "generate":
+        if not args.endpoint:
+            raise MindcodeError(f"data {args.step} generate needs --endpoint")
+        endpoint = synthetic.Endpoint(args.endpoint, args.model)
+        if args.step == "magpie":
+            return synthetic.magpie(endpoint, args.n, args.output_path, args.template, args.max_tokens,
+                                    1.0 if args.temperature is None else args.temperature, progress)
+        if not args.seeds:
+            raise MindcodeError("data oss-instruct generate needs --seeds")
+        return synthetic.oss_instruct(endpoint, args.seeds, args.output_path, args.max_tokens,
+                                      0.0 if args.temperature is None else args.temperature, progress)
+    if not args.data_path:
+        raise MindcodeError(f"data {args.step} needs --data_path")
     make = dpo.make_attach if args.step == "dpo-attach" else CONVERTERS[args.step].make
     return converters.run(make(args), args.data_path, args.output_path, args.on_error, progress=progress)
 
@@ -90,6 +122,9 @@ def summary(result: dict[str, Any]) -> str:
         lines += [f"  e.g. {e}" for e in result["examples"][:5]]
         return "\n".join(lines)
     skipped = ", ".join(f"{n} {r}" for r, n in result["skipped_by_reason"].items()) or "none"
+    if "already_done" in result:  # generate
+        return (f"wrote {result['written']} rows to {result['output_path']} ({result['already_done']} were there "
+                f"already); skipped: {skipped}")
     if "rows" in result:  # tokenize
         outputs = " and ".join(p for p in (result["output_file"], result["torch_output"]) if p)
         return (f"{result['records']} records -> {result['rows']} rows of {result['seq_length'] + 1} tokens in "

@@ -1,0 +1,55 @@
+"""``mindcode serve``: an OpenAI-compatible endpoint (/v1/models, /v1/completions, /v1/chat/completions).
+
+    mindcode serve --config configs/gpu/tiny_cpu.yaml --checkpoint HF_DIR --tokenizer tokenizer.model --port 8000
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import yaml
+
+from mindcode.predict.run import Generator
+from mindcode.serve.server import MindcodeServer
+
+HELP = "serve a model over an OpenAI-compatible HTTP API, batching concurrent requests"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="a training config (its backend and model shape)")
+    parser.add_argument("--backend", choices=["ascend", "gpu"])
+    parser.add_argument("--checkpoint", required=True, help="HF directory or MindSpore .ckpt")
+    parser.add_argument("--tokenizer", required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--model_name", default="mindcode")
+    parser.add_argument("--template", default="llama-2", help="FastChat template for chat requests")
+    parser.add_argument("--batch_size", type=int, default=8, help="most sequences decoded together")
+    parser.add_argument("--max_queue", type=int, default=64, help="queued requests before 503")
+    parser.add_argument("--max_length", type=int, default=0, help="prompt + new tokens (default: model.seq_length)")
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    raw = yaml.safe_load(open(args.config)) or {}
+    backend = args.backend or raw.get("backend", "gpu")
+    max_length = args.max_length or int(raw.get("model", {}).get("model_config", {}).get("seq_length", 2048))
+    generator = Generator(backend, args.checkpoint, args.tokenizer, args.config, max_length,
+                          max_rows=args.batch_size * 4)
+    server = MindcodeServer((args.host, args.port), generator, args.model_name, args.template, args.batch_size,
+                            args.max_queue)
+    host, port = server.server_address[:2]
+    print(f"mindcode serve: {backend} model {args.model_name!r} on http://{host}:{port}/v1", file=sys.stderr,
+          flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return {"host": host, "port": port, "stopped": True}
+
+
+def summary(result: dict[str, Any]) -> str:
+    return f"stopped serving on {result['host']}:{result['port']}"
