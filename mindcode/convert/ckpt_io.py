@@ -18,6 +18,7 @@ from typing import IO
 
 import numpy as np
 
+from mindcode.convert.safetensors_io import read_ranges
 from mindcode.errors import MindcodeError
 
 SLICE_BYTES = 512 * 1024 * 1024  # MindSpore's SLICE_SIZE (512 * 1024 KB)
@@ -199,15 +200,7 @@ def index_ckpt(path: str | Path) -> list[CkptTensor]:
 
 
 def read_chunks(path: str | Path, tensor: CkptTensor, chunk: int = CHUNK) -> Iterator[bytes]:
-    with open(path, "rb") as f:
-        for offset, length in tensor.pieces:
-            f.seek(offset)
-            while length:
-                data = f.read(min(chunk, length))
-                if not data:
-                    raise MindcodeError(f"{path}: truncated inside tensor {tensor.name!r}")
-                length -= len(data)
-                yield data
+    return read_ranges(Path(path), tensor.pieces, tensor.name, chunk)
 
 
 def load_array(path: str | Path, tensor: CkptTensor) -> np.ndarray:

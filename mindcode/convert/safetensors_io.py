@@ -136,17 +136,22 @@ def iter_tensors(directory: Path) -> Iterator[tuple[TensorInfo, np.ndarray]]:
 SAFETENSORS_DTYPES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16"}
 
 
+def read_ranges(path: Path, ranges: list[tuple[int, int]], name: str, chunk: int = 16 << 20) -> Iterator[bytes]:
+    """Bytes of ``(offset, length)`` ranges of a file in chunks, with plain reads (memory stays one chunk)."""
+    with open(path, "rb") as f:
+        for offset, length in ranges:
+            f.seek(offset)
+            while length:
+                data = f.read(min(chunk, length))
+                if not data:
+                    raise MindcodeError(f"{path}: truncated inside tensor {name!r}")
+                length -= len(data)
+                yield data
+
+
 def read_chunks(info: TensorInfo, chunk: int = 16 << 20) -> Iterator[bytes]:
-    """The tensor's raw bytes in chunks, read with plain file reads (no mapping: memory stays one chunk)."""
-    with info.path.open("rb") as f:
-        f.seek(info.offset)
-        left = info.nbytes
-        while left:
-            data = f.read(min(chunk, left))
-            if not data:
-                raise MindcodeError(f"{info.path}: truncated inside tensor {info.name!r}")
-            left -= len(data)
-            yield data
+    """The tensor's raw bytes in chunks."""
+    return read_ranges(info.path, [(info.offset, info.nbytes)], info.name, chunk)
 
 
 def write_safetensors(path: Path, entries: list[tuple[str, str, tuple[int, ...], int]], chunks_of,

@@ -69,8 +69,8 @@ class Stats:
 class ConversationEncoder:
     """Turns rendered conversations into (ids, labels) samples, encoding whole batches at a time."""
 
-    def __init__(self, model_file: str, threads: int = -1):
-        self.sp = load_sentencepiece(model_file)
+    def __init__(self, model_file: str, threads: int = -1, processor: Any = None):
+        self.sp = processor if processor is not None else load_sentencepiece(model_file)
         self.bos, self.eos = self.sp.bos_id(), self.sp.eos_id()
         self.threads = threads
         self.model_file = model_file

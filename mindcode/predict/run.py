@@ -86,9 +86,7 @@ def chat_prompt(messages: list[tuple[str, str]], template: str, generator: Gener
 
     parts = render([*messages, ("assistant", "\x00")], template)
     cut = next(i for i, p in enumerate(parts) if p.kind == "text" and p.text == "\x00")
-    encoder = ConversationEncoder.__new__(ConversationEncoder)
-    encoder.sp, encoder.bos, encoder.eos, encoder.threads = generator.sp, generator.sp.bos_id(), generator.sp.eos_id(), 1
-    encoder.special, encoder.model_file, encoder.newline = {"bos": encoder.bos, "eos": encoder.eos}, "", []
+    encoder = ConversationEncoder("tokenizer", threads=1, processor=generator.sp)
     (sample,) = encoder.encode_batch([parts[:cut]])
     return sample.ids
 

@@ -13,9 +13,10 @@ def test_unknown_backend_lists_valid_names():
 def test_backends_implement_the_protocol(name):
     backend = get_backend(name)
     assert backend.name == name
-    for method in ("info", "build_model", "forward", "loss", "save_checkpoint", "load_checkpoint"):
+    methods = {"info", "build_model", "forward", "loss", "session", "trainer", "save_checkpoint", "load_checkpoint"}
+    for method in methods:
         assert callable(getattr(backend, method)), method
-    assert set(Backend.__dict__) >= {"info", "build_model", "forward", "loss", "save_checkpoint", "load_checkpoint"}
+    assert set(Backend.__dict__) >= methods
     info = backend.info()
     assert set(info) == {"available", "reason", "versions", "device", "device_count"}
     assert info["available"] is True, info["reason"]  # the test environment installs both
