@@ -20,6 +20,8 @@ CPU_SETTINGS: dict[str, Any] = {
     "layernorm_compute_type": "float32",
     "softmax_compute_type": "float32",
     "rotary_dtype": "float32",
+    # MindFormers' @lazy_inline graphs fail to compile on the CPU backend in data-parallel mode.
+    "disable_lazy_inline": True,
 }
 FLOAT32_SETTINGS: dict[str, Any] = {"compute_dtype": "float32", "param_init_type": "float32"}
 
@@ -35,7 +37,7 @@ def mindformers_config(config: ModelConfig, seq_length: int, batch_size: int = 1
 
 def build_model(config: ModelConfig, seq_length: int, checkpoint: str | Path | None = None) -> Any:
     mindformers = runtime.mindformers()
-    model = mindformers.LlamaForCausalLM(mindformers_config(config, seq_length))
+    model = mindformers.LlamaForCausalLM(config=mindformers_config(config, seq_length))  # keyword: see CPU_SETTINGS
     if checkpoint is not None:
         load_into(model, checkpoint)
     return model

@@ -36,27 +36,37 @@ def _cpu_safe_step_cell():
     return CpuSafeTrainOneStepCell
 
 
-def _micro_batch_mean(network, micro: int):
-    """A cell whose loss is the mean of ``micro`` micro-batch losses: the update gradient accumulation makes.
+def _token_weighted(network, micro: int, world_size: int):
+    """A cell whose loss is the mean over every trained token of the global batch, however the batch is split into
+    ``micro`` micro-batches and ``world_size`` data-parallel ranks (the gpu backend computes the same).
 
-    MindFormers' own accumulation cells need its semi-auto-parallel mode; this one differentiates the same mean in
-    one graph (the same arithmetic, without the memory saving).
+    Each part's mean loss is weighted by its share of the trained tokens; with data parallelism the token count is
+    all-reduced and the loss scaled by the rank count, since the gradient reducer averages over ranks. MindFormers'
+    own accumulation cells need its semi-auto-parallel mode; this one differentiates the same mean in one graph
+    (the same arithmetic, without accumulation's memory saving).
     """
+    import mindspore as ms
     from mindspore import nn, ops
 
-    class MicroBatchMean(nn.Cell):
+    class TokenWeightedLoss(nn.Cell):
         def __init__(self):
             super().__init__(auto_prefix=False)
             self.network = network
+            self.all_sum = ops.AllReduce() if world_size > 1 else None
 
         def construct(self, input_ids, labels):
-            ids, labs = ops.split(input_ids, input_ids.shape[0] // micro), ops.split(labels, labels.shape[0] // micro)
-            total = self.network(ids[0], labs[0])
-            for i in range(1, micro):
-                total = total + self.network(ids[i], labs[i])
-            return total / micro
+            size = input_ids.shape[0] // micro
+            ids, labs = ops.split(input_ids, size), ops.split(labels, size)
+            total, tokens = 0.0, 0.0
+            for i in range(micro):
+                n = ops.cast(ops.not_equal(labs[i][:, 1:], -100), ms.float32).sum()
+                total = total + self.network(ids[i], labs[i]) * n
+                tokens = tokens + n
+            if self.all_sum is not None:
+                tokens = self.all_sum(tokens.reshape((1,))).reshape(())
+            return total * world_size / tokens
 
-    return MicroBatchMean()
+    return TokenWeightedLoss()
 
 
 def decays(name: str, shape: tuple[int, ...]) -> bool:
@@ -66,9 +76,13 @@ def decays(name: str, shape: tuple[int, ...]) -> bool:
 
 class Trainer:
     def __init__(self, config: TrainConfig, rank: int = 0, world_size: int = 1):
-        if world_size > 1:
-            raise MindcodeError("data-parallel training on the ascend backend is launched with msrun (issue 6)")
         ms = runtime.mindspore()
+        self.rank, self.world_size = rank, world_size
+        if world_size > 1:  # launched by msrun: the step cell's gradient reducer averages over the ranks
+            from mindspore import ParallelMode
+
+            ms.set_auto_parallel_context(parallel_mode=ParallelMode.DATA_PARALLEL, gradients_mean=True,
+                                         device_num=world_size)
         runtime.mindformers()
         from mindformers.core.lr.lr_schedule import CosineWithWarmUpLR
         from mindformers.core.optim import AdamW
@@ -81,7 +95,7 @@ class Trainer:
         model_config = config.model.shape()
         init = None
         if t.init:
-            init = Path(t.output_dir) / "init" / "model.ckpt"
+            init = Path(t.output_dir) / "init" / f"model_rank{rank}.ckpt"
             convert_hf_to_ms(t.init, init, progress=False)
         self.model = build_model(model_config, config.model.seq_length, init)
         params = self.model.trainable_params()
@@ -93,7 +107,20 @@ class Trainer:
         optimizer = AdamW(groups, learning_rate=lr, betas=tuple(o.betas), eps=o.eps, weight_decay=0.0)
         cell = _cpu_safe_step_cell() if self.device == "CPU" else MFTrainOneStepCell
         micro = t.gradient_accumulation_steps
-        network = self.model if micro == 1 else _micro_batch_mean(self.model, micro)
+        network = self.model if micro == 1 and world_size == 1 else _token_weighted(self.model, micro, world_size)
+        self._all_sum = None
+        if world_size > 1:
+            from mindspore import nn, ops
+
+            class AllSum(nn.Cell):
+                def __init__(self):
+                    super().__init__()
+                    self.op = ops.AllReduce()
+
+                def construct(self, x):
+                    return self.op(x)
+
+            self._all_sum = AllSum()
         self.step_cell = cell(network, optimizer, use_clip_grad=True, max_grad_norm=t.max_grad_norm,
                               scale_sense=config.mindformers.loss_scale)
         self.step_cell.set_train(True)
@@ -115,12 +142,16 @@ class Trainer:
         ms = self._ms
         loss, overflow, _scale, lr, grad_norm = self.step_cell(ms.Tensor(input_ids, ms.int32),
                                                                ms.Tensor(labels, ms.int32))
+        if self._all_sum is not None:  # each rank holds its share (times the rank count) of the global mean
+            loss = self._all_sum(loss.reshape((1,))) / self.world_size
         return {"loss": float(loss.asnumpy().reshape(-1)[0]), "lr": float(lr.asnumpy()),
                 "grad_norm": float(grad_norm.asnumpy().reshape(-1)[0]), "skipped": bool(overflow.asnumpy()),
                 "tokens": int((input_ids[:, :-1] != 0).sum())}
 
     def save(self, directory: Path) -> None:
         """Weights, AdamW moments and the optimizer's step (which drives the schedule), in one .ckpt."""
+        if self.rank:
+            return  # data parallel: every rank holds the same state
         self._ms.save_checkpoint(self.step_cell, str(directory / "train_state.ckpt"))
 
     def load(self, directory: Path) -> None:

@@ -64,14 +64,19 @@ class Trainer:
         device = next(self.model.parameters()).device
         self.model.train()
         micro = self.config.training.gradient_accumulation_steps
-        loss = 0.0
-        for ids, lab in zip(np.array_split(input_ids, micro), np.array_split(labels, micro)):
+        # The step's loss is the mean over every trained token of the global batch, whatever the split into
+        # micro-batches and data-parallel ranks: each part is weighted by its share of the trained tokens.
+        trained = [int((lab[:, 1:] != -100).sum()) for lab in np.array_split(labels, micro)]
+        total = self._all_sum(float(sum(trained)))
+        loss_sum = 0.0
+        for ids, lab, n in zip(np.array_split(input_ids, micro), np.array_split(labels, micro), trained):
             ids = torch.as_tensor(ids, dtype=torch.long, device=device)
             lab = torch.as_tensor(lab, dtype=torch.long, device=device)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast):
-                part = self.model(input_ids=ids, labels=lab).loss / micro
-            part.backward()  # gradients of the mean of micro-batch losses accumulate in .grad
-            loss = loss + part.detach()
+                part = self.model(input_ids=ids, labels=lab).loss * (n / total)
+            (part * self.world_size).backward()  # DDP averages gradients over ranks; this undoes the 1/world
+            loss_sum = loss_sum + float(part.detach())
+        loss = torch.tensor(self._all_sum(loss_sum))
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
         norm = torch.sqrt(sum((g.float() ** 2).sum() for g in grads))
         lr = learning_rate(self.config.schedule, self.optimizer_step, self.config.training.max_steps)
@@ -89,6 +94,13 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         return {"loss": loss.item(), "lr": lr, "grad_norm": norm.item(), "skipped": not finite,
                 "tokens": int((input_ids[:, :-1] != 0).sum())}
+
+    def _all_sum(self, value: float) -> float:
+        if self.world_size == 1:
+            return value
+        tensor = self.torch.tensor([value], dtype=self.torch.float64, device=next(self.model.parameters()).device)
+        self.torch.distributed.all_reduce(tensor)
+        return float(tensor.item())
 
     def _module(self) -> Any:
         return getattr(self.model, "module", getattr(self.model, "_orig_mod", self.model))

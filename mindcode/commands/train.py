@@ -36,11 +36,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if getattr(args, flag) is not None:
             overrides.append(f"{key}={getattr(args, flag)}")
     config = load_config(args.config, overrides, backend=args.backend)
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    if world > 1 and config.backend == "gpu":
+    rank, world = 0, 1
+    if config.backend == "gpu" and int(os.environ.get("WORLD_SIZE", 1)) > 1:  # under torchrun
         import torch.distributed as dist
 
         dist.init_process_group("nccl" if _cuda() else "gloo")
+        rank, world = dist.get_rank(), dist.get_world_size()
+    elif config.backend == "ascend" and int(os.environ.get("MS_WORKER_NUM", 1)) > 1:  # under msrun
+        from backends.ascend import runtime
+
+        runtime.mindspore()
+        from mindspore.communication import get_group_size, get_rank, init
+
+        init()
+        rank, world = get_rank(), get_group_size()
     return train(config, resume=args.resume, progress=sys.stderr.isatty(), rank=rank, world_size=world)
 
 

@@ -59,16 +59,39 @@ def test_loss_parity_over_20_steps(run_inputs):
     assert sum(gpu[-5:]) / 5 < sum(gpu[:5]) / 5 - 1.0  # it learns
 
 
-def test_gradient_accumulation_parity(run_inputs):
-    """4 rows as 2 micro-batches of 2: both backends take the same steps."""
+def test_gradient_accumulation_equals_the_full_batch_on_both_backends(run_inputs):
+    """4 rows as 2 micro-batches of 2 give the full batch's steps (the loss is the token-weighted mean)."""
     result = {}
-    for backend in ("gpu", "ascend"):
-        extra = {"training.gradient_accumulation_steps": 2, "training.max_steps": 8}
+    for backend, micro in (("gpu", 1), ("gpu", 2), ("ascend", 2)):
+        extra = {"training.gradient_accumulation_steps": micro, "training.max_steps": 8}
         summary = train(load_config(ROOT / f"configs/{backend}/tiny_cpu.yaml",
-                                    overrides(run_inputs, backend, "accumulate", **extra)), progress=False)
-        result[backend] = losses(summary["output_dir"])
-    worst = max(abs(a - g) / abs(g) for a, g in zip(result["ascend"], result["gpu"]))
-    assert worst <= 1e-4 and result["gpu"] != losses(run_inputs / "parity" / "gpu")[:8]
+                                    overrides(run_inputs, backend, f"accumulate{micro}", **extra)), progress=False)
+        result[(backend, micro)] = losses(summary["output_dir"])
+    full = result[("gpu", 1)]
+    for key in (("gpu", 2), ("ascend", 2)):
+        worst = max(abs(a - g) / abs(g) for a, g in zip(result[key], full))
+        assert worst <= 1e-5, f"{key}: {worst:.2e}"
+
+
+def test_data_parallel_under_torchrun_equals_one_worker(run_inputs):
+    """2 torchrun workers (gloo, launched by scripts/torchrun_launcher.sh) take the single worker's steps."""
+    import socket
+
+    extra = {"training.max_steps": 8}
+    single = train(load_config(ROOT / "configs/gpu/tiny_cpu.yaml", overrides(run_inputs, "gpu", "dp1", **extra)),
+                   progress=False)
+    args = " ".join(overrides(run_inputs, "gpu", "dp2", **extra))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PYTHON": sys.executable}
+    result = subprocess.run(["bash", "scripts/torchrun_launcher.sh",
+                             f"mindcode train --config configs/gpu/tiny_cpu.yaml {args}", "2", str(port),
+                             str(run_inputs / "dp2_logs"), "True", "300"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    worst = max(abs(a - b) / abs(b) for a, b in zip(losses(run_inputs / "dp2" / "gpu"), losses(single["output_dir"])))
+    assert len(losses(run_inputs / "dp2" / "gpu")) == 8 and worst <= 1e-5, f"{worst:.2e}"
 
 
 @pytest.mark.parametrize("backend", ["gpu", "ascend"])
@@ -117,3 +140,26 @@ def test_nan_loss_stops_with_the_step_or_is_skipped(run_inputs, backend, tmp_pat
         train(config, progress=False)
     config.training.on_nan = "skip"
     assert train(config, progress=False)["skipped_steps"] == 3
+
+
+def test_data_parallel_under_msrun_equals_one_worker(run_inputs):
+    """2 msrun workers (MindSpore data parallel on CPU, launched by scripts/msrun_launcher.sh) take one worker's steps."""
+    import socket
+
+    extra = {"training.max_steps": 6}
+    single = train(load_config(ROOT / "configs/ascend/tiny_cpu.yaml", overrides(run_inputs, "ascend", "msdp1", **extra)),
+                   progress=False)
+    args = " ".join(overrides(run_inputs, "ascend", "msdp2", **extra))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PYTHON": sys.executable}
+    result = subprocess.run(["bash", "scripts/msrun_launcher.sh",
+                             f"mindcode train --config configs/ascend/tiny_cpu.yaml {args}", "2", str(port),
+                             str(run_inputs / "msdp2_logs"), "True", "300"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    logs = "".join(p.read_text() for p in (run_inputs / "msdp2_logs").glob("worker_*.log"))
+    assert result.returncode == 0, logs[-3000:]
+    got = losses(run_inputs / "msdp2" / "ascend")
+    worst = max(abs(a - b) / abs(b) for a, b in zip(got, losses(single["output_dir"])))
+    assert len(got) == 6 and worst <= 1e-5, f"{worst:.2e}"
