@@ -19,8 +19,8 @@ from collections.abc import Iterator, Sequence
 from types import ModuleType
 
 import mindcode
-from mindcode.commands import (add_common_arguments, convert_weight, data, env, predict, quickstart, report, serve,
-                               train)
+from mindcode.commands import (add_common_arguments, convert_weight, data, env, launch, predict, quickstart, report,
+                               serve, train)
 from mindcode.commands import eval as eval_
 
 from mindcode.errors import MindcodeError
@@ -36,6 +36,7 @@ VERBS: dict[str, ModuleType] = {
     "quickstart": quickstart,
     "report": report,
     "serve": serve,
+    "launch": launch,
 }
 
 

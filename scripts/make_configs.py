@@ -65,8 +65,8 @@ def write(backend: str, name: str) -> None:
         launch = (f"bash scripts/torchrun_launcher.sh \"mindcode train --config configs/gpu/{name}.yaml\" "
                   f"{devices} {min(devices, 8)} MASTER_ADDR 29500 NODE_RANK")
     header = (f"# Launch: mindcode train --config configs/{backend}/{name}.yaml\n"
-              f"# {what}; the multi-device launch it is laid out for (the launcher works today; the training loop\n"
-              f"# does not yet split batches across ranks, see README):\n#   {launch}\n"
+              f"# {what}; its multi-device launch (data parallelism works; the model/pipeline layout in\n"
+              f"# parallel_config is recorded, not yet applied - see README):\n#   {launch}\n"
               f"# Written by scripts/make_configs.py; edit the table there.\n")
     path = ROOT / "configs" / backend / f"{name}.yaml"
     path.write_text(header + yaml.safe_dump(body, sort_keys=False, width=120))

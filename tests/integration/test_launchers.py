@@ -1,6 +1,7 @@
 """The launchers with real msrun and torchrun processes on 127.0.0.1: MindFormers' argument forms, collectives
 across workers and "nodes", usage errors, and a failing worker ending the job in bounded time."""
 
+import json
 import os
 import socket
 import subprocess
@@ -74,3 +75,30 @@ def test_a_failing_worker_ends_the_job_non_zero(launcher, worker, tmp_path):
     output, _ = proc.communicate(timeout=180)
     assert proc.returncode != 0, output[-2000:]
     assert time.monotonic() - start < 120
+
+
+def test_mindcode_launch_dry_run_and_preflight(tmp_path):
+    def launch_cli(*args, env=None):
+        return subprocess.run([sys.executable, "-m", "mindcode", "launch", *args], capture_output=True, text=True,
+                              cwd=ROOT, env={**os.environ, **(env or {})})
+
+    result = launch_cli("--nnodes", "2", "--node_rank", "1", "--nproc_per_node", "1", "--master_addr", "127.0.0.1",
+                        "--master_port", "8200", "--dry_run", "--json", "--", "train", "--config",
+                        "configs/ascend/tiny_cpu.yaml")
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert plan["backend"] == "ascend" and plan["command"][1].endswith("scripts/msrun_launcher.sh")
+    assert plan["command"][2:] == ["mindcode train --config configs/ascend/tiny_cpu.yaml", "2", "1", "127.0.0.1",
+                                   "8200", "1", "output/launch_log", "True", "7200"]
+    gpu = json.loads(launch_cli("--nproc_per_node", "2", "--dry_run", "--json", "--", "train", "--config",
+                                "configs/gpu/tiny_cpu.yaml").stdout)
+    assert gpu["command"][1].endswith("torchrun_launcher.sh") and gpu["command"][6] == "29500"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = str(busy.getsockname()[1])
+        result = launch_cli("--master_port", port, "--dry_run", "--", "train", "--config", "configs/gpu/tiny_cpu.yaml")
+    assert result.returncode == 1 and f"master port 127.0.0.1:{port} is not free" in result.stderr
+    result = launch_cli("--nproc_per_node", "2", "--dry_run", "--", "train", "--config", "configs/ascend/tiny_cpu.yaml",
+                        env={"ASCEND_RT_VISIBLE_DEVICES": "0"})
+    assert result.returncode == 1 and "2 processes per node but 1 devices visible (ASCEND_RT_VISIBLE_DEVICES)" in result.stderr

@@ -74,20 +74,20 @@ def test_gradient_accumulation_equals_the_full_batch_on_both_backends(run_inputs
 
 
 def test_data_parallel_under_torchrun_equals_one_worker(run_inputs):
-    """2 torchrun workers (gloo, launched by scripts/torchrun_launcher.sh) take the single worker's steps."""
+    """2 torchrun workers (gloo), started by `mindcode launch`, take the single worker's steps."""
     import socket
 
     extra = {"training.max_steps": 8}
     single = train(load_config(ROOT / "configs/gpu/tiny_cpu.yaml", overrides(run_inputs, "gpu", "dp1", **extra)),
                    progress=False)
-    args = " ".join(overrides(run_inputs, "gpu", "dp2", **extra))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "PYTHON": sys.executable}
-    result = subprocess.run(["bash", "scripts/torchrun_launcher.sh",
-                             f"mindcode train --config configs/gpu/tiny_cpu.yaml {args}", "2", str(port),
-                             str(run_inputs / "dp2_logs"), "True", "300"],
+    result = subprocess.run([sys.executable, "-m", "mindcode", "launch", "--nproc_per_node", "2", "--master_port",
+                             str(port), "--log_dir", str(run_inputs / "dp2_logs"), "--cluster_time_out", "300", "--",
+                             "train", "--config", "configs/gpu/tiny_cpu.yaml",
+                             *overrides(run_inputs, "gpu", "dp2", **extra)],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     worst = max(abs(a - b) / abs(b) for a, b in zip(losses(run_inputs / "dp2" / "gpu"), losses(single["output_dir"])))

@@ -1,0 +1,100 @@
+"""``mindcode launch``: run a mindcode verb on several processes/nodes through msrun (ascend) or torchrun (gpu).
+
+    mindcode launch --nnodes 2 --node_rank 0 --nproc_per_node 8 --master_addr 10.0.0.1 --master_port 8118 \\
+        -- train --config configs/ascend/codellama_34b_finetune_16p.yaml
+    mindcode launch --nproc_per_node 2 --dry_run -- train --config configs/gpu/tiny_cpu.yaml
+
+The backend comes from the verb's ``--config`` (or ``--backend``). Before starting, a preflight checks that the
+master port is free (on the master node) and that the node has as many visible devices as processes
+(``ASCEND_RT_VISIBLE_DEVICES`` / ``CUDA_VISIBLE_DEVICES``; a host with no accelerator runs on its CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mindcode.errors import MindcodeError
+
+HELP = "launch a verb on msrun/torchrun (multi-process, multi-node) after a preflight"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--nnodes", type=int, default=1)
+    parser.add_argument("--node_rank", type=int, default=0)
+    parser.add_argument("--nproc_per_node", type=int, default=1)
+    parser.add_argument("--master_addr", default="127.0.0.1")
+    parser.add_argument("--master_port", type=int, default=None, help="default: 8118 (msrun), 29500 (torchrun)")
+    parser.add_argument("--log_dir", default="output/launch_log")
+    parser.add_argument("--cluster_time_out", type=int, default=7200)
+    parser.add_argument("--dry_run", action="store_true", help="print the command and the preflight, run nothing")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- VERB ARGS (e.g. -- train --config X.yaml)")
+
+
+def visible_devices(backend: str) -> tuple[str, int]:
+    if backend == "ascend":
+        from backends.ascend.runtime import ascend_device_count
+
+        return "ASCEND_RT_VISIBLE_DEVICES", ascend_device_count()
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return "CUDA_VISIBLE_DEVICES", len([d for d in visible.split(",") if d.strip()])
+    return "CUDA_VISIBLE_DEVICES", len(list(Path("/dev").glob("nvidia[0-9]*")))
+
+
+def preflight(args: argparse.Namespace, backend: str, port: int) -> dict[str, Any]:
+    checks: dict[str, Any] = {}
+    if args.node_rank == 0:
+        with socket.socket() as s:
+            try:
+                s.bind((args.master_addr, port))
+            except OSError as exc:
+                raise MindcodeError(f"preflight: master port {args.master_addr}:{port} is not free ({exc.strerror})")
+        checks["master_port"] = f"{args.master_addr}:{port} free"
+    variable, count = visible_devices(backend)
+    if count and count < args.nproc_per_node:
+        raise MindcodeError(f"preflight: {args.nproc_per_node} processes per node but {count} devices visible "
+                            f"({variable})")
+    checks["devices"] = f"{count} visible ({variable})" if count else "none: processes run on the CPU"
+    return checks
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    verb = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not verb:
+        raise MindcodeError("give the verb to launch after --, e.g. -- train --config configs/gpu/tiny_cpu.yaml")
+    if any(" " in a for a in verb):
+        raise MindcodeError("launcher arguments cannot contain spaces (msrun/torchrun get one command string)")
+    backend = verb[verb.index("--backend") + 1] if "--backend" in verb else None
+    if backend is None:
+        if "--config" not in verb:
+            raise MindcodeError("the launched verb needs --config (its backend picks msrun or torchrun)")
+        config = Path(verb[verb.index("--config") + 1])
+        if not config.is_file():
+            raise MindcodeError(f"{config}: no such config file")
+        backend = (yaml.safe_load(config.read_text()) or {}).get("backend", "gpu")
+    port = args.master_port or (8118 if backend == "ascend" else 29500)
+    launcher = ROOT / "scripts" / ("msrun_launcher.sh" if backend == "ascend" else "torchrun_launcher.sh")
+    command = ["bash", str(launcher), " ".join(["mindcode", *verb]), str(args.nnodes * args.nproc_per_node),
+               str(args.nproc_per_node), args.master_addr, str(port), str(args.node_rank), args.log_dir, "True",
+               str(args.cluster_time_out)]
+    checks = preflight(args, backend, port)
+    result = {"backend": backend, "command": command, "preflight": checks, "dry_run": args.dry_run}
+    if not args.dry_run:
+        result["returncode"] = subprocess.run(command).returncode
+        result["ok"] = result["returncode"] == 0
+    return result
+
+
+def summary(result: dict[str, Any]) -> str:
+    shown = " ".join(f'"{a}"' if " " in a else a for a in result["command"])
+    checks = "; ".join(f"{k}: {v}" for k, v in result["preflight"].items())
+    state = "dry run" if result["dry_run"] else f"exit status {result['returncode']}"
+    return f"[{result['backend']}] {shown}\npreflight: {checks}\n{state}"
