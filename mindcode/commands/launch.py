@@ -53,6 +53,7 @@ def preflight(args: argparse.Namespace, backend: str, port: int) -> dict[str, An
     checks: dict[str, Any] = {}
     if args.node_rank == 0:
         with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the launcher's own server binds it
             try:
                 s.bind((args.master_addr, port))
             except OSError as exc:

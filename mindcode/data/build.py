@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
+import sys
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
@@ -148,29 +152,108 @@ def tokenize_dataset(dataset_type: str, input_glob: str, model_file: str, seq_le
     return summary
 
 
-def _tokenize_qa(records, encoder, template, pack, length, stats, rejects, outputs, bar) -> None:
-    packer = Packer(length) if pack else None
+def _render_batch(batch: list[Record], template: str) -> tuple[list[list], list[tuple]]:
+    """Rendered conversations, and ``(position, field, problem, reason)`` for each record that cannot be used."""
+    conversations, errors = [], []
+    for position, record in enumerate(batch):
+        try:
+            if "fim_middle" in record.data:
+                fields = [require(record, f, allow_empty=f != "fim_middle") for f in FIM_FIELDS]
+                conversations.append(render_fim(*fields))
+            else:
+                conversations.append(render(conversation_of(record), template))
+        except RecordError as exc:
+            errors.append((position, exc.field, exc.problem, None))
+        except ConversationError as exc:
+            errors.append((position, "conversations", str(exc), exc.reason))
+    return conversations, errors
+
+
+def _qa_rows(batch: list[Record], encoder: ConversationEncoder, template: str, length: int,
+             pack: bool) -> tuple[Any, list[tuple], Stats]:
+    """One batch: (padded rows, or samples when packing), errors, and the batch's stats."""
+    stats = Stats()
+    conversations, errors = _render_batch(batch, template)
+    samples = [s for s in (fit(s, length, stats) for s in encoder.encode_batch(conversations)) if s]
+    stats.samples += len(samples)
+    if pack:
+        return samples, errors, stats
+    return (to_rows(samples, length, stats) if samples else None), errors, stats
+
+
+_WORKER: tuple = ()
+
+
+def _worker_init(model_file: str, template: str, length: int) -> None:
+    global _WORKER
+    _WORKER = (ConversationEncoder(model_file, threads=1), template, length)
+
+
+def _worker_rows(batch: list[Record]) -> tuple[Any, list[tuple], Stats]:
+    encoder, template, length = _WORKER
+    return _qa_rows(batch, encoder, template, length, pack=False)
+
+
+def _merge(into: Stats, part: Stats) -> None:
+    for name in ("samples", "rows", "truncated", "tokens", "trained_tokens", "unk_tokens", "dropped_tail_tokens"):
+        setattr(into, name, getattr(into, name) + getattr(part, name))
+    into.skipped.update(part.skipped)
+
+
+def _batches(records: Iterator[Record]) -> Iterator[list[Record]]:
     while batch := list(islice(records, BATCH)):
-        conversations = []
-        for record in batch:
-            stats.records += 1
-            try:
-                if "fim_middle" in record.data:
-                    fields = [require(record, f, allow_empty=f != "fim_middle") for f in FIM_FIELDS]
-                    conversations.append(render_fim(*fields))
-                else:
-                    conversations.append(render(conversation_of(record), template))
-            except RecordError as exc:
-                rejects.handle(exc)
-            except ConversationError as exc:
-                rejects.handle(RecordError(record, "conversations", str(exc)), reason=exc.reason)
-        samples = [s for s in (fit(s, length, stats) for s in encoder.encode_batch(conversations)) if s]
-        stats.samples += len(samples)
+        yield batch
+
+
+def _can_spawn() -> bool:
+    """Spawned workers re-import the caller's ``__main__``; that works for a script or ``-m`` module, not stdin."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    return path is None or Path(path).is_file()
+
+
+def _qa_results(records, encoder, template, length, pack) -> Iterator[tuple]:
+    """``(batch, rows, errors, stats)`` in input order. From the third batch on (small inputs never pay for
+    starting workers), batches are rendered and tokenized by one worker process per core, unless packing (which
+    needs one ordered stream)."""
+    batches = _batches(records)
+    for batch in islice(batches, 2):
+        yield (batch, *_qa_rows(batch, encoder, template, length, pack))
+    workers = min(os.cpu_count() or 1, 8)
+    if pack or workers < 2 or not _can_spawn():
+        for batch in batches:
+            yield (batch, *_qa_rows(batch, encoder, template, length, pack))
+        return
+    context = multiprocessing.get_context("spawn")  # a fork would inherit MindSpore's threads
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
+                               initargs=(encoder.model_file, template, length))
+    try:
+        pending: deque = deque()
+        for batch in batches:
+            pending.append((batch, pool.submit(_worker_rows, batch)))
+            if len(pending) >= 2 * workers:
+                done, future = pending.popleft()
+                yield (done, *future.result())
+        while pending:
+            done, future = pending.popleft()
+            yield (done, *future.result())
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+def _tokenize_qa(records, encoder, template, pack, length, stats, rejects, outputs, bar) -> None:
+    """Rows, errors and stats are those of a serial run, whichever process made them."""
+    packer = Packer(length) if pack else None
+    for batch, rows, errors, part in _qa_results(records, encoder, template, length, pack):
+        stats.records += len(batch)
+        for position, field, problem, reason in errors:
+            rejects.handle(RecordError(batch[position], field, problem), reason=reason)
+        _merge(stats, part)
         if packer is not None:
-            samples = [row for s in samples for row in packer.add(s)]
-        if samples:
-            ids, labels = to_rows(samples, length, stats)
-            outputs.write(input_ids=ids, labels=labels)
+            samples = [row for sample in rows for row in packer.add(sample)]
+            rows = to_rows(samples, length, stats) if samples else None
+        if rows is not None:
+            outputs.write(input_ids=rows[0], labels=rows[1])
         bar.update(len(batch))
     if packer is not None and (rest := list(packer.close())):
         ids, labels = to_rows(rest, length, stats)

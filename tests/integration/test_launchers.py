@@ -90,15 +90,15 @@ def test_mindcode_launch_dry_run_and_preflight(tmp_path):
     assert plan["backend"] == "ascend" and plan["command"][1].endswith("scripts/msrun_launcher.sh")
     assert plan["command"][2:] == ["mindcode train --config configs/ascend/tiny_cpu.yaml", "2", "1", "127.0.0.1",
                                    "8200", "1", "output/launch_log", "True", "7200"]
-    gpu = json.loads(launch_cli("--nproc_per_node", "2", "--dry_run", "--json", "--", "train", "--config",
-                                "configs/gpu/tiny_cpu.yaml").stdout)
-    assert gpu["command"][1].endswith("torchrun_launcher.sh") and gpu["command"][6] == "29500"
+    gpu = json.loads(launch_cli("--nproc_per_node", "2", "--node_rank", "1", "--dry_run", "--json", "--", "train",
+                                "--config", "configs/gpu/tiny_cpu.yaml").stdout)
+    assert gpu["command"][1].endswith("torchrun_launcher.sh") and gpu["command"][6] == "29500"  # default port
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
         port = str(busy.getsockname()[1])
         result = launch_cli("--master_port", port, "--dry_run", "--", "train", "--config", "configs/gpu/tiny_cpu.yaml")
     assert result.returncode == 1 and f"master port 127.0.0.1:{port} is not free" in result.stderr
-    result = launch_cli("--nproc_per_node", "2", "--dry_run", "--", "train", "--config", "configs/ascend/tiny_cpu.yaml",
-                        env={"ASCEND_RT_VISIBLE_DEVICES": "0"})
+    result = launch_cli("--nproc_per_node", "2", "--master_port", str(free_port()), "--dry_run", "--", "train",
+                        "--config", "configs/ascend/tiny_cpu.yaml", env={"ASCEND_RT_VISIBLE_DEVICES": "0"})
     assert result.returncode == 1 and "2 processes per node but 1 devices visible (ASCEND_RT_VISIBLE_DEVICES)" in result.stderr
