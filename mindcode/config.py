@@ -88,6 +88,19 @@ class TrainingSection:
 
 
 @dataclass
+class PreferenceSection:
+    """``stage: dpo`` / ``simpo`` only (TRL's names and defaults where TRL has them)."""
+
+    beta: float = 0.1
+    label_smoothing: float = 0.0  # conservative DPO / robust SimPO: the share of the loss on the flipped label
+    rpo_alpha: float = 0.0  # weight of the NLL on the chosen answers (RPO); 0 = plain DPO
+    gamma: float = 0.5  # simpo: the target reward margin
+    # dpo: the reference model's log-probabilities of every pair, [rows, 2] float32 (.npy). Computed once with the
+    # initial weights (the reference model) when the file is missing, then reused; "" = OUTPUT_DIR/reference_logps.npy
+    reference_logps: str = ""
+
+
+@dataclass
 class MindFormersSection:
     """ascend only: settings passed to MindFormers (parallel layout, dtypes on Ascend, loss scale)."""
 
@@ -109,16 +122,23 @@ class TorchSection:
 @dataclass
 class TrainConfig:
     backend: str = "gpu"
+    stage: str = "sft"  # sft (also pretraining) | dpo | simpo
     model: ModelSection = field(default_factory=ModelSection)
     data: DataSection = field(default_factory=DataSection)
     optimizer: OptimizerSection = field(default_factory=OptimizerSection)
     schedule: ScheduleSection = field(default_factory=ScheduleSection)
     training: TrainingSection = field(default_factory=TrainingSection)
+    preference: PreferenceSection | None = None
     mindformers: MindFormersSection | None = None
     torch: TorchSection | None = None
     source: str = ""  # the file it came from (not a YAML key)
 
-    SHARED = ("model", "data", "optimizer", "schedule", "training")
+    SHARED = ("stage", "model", "data", "optimizer", "schedule", "training", "preference")
+    STAGES = ("sft", "dpo", "simpo")
+
+    @property
+    def preference_stage(self) -> bool:
+        return self.stage != "sft"
 
 
 def _build(cls: type, values: Any, where: str) -> Any:
@@ -199,6 +219,14 @@ def validate(config: TrainConfig) -> None:
         raise MindcodeError(f"{where}: a 'mindformers' section in a gpu config (use 'torch')")
     config.mindformers = config.mindformers or (MindFormersSection() if config.backend == "ascend" else None)
     config.torch = config.torch or (TorchSection() if config.backend == "gpu" else None)
+    if config.stage not in TrainConfig.STAGES:
+        raise MindcodeError(f"{where}: stage {config.stage!r}; valid: {', '.join(TrainConfig.STAGES)}")
+    if config.preference is not None and not config.preference_stage:
+        raise MindcodeError(f"{where}: a 'preference' section needs stage dpo or simpo")
+    if config.preference_stage:
+        config.preference = config.preference or PreferenceSection()
+        if config.preference.beta <= 0 or not 0 <= config.preference.label_smoothing < 0.5:
+            raise MindcodeError(f"{where}: preference.beta must be > 0 and label_smoothing in [0, 0.5)")
     if config.optimizer.type != "AdamW":
         raise MindcodeError(f"{where}: optimizer.type {config.optimizer.type!r}; supported: AdamW")
     if config.schedule.type != "CosineWithWarmUpLR":
@@ -214,18 +242,27 @@ def validate(config: TrainConfig) -> None:
     config.model.shape()  # unknown model keys fail here, before any model is built
 
 
+def data_columns(config: TrainConfig) -> list[str]:
+    """The tokenized columns a stage trains on (``mindcode data tokenize --dataset_type qa`` or ``dpo``)."""
+    if config.preference_stage:
+        return ["chosen_input_ids", "chosen_labels", "rejected_input_ids", "rejected_labels"]
+    return ["input_ids", "labels"]
+
+
 def check_data(config: TrainConfig) -> Path:
     """The data path this backend reads; missing data fails before any model is built, naming the path."""
+    kind = "dpo" if config.preference_stage else "qa"
+    first = data_columns(config)[0]
     if config.backend == "ascend":
         path = Path(config.data.mindrecord)
         if not config.data.mindrecord or not path.is_file():
             raise MindcodeError(f"{config.source}: data.mindrecord {config.data.mindrecord!r}: no such file "
-                                "(write it with `mindcode data tokenize --output_file`)")
+                                f"(write it with `mindcode data tokenize --dataset_type {kind} --output_file`)")
     else:
         path = Path(config.data.npy)
-        if not config.data.npy or not (path / "input_ids.npy").is_file():
-            raise MindcodeError(f"{config.source}: data.npy {config.data.npy!r}: no input_ids.npy there "
-                                "(write it with `mindcode data tokenize --torch_output`)")
+        if not config.data.npy or not (path / f"{first}.npy").is_file():
+            raise MindcodeError(f"{config.source}: data.npy {config.data.npy!r}: no {first}.npy there "
+                                f"(write it with `mindcode data tokenize --dataset_type {kind} --torch_output`)")
     return path
 
 

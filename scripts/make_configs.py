@@ -33,28 +33,40 @@ RUNS = {
     "codellama_34b_pretrain": ("codellama-34b", 32, {"data_parallel": 2, "model_parallel": 4, "pipeline_stage": 4,
                                                      "micro_batch_num": 128}, 256, 100000, 3.0e-4,
                                "CodeLlama-34B continued pretraining on wiki-style rows, 32 devices"),
+    "codellama_7b_dpo": ("codellama-7b", 8, {"data_parallel": 8, "model_parallel": 1, "pipeline_stage": 1},
+                         64, 1000, 5.0e-7, "CodeLlama-7B DPO after SFT on 8 devices"),
 }
+# Preference runs: their stage and settings (TRL's defaults), and the SFT model they start from.
+STAGES = {"codellama_7b_dpo": {"stage": "dpo", "init": "checkpoints/codellama-7b-sft-hf",
+                               "preference": {"beta": 0.1, "label_smoothing": 0.0, "rpo_alpha": 0.0}}}
 
 
 def shared(name: str) -> dict:
     preset, _devices, _layout, batch, steps, lr, _ = RUNS[name]
     shape = PRESETS[preset].to_mindformers_config()
     shape = {k: v for k, v in shape.items() if v is not None}
-    return {
+    stage = STAGES.get(name, {})
+    body = {
+        **({"stage": stage["stage"]} if stage else {}),
         "model": {"arch": {"type": "LlamaForCausalLM"},
                   "model_config": {"type": "LlamaConfig", "seq_length": 4096, **shape}},
         "data": {"mindrecord": f"data/{name}/train.mindrecord", "npy": f"data/{name}/train_npy", "shuffle": True},
         "optimizer": {"type": "AdamW", "betas": [0.9, 0.95], "eps": 1.0e-8, "weight_decay": 0.1},
         "schedule": {"type": "CosineWithWarmUpLR", "learning_rate": lr, "warmup_ratio": 0.03, "lr_end": 0.0},
         "training": {"batch_size": batch, "max_steps": steps, "max_grad_norm": 1.0, "save_steps": 500,
-                     "init": f"checkpoints/{preset}-hf", "seed": 0},
+                     "init": stage.get("init", f"checkpoints/{preset}-hf"), "seed": 0},
     }
+    if stage:
+        body["preference"] = stage["preference"]
+    return body
 
 
 def write(backend: str, name: str) -> None:
     preset, devices, layout, *_, what = RUNS[name]
     body = {"backend": backend, **shared(name)}
     body["training"]["output_dir"] = f"runs/{name}/{backend}"
+    if "preference" in body:  # the backend section after the shared ones
+        body["preference"] = body.pop("preference")
     if backend == "ascend":
         body["mindformers"] = {"loss_scale": 1.0, "parallel_config": layout, "recompute": True}
         launch = (f"bash scripts/msrun_launcher.sh \"mindcode train --config configs/ascend/{name}.yaml\" "

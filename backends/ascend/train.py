@@ -15,7 +15,8 @@ import numpy as np
 from backends.ascend import runtime
 from backends.ascend.checkpoint import save_checkpoint
 from backends.ascend.model import build_model
-from mindcode.config import TrainConfig
+from backends.ascend.preference import preference_loss_cell, sequence_logps_cell
+from mindcode.config import TrainConfig, data_columns
 from mindcode.convert.hf_to_ms import convert_hf_to_ms
 from mindcode.errors import MindcodeError
 
@@ -69,6 +70,11 @@ def _token_weighted(network, micro: int, world_size: int):
     return TokenWeightedLoss()
 
 
+def _pairs(values: np.ndarray) -> np.ndarray:
+    """``[2b]`` per-row values (chosen rows, then rejected) as ``[b, 2]``."""
+    return np.stack([values[: len(values) // 2], values[len(values) // 2:]], axis=1)
+
+
 def decays(name: str, shape: tuple[int, ...]) -> bool:
     """Weight decay on matrices only, as MindFormers groups parameters (no decay on 1-D norms and biases)."""
     return len(shape) > 1 and not name.endswith(".bias")
@@ -107,7 +113,14 @@ class Trainer:
         optimizer = AdamW(groups, learning_rate=lr, betas=tuple(o.betas), eps=o.eps, weight_decay=0.0)
         cell = _cpu_safe_step_cell() if self.device == "CPU" else MFTrainOneStepCell
         micro = t.gradient_accumulation_steps
-        network = self.model if micro == 1 and world_size == 1 else _token_weighted(self.model, micro, world_size)
+        self.pairs = t.batch_size // world_size
+        if config.preference_stage:  # one graph over the rank's pairs (accumulation splits only the gpu backend's)
+            network = self.preference = preference_loss_cell(self.model, config, self.pairs)
+            self._scores = sequence_logps_cell(self.model)
+        elif micro == 1 and world_size == 1:
+            network = self.model
+        else:
+            network = _token_weighted(self.model, micro, world_size)
         self._all_sum = None
         if world_size > 1:
             from mindspore import nn, ops
@@ -129,24 +142,42 @@ class Trainer:
 
         self._ds = ds
         self.path = config.data.mindrecord
-        self.num_rows = ds.MindDataset(self.path, columns_list=["input_ids"], shuffle=False).get_dataset_size()
+        self.columns = data_columns(config)
+        self.num_rows = ds.MindDataset(self.path, columns_list=self.columns[:1], shuffle=False).get_dataset_size()
 
     def batches(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Rows by index through MindSpore's own MindRecord reader."""
-        data = self._ds.MindDataset(self.path, columns_list=["input_ids", "labels"],
+        """Rows by index through MindSpore's own MindRecord reader (pairs: the chosen rows, then the rejected)."""
+        data = self._ds.MindDataset(self.path, columns_list=self.columns,
                                     sampler=self._ds.SubsetSampler(indices.tolist()))
         rows = list(data.create_tuple_iterator(output_numpy=True, num_epochs=1))
-        return np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows])
+        columns = [np.stack([r[i] for r in rows]) for i in range(len(self.columns))]
+        if len(columns) == 4:
+            return np.concatenate([columns[0], columns[2]]), np.concatenate([columns[1], columns[3]])
+        return columns[0], columns[1]
 
-    def step(self, input_ids: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    def step(self, input_ids: np.ndarray, labels: np.ndarray, reference: np.ndarray | None = None) -> dict[str, Any]:
         ms = self._ms
-        loss, overflow, _scale, lr, grad_norm = self.step_cell(ms.Tensor(input_ids, ms.int32),
-                                                               ms.Tensor(labels, ms.int32))
+        inputs = [ms.Tensor(input_ids, ms.int32), ms.Tensor(labels, ms.int32)]
+        if reference is not None:
+            inputs.append(ms.Tensor(reference, ms.float32))
+        loss, overflow, _scale, lr, grad_norm = self.step_cell(*inputs)
         if self._all_sum is not None:  # each rank holds its share (times the rank count) of the global mean
             loss = self._all_sum(loss.reshape((1,))) / self.world_size
-        return {"loss": float(loss.asnumpy().reshape(-1)[0]), "lr": float(lr.asnumpy()),
-                "grad_norm": float(grad_norm.asnumpy().reshape(-1)[0]), "skipped": bool(overflow.asnumpy()),
-                "tokens": int((input_ids[:, :-1] != 0).sum())}
+        result = {"loss": float(loss.asnumpy().reshape(-1)[0]), "lr": float(lr.asnumpy()),
+                  "grad_norm": float(grad_norm.asnumpy().reshape(-1)[0]), "skipped": bool(overflow.asnumpy()),
+                  "tokens": int((input_ids[:, :-1] != 0).sum())}
+        if reference is not None:
+            last = self.preference.last.asnumpy()
+            result["logps"], result["counts"] = _pairs(last[: 2 * self.pairs]), _pairs(last[2 * self.pairs:])
+        return result
+
+    def logps(self, input_ids: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Summed log-probabilities and token counts of pairs, ``[b, 2]`` each, without training."""
+        ms = self._ms
+        self._scores.set_train(False)
+        sums, counts = self._scores(ms.Tensor(input_ids, ms.int32), ms.Tensor(labels, ms.int32))
+        self.step_cell.set_train(True)
+        return _pairs(sums.asnumpy()), _pairs(counts.asnumpy())
 
     def save(self, directory: Path) -> None:
         """Weights, AdamW moments and the optimizer's step (which drives the schedule), in one .ckpt."""

@@ -11,8 +11,15 @@ from typing import Any
 
 import numpy as np
 
-from mindcode.config import TrainConfig, learning_rate
+from backends.gpu.preference import preference_losses, sequence_logps
+from mindcode.config import TrainConfig, data_columns, learning_rate
 from mindcode.errors import MindcodeError
+
+
+def _pairs(values: Any) -> np.ndarray:
+    """``[2b]`` per-row values (chosen rows, then rejected) as ``[b, 2]`` float32."""
+    values = values.float().cpu().numpy()
+    return np.stack([values[: len(values) // 2], values[len(values) // 2:]], axis=1)
 
 
 class Trainer:
@@ -41,9 +48,8 @@ class Trainer:
         self.autocast = self.device.startswith("cuda") and config.torch.precision == "bf16"
         if config.torch.compile:
             self.model = torch.compile(self.model)
-        self.input_ids = np.load(Path(config.data.npy) / "input_ids.npy", mmap_mode="r")
-        self.labels = np.load(Path(config.data.npy) / "labels.npy", mmap_mode="r")
-        self.num_rows = len(self.input_ids)
+        self.columns = [np.load(Path(config.data.npy) / f"{c}.npy", mmap_mode="r") for c in data_columns(config)]
+        self.num_rows = len(self.columns[0])
 
     def _distributed(self, model: Any) -> Any:
         torch = self.torch
@@ -57,12 +63,58 @@ class Trainer:
     def batches(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         order = np.sort(indices)  # mmap reads in file order, then back to the sampler's order
         back = np.argsort(np.argsort(indices))
-        return np.asarray(self.input_ids[order])[back], np.asarray(self.labels[order])[back]
+        rows = [np.asarray(column[order])[back] for column in self.columns]
+        if len(rows) == 4:  # preference pairs: the chosen rows, then the rejected rows
+            return np.concatenate([rows[0], rows[2]]), np.concatenate([rows[1], rows[3]])
+        return rows[0], rows[1]
 
-    def step(self, input_ids: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-        torch = self.torch
-        device = next(self.model.parameters()).device
+    def step(self, input_ids: np.ndarray, labels: np.ndarray, reference: np.ndarray | None = None) -> dict[str, Any]:
         self.model.train()
+        if reference is None:
+            loss, extra = self._sft_backward(input_ids, labels), {}
+        else:
+            loss, extra = self._preference_backward(input_ids, labels, reference)
+        return {**self._update(loss), **extra, "tokens": int((input_ids[:, :-1] != 0).sum())}
+
+    def logps(self, input_ids: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Summed log-probabilities and token counts of pairs, ``[b, 2]`` each, without training."""
+        self.model.eval()
+        with self.torch.no_grad(), self._autocast():
+            sums, counts = sequence_logps(self.model, *self._tensors(input_ids, labels))
+        return _pairs(sums), _pairs(counts)
+
+    def _tensors(self, *arrays: np.ndarray) -> list[Any]:
+        device = next(self.model.parameters()).device
+        return [self.torch.as_tensor(a, dtype=self.torch.long, device=device) for a in arrays]
+
+    def _autocast(self) -> Any:
+        return self.torch.autocast("cuda", dtype=self.torch.bfloat16, enabled=self.autocast)
+
+    def _preference_backward(self, input_ids, labels, reference) -> tuple[Any, dict[str, np.ndarray]]:
+        """The pairs' mean loss over the global batch, in micro-batches of whole pairs; gradients accumulated."""
+        torch = self.torch
+        pairs = len(reference)
+        micro = self.config.training.gradient_accumulation_steps
+        chosen_tokens = self._all_sum(float((labels[:pairs, 1:] != -100).sum()))
+        total_pairs = pairs * self.world_size
+        loss_sum, sums, counts = 0.0, [], []
+        for part in np.array_split(np.arange(pairs), micro):
+            rows = np.concatenate([part, part + pairs])
+            ids, lab = self._tensors(input_ids[rows], labels[rows])
+            ref = torch.as_tensor(reference[part], dtype=torch.float32, device=ids.device)
+            with self._autocast():
+                logps, n = sequence_logps(self.model, ids, lab)
+            losses = preference_losses(self.config, logps, n, ref)
+            chosen = logps[: len(part)]
+            part_loss = losses.sum() / total_pairs - self.config.preference.rpo_alpha * chosen.sum() / chosen_tokens
+            (part_loss * self.world_size).backward()  # DDP averages gradients over ranks; this undoes the 1/world
+            loss_sum += float(part_loss.detach())
+            sums.append(_pairs(logps.detach()))
+            counts.append(_pairs(n))
+        return torch.tensor(self._all_sum(loss_sum)), {"logps": np.concatenate(sums), "counts": np.concatenate(counts)}
+
+    def _sft_backward(self, input_ids: np.ndarray, labels: np.ndarray) -> Any:
+        torch = self.torch
         micro = self.config.training.gradient_accumulation_steps
         # The step's loss is the mean over every trained token of the global batch, whatever the split into
         # micro-batches and data-parallel ranks: each part is weighted by its share of the trained tokens.
@@ -70,13 +122,16 @@ class Trainer:
         total = self._all_sum(float(sum(trained)))
         loss_sum = 0.0
         for ids, lab, n in zip(np.array_split(input_ids, micro), np.array_split(labels, micro), trained):
-            ids = torch.as_tensor(ids, dtype=torch.long, device=device)
-            lab = torch.as_tensor(lab, dtype=torch.long, device=device)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast):
+            ids, lab = self._tensors(ids, lab)
+            with self._autocast():
                 part = self.model(input_ids=ids, labels=lab).loss * (n / total)
             (part * self.world_size).backward()  # DDP averages gradients over ranks; this undoes the 1/world
             loss_sum = loss_sum + float(part.detach())
-        loss = torch.tensor(self._all_sum(loss_sum))
+        return torch.tensor(self._all_sum(loss_sum))
+
+    def _update(self, loss: Any) -> dict[str, Any]:
+        """MindFormers' clipping, the schedule's learning rate and one AdamW step, unless anything is not finite."""
+        torch = self.torch
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
         norm = torch.sqrt(sum((g.float() ** 2).sum() for g in grads))
         lr = learning_rate(self.config.schedule, self.optimizer_step, self.config.training.max_steps)
@@ -92,8 +147,7 @@ class Trainer:
             self.optimizer.step()
             self.optimizer_step += 1
         self.optimizer.zero_grad(set_to_none=True)
-        return {"loss": loss.item(), "lr": lr, "grad_norm": norm.item(), "skipped": not finite,
-                "tokens": int((input_ids[:, :-1] != 0).sum())}
+        return {"loss": loss.item(), "lr": lr, "grad_norm": norm.item(), "skipped": not finite}
 
     def _all_sum(self, value: float) -> float:
         if self.world_size == 1:

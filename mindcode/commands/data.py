@@ -15,7 +15,7 @@ from typing import Any
 
 from mindcode.commands import add_common_arguments
 from mindcode.data import checks, synthetic
-from mindcode.data.build import tokenize_dataset
+from mindcode.data.build import COLUMNS, tokenize_dataset
 from mindcode.data import converters
 from mindcode.data.converters import CONVERTERS, dpo
 from mindcode.errors import MindcodeError
@@ -46,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     dpo.add_attach_arguments(sub)
 
     sub = steps.add_parser("tokenize", help="tokenize to MindRecord and/or .npy (MindFormers' flag names)")
-    sub.add_argument("--dataset_type", choices=["qa", "wiki"], required=True)
+    sub.add_argument("--dataset_type", choices=list(COLUMNS), required=True,
+                     help="qa: conversations; wiki: plain text; dpo: {prompt, chosen, rejected} pairs")
     sub.add_argument("--input_glob", required=True, help="input file or glob (.json, .jsonl, .csv, .parquet, .txt)")
     sub.add_argument("--model_file", required=True, help="sentencepiece tokenizer.model")
     sub.add_argument("--seq_length", type=int, required=True, help="rows hold seq_length + 1 tokens")
@@ -65,6 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub.add_argument("--input", required=True, help="a MindRecord file or a folder with input_ids.npy")
     sub.add_argument("--model_file", required=True)
     sub.add_argument("--index", type=int, default=0)
+    sub.add_argument("--half", choices=["chosen", "rejected"], default="chosen", help="preference data: which answer")
     for sub in steps.choices.values():
         add_common_arguments(sub)
 
@@ -93,7 +95,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.step == "validate":
         return checks.validate(args.input)
     if args.step == "inspect":
-        return checks.inspect(args.input, args.model_file, args.index)
+        return checks.inspect(args.input, args.model_file, args.index, args.half)
     if getattr(args, "action", None) == "generate":
         if not args.endpoint:
             raise MindcodeError(f"data {args.step} generate needs --endpoint")
@@ -127,7 +129,8 @@ def summary(result: dict[str, Any]) -> str:
                 f"already); skipped: {skipped}")
     if "rows" in result:  # tokenize
         outputs = " and ".join(p for p in (result["output_file"], result["torch_output"]) if p)
-        return (f"{result['records']} records -> {result['rows']} rows of {result['seq_length'] + 1} tokens in "
+        rows = f"{result['pairs']} pairs" if "pairs" in result else f"{result['rows']} rows"
+        return (f"{result['records']} records -> {rows} of {result['seq_length'] + 1} tokens in "
                 f"{outputs}; truncated {result['truncated']}; skipped: {skipped}; "
                 f"{result['tokens']} tokens ({result['tokens_per_s']}/s), masked {result['masked_fraction']:.1%}")
     rejects = f" (see {result['rejects_file']})" if result["rejects_file"] else ""

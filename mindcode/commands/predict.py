@@ -36,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=["ascend", "gpu"], help="override the config's backend")
     parser.add_argument("--checkpoint", required=True, help="HF directory or MindSpore .ckpt (either backend)")
     parser.add_argument("--tokenizer", required=True, help="sentencepiece tokenizer.model")
-    parser.add_argument("--input", help='JSONL of {"id", "prompt"} (or "messages" with --chat)')
+    parser.add_argument("--input", help='JSONL of {"id", "prompt"}; with --chat, "messages" or a TRL prompt (a '
+                        'message list, or a string as the user turn), so DPO pairs feed it directly')
     parser.add_argument("--output", required=True)
     parser.add_argument("--max_new_tokens", type=int, default=128)
     parser.add_argument("--do_sample", type=_bool, default=False)
@@ -75,10 +76,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if not args.input:
             raise MindcodeError("give --input prompts.jsonl (or the humaneval task)")
         rows = [r.data for r in read_records(args.input)]
-        key = "messages" if args.chat else "prompt"
+        keys = ("messages", "prompt") if args.chat else ("prompt",)
         for i, row in enumerate(rows):
-            if key not in row or "id" not in row:
-                raise MindcodeError(f"{args.input}: record {i}: needs 'id' and '{key}'")
+            if "id" not in row or not any(k in row for k in keys):
+                raise MindcodeError(f"{args.input}: record {i}: needs 'id' and '{' or '.join(keys)}'")
     config = GenerationConfig(max_new_tokens=args.max_new_tokens, do_sample=args.do_sample,
                               temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                               num_beams=args.num_beams,

@@ -18,6 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mindcode.data.arrays import NpyWriter
+from mindcode.data import preference
 from mindcode.data.conversations import conversation_of
 from mindcode.data.io import Record, RecordError, Rejects, expand_inputs, read_records, require
 from mindcode.data.templates import ConversationError, render, render_fim
@@ -25,6 +26,13 @@ from mindcode.data.tokenize import ConversationEncoder, Packer, Stats, chunk_tex
 from mindcode.errors import MindcodeError
 
 BATCH = 1024
+# What each --dataset_type writes: MindRecord columns, or one .npy file per column. A dpo row's two halves share the
+# prompt; "chosen_*" and "rejected_*" of one row are one pair.
+COLUMNS = {
+    "qa": ["input_ids", "labels"],
+    "wiki": ["input_ids"],
+    "dpo": ["chosen_input_ids", "chosen_labels", "rejected_input_ids", "rejected_labels"],
+}
 FIM_FIELDS = ("fim_prefix", "fim_suffix", "fim_middle")
 
 
@@ -109,20 +117,22 @@ def tokenize_dataset(dataset_type: str, input_glob: str, model_file: str, seq_le
                      progress: bool = True) -> dict[str, Any]:
     """Tokenize and write; returns (and writes beside the output) the JSON summary."""
     start = time.perf_counter()
-    if dataset_type not in ("qa", "wiki"):
-        raise MindcodeError(f"--dataset_type {dataset_type!r}: choose qa or wiki")
+    if dataset_type not in COLUMNS:
+        raise MindcodeError(f"--dataset_type {dataset_type!r}: choose {', '.join(COLUMNS)}")
     if seq_length < 2:
         raise MindcodeError(f"--seq_length {seq_length}: must be at least 2")
     length = seq_length + 1
     encoder = ConversationEncoder(model_file)
     stats, rejects = Stats(), Rejects(on_error)
-    columns = ["input_ids", "labels"] if dataset_type == "qa" else ["input_ids"]
+    columns = COLUMNS[dataset_type]
     records = iter_inputs(input_glob, text_field)
     outputs = Outputs(output_file, torch_output, columns, length, dataset_type)
     bar = tqdm(desc="tokenize", unit=" records", disable=not progress)
     try:
         if dataset_type == "qa":
             _tokenize_qa(records, encoder, template, pack, length, stats, rejects, outputs, bar)
+        elif dataset_type == "dpo":
+            _tokenize_pairs(records, encoder, template, length, stats, rejects, outputs, bar)
         else:
             _tokenize_wiki(records, encoder, text_field, length, stats, rejects, outputs, bar)
         if stats.rows == 0:
@@ -138,9 +148,10 @@ def tokenize_dataset(dataset_type: str, input_glob: str, model_file: str, seq_le
     summary = {
         "dataset_type": dataset_type,
         "seq_length": seq_length,
-        "template": template if dataset_type == "qa" else None,
+        "template": template if dataset_type != "wiki" else None,
         "packed": pack,
         **stats.as_dict(seq_length),
+        **({"pairs": stats.samples} if dataset_type == "dpo" else {}),  # rows counts both halves of a pair
         "output_file": output_file,
         "torch_output": torch_output,
         "rejects_file": rejects.write(output_file or Path(torch_output) / "data"),
@@ -286,3 +297,40 @@ def _tokenize_wiki(records, encoder, text_field, length, stats, rejects, outputs
             rows = []
     if rows:
         outputs.write(input_ids=np.stack(rows))
+
+
+def _tokenize_pairs(records, encoder, template, length, stats, rejects, outputs, bar) -> None:
+    """Preference pairs: both answers after the same prompt; a pair is kept whole or skipped with its reason."""
+    for batch in _batches(records):
+        conversations, kept = [], []
+        for record in batch:
+            stats.records += 1
+            found = preference.problems(record)
+            try:
+                if found:
+                    name, reason, message = found[0]
+                    rejects.handle(RecordError(record, name, message), reason=reason)
+                    continue
+                conversations += preference.render_pair(record, template)
+                kept.append(record)
+            except RecordError as exc:
+                rejects.handle(exc)
+            except ConversationError as exc:
+                rejects.handle(RecordError(record, "prompt", str(exc)), reason=exc.reason)
+        samples = encoder.encode_batch(conversations)
+        pairs = []
+        for record, chosen, rejected in zip(kept, samples[0::2], samples[1::2]):
+            part = Stats()
+            chosen, rejected = fit(chosen, length, part), fit(rejected, length, part)
+            stats.truncated += part.truncated
+            if chosen is None or rejected is None:
+                rejects.add(record, "an answer has no trained tokens left after truncation")
+                continue
+            pairs.append((chosen, rejected))
+        stats.samples += len(pairs)
+        if pairs:
+            chosen_ids, chosen_labels = to_rows([c for c, _ in pairs], length, stats)
+            rejected_ids, rejected_labels = to_rows([r for _, r in pairs], length, stats)
+            outputs.write(chosen_input_ids=chosen_ids, chosen_labels=chosen_labels,
+                          rejected_input_ids=rejected_ids, rejected_labels=rejected_labels)
+        bar.update(len(batch))

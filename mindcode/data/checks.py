@@ -10,12 +10,12 @@ import numpy as np
 
 from mindcode.data.build import FIM_FIELDS
 from mindcode.data.conversations import conversation_of
+from mindcode.data import preference
 from mindcode.data.io import Record, RecordError, expand_inputs, read_records
 from mindcode.data.templates import ConversationError, check_roles
 from mindcode.data.tokenize import IGNORE
 from mindcode.errors import MindcodeError
 from mindcode.tokenizer import load_sentencepiece
-
 
 
 def record_kind(data: dict[str, Any]) -> str:
@@ -31,7 +31,8 @@ def problems_of(record: Record) -> list[tuple[str, str]]:
     kind = record_kind(record.data)
     try:
         if kind == "preference":
-            return _preference_problems(record)
+            return [(reason, f"{record.where()}, field {name!r}: {message}")
+                    for name, reason, message in preference.problems(record)]
         if kind == "fim":
             missing = [f for f in FIM_FIELDS if not isinstance(record.data.get(f), str)]
             if missing:
@@ -46,21 +47,6 @@ def problems_of(record: Record) -> list[tuple[str, str]]:
         return [(exc.reason, f"{record.where()}: {exc}")]
     except RecordError as exc:
         return [(exc.problem.split(" (")[0], str(exc))]
-
-
-def _preference_problems(record: Record) -> list[tuple[str, str]]:
-    out = []
-    for name in ("prompt", "chosen", "rejected"):
-        value = record.data.get(name)
-        text = value[-1].get("content", "") if isinstance(value, list) and value else value
-        if not isinstance(text, str) or not text.strip():
-            out.append((f"empty {name}", f"{record.where()}, field {name!r}: missing or empty"))
-    if not out:
-        chosen, rejected = (record.data[k] for k in ("chosen", "rejected"))
-        text = [v[-1]["content"] if isinstance(v, list) else v for v in (chosen, rejected)]
-        if " ".join(text[0].split()) == " ".join(text[1].split()):
-            out.append(("chosen == rejected", f"{record.where()}: chosen and rejected are the same"))
-    return out
 
 
 def validate(input_glob: str, max_examples: int = 20) -> dict[str, Any]:
@@ -79,12 +65,12 @@ def validate(input_glob: str, max_examples: int = 20) -> dict[str, Any]:
 
 
 def load_rows(path: str) -> dict[str, np.ndarray]:
-    """Rows of a tokenized dataset: a MindRecord file, or a folder with ``input_ids.npy`` (and ``labels.npy``)."""
+    """Rows of a tokenized dataset: a MindRecord file, or a folder with one ``.npy`` per column."""
     p = Path(path)
     if p.is_dir():
-        rows = {"input_ids": np.load(p / "input_ids.npy", mmap_mode="r")}
-        if (p / "labels.npy").exists():
-            rows["labels"] = np.load(p / "labels.npy", mmap_mode="r")
+        rows = {f.stem: np.load(f, mmap_mode="r") for f in sorted(p.glob("*.npy"))}
+        if not rows:
+            raise MindcodeError(f"{path}: no .npy columns in this folder")
         return rows
     if not p.is_file():
         raise MindcodeError(f"{path}: no such MindRecord file or .npy folder")
@@ -93,9 +79,12 @@ def load_rows(path: str) -> dict[str, np.ndarray]:
     return read_mindrecord(p, record_columns(p))
 
 
-def inspect(path: str, model_file: str, index: int = 0) -> dict[str, Any]:
-    """Decode row ``index``: the text, and the spans that are trained (``labels != -100``)."""
+def inspect(path: str, model_file: str, index: int = 0, half: str = "chosen") -> dict[str, Any]:
+    """Decode row ``index``: the text, and the spans that are trained (``labels != -100``); for preference data,
+    the ``half`` (chosen or rejected) of pair ``index``."""
     rows = load_rows(path)
+    if "chosen_input_ids" in rows:
+        rows = {name[len(half) + 1:]: value for name, value in rows.items() if name.startswith(f"{half}_")}
     n = len(rows["input_ids"])
     if not 0 <= index < n:
         raise MindcodeError(f"{path}: row {index} out of range (0..{n - 1})")

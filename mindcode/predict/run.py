@@ -100,7 +100,9 @@ def predict_rows(generator: Generator, rows: list[dict[str, Any]], config: Gener
         prompts = []
         for row in batch:
             if chat:
-                messages = [(m["role"], m["content"]) for m in row["messages"]]
+                turns = row.get("messages", row.get("prompt"))
+                turns = [{"role": "user", "content": turns}] if isinstance(turns, str) else turns
+                messages = [(m["role"], m["content"]) for m in turns]
                 prompts.append(chat_prompt(messages, template, generator))
             else:
                 prompts.append(generator.encode(row["prompt"]))

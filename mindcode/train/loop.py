@@ -1,8 +1,12 @@
 """The training driver both backends share: data order, metrics, checkpoints, resume, NaN handling.
 
-The backend supplies a step trainer (``backends.<name>.train.Trainer``): ``num_rows``, ``batches(indices)``,
-``step(input_ids, labels) -> {"loss", "lr", "grad_norm", "tokens", "skipped"}``, ``save(dir)``, ``load(dir)`` and
-``export(dir)``. Everything else lives here, once.
+The backend supplies a step trainer (``backends.<name>.train.Trainer``): ``num_rows``, ``batches(indices) ->
+(input_ids, labels)``, ``step(input_ids, labels[, reference]) -> {"loss", "lr", "grad_norm", "tokens", "skipped"}``,
+``save(dir)``, ``load(dir)`` and ``export(dir)``. Everything else lives here, once.
+
+Preference stages (dpo, simpo): a batch of ``b`` pairs is ``2b`` rows, the chosen answers then the rejected ones;
+``step`` also takes the pairs' ``[b, 2]`` reference log-probabilities and returns the policy's ``logps`` and
+``counts`` (``[b, 2]``, before the update), and ``logps(input_ids, labels)`` scores pairs without training.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from tqdm import tqdm
 
 from mindcode.config import TrainConfig, check_data
 from mindcode.errors import MindcodeError
+from mindcode.train import preference
 from mindcode.train.sampler import Sampler
 
 STATE_FILE = "trainer_state.json"
@@ -49,6 +54,9 @@ def train(config: TrainConfig, resume: str | bool | None = None, progress: bool 
     trainer = get_backend(config.backend).trainer(config, rank=rank, world_size=world_size)
     t = config.training
     sampler = Sampler(trainer.num_rows, t.batch_size, t.seed, config.data.shuffle, rank, world_size)
+    reference = None
+    if config.preference_stage:
+        reference = preference.reference_logps(config, trainer, out, rank, world_size, progress)
 
     start = 0
     if resume:
@@ -73,9 +81,12 @@ def train(config: TrainConfig, resume: str | bool | None = None, progress: bool 
                disable=not progress or rank != 0)
     with metrics_path.open("a") as metrics:
         for step in range(start, t.max_steps):
-            input_ids, labels = trainer.batches(sampler.batch(step))
+            indices = sampler.batch(step)
+            arrays = trainer.batches(indices)
+            if reference is not None:
+                arrays = (*arrays, reference[indices])
             tick = time.perf_counter()
-            m = trainer.step(input_ids, labels)
+            m = trainer.step(*arrays)
             seconds = time.perf_counter() - tick
             if not math.isfinite(m["loss"]):
                 if t.on_nan == "stop":
@@ -84,6 +95,8 @@ def train(config: TrainConfig, resume: str | bool | None = None, progress: bool 
                 skipped += 1
             record = {"step": step + 1, "loss": m["loss"], "lr": m["lr"], "grad_norm": m["grad_norm"],
                       "tokens_per_s": round(m["tokens"] * world_size / seconds, 1), "step_time_s": round(seconds, 4)}
+            if reference is not None:
+                record.update(preference.metrics(config, m["logps"], m["counts"], reference[indices]))
             if m.get("skipped"):
                 record["skipped"] = True
             if rank == 0:
@@ -101,6 +114,7 @@ def train(config: TrainConfig, resume: str | bool | None = None, progress: bool 
         trainer.export(out / "final")
     summary = {
         "backend": config.backend,
+        "stage": config.stage,
         "device": trainer.device,
         "config": config.source,
         "output_dir": str(out),

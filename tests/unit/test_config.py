@@ -25,8 +25,9 @@ def test_twins_share_their_sections(name):
     assert ascend.exists() and gpu.exists(), f"{name} needs both an ascend and a gpu version"
     a, g = yaml.safe_load(ascend.read_text()), yaml.safe_load(gpu.read_text())
     for section in TrainConfig.SHARED:
-        left, right = dict(a.get(section, {})), dict(g.get(section, {}))
+        left, right = a.get(section), g.get(section)
         if section == "training":  # each backend writes its own run folder
+            left, right = dict(left), dict(right)
             left.pop("output_dir", None)
             right.pop("output_dir", None)
         assert left == right, f"{name}: section {section!r} differs"
@@ -66,6 +67,12 @@ def test_unknown_keys_are_errors_naming_key_and_file(tmp_path):
         load_config(write(tmp_path, "backend: gpu\ntraining: {batch_size: four}\n"))
     with pytest.raises(MindcodeError, match=r"a 'torch' section in an ascend config"):
         load_config(write(tmp_path, "backend: ascend\ntorch: {}\n"))
+    with pytest.raises(MindcodeError, match=r"c\.yaml: stage 'ppo'; valid: sft, dpo, simpo"):
+        load_config(write(tmp_path, "backend: gpu\nstage: ppo\n"))
+    with pytest.raises(MindcodeError, match=r"a 'preference' section needs stage dpo or simpo"):
+        load_config(write(tmp_path, "backend: gpu\npreference: {beta: 0.1}\n"))
+    with pytest.raises(MindcodeError, match=r"c\.yaml\.preference: unknown key 'betta'"):
+        load_config(write(tmp_path, "backend: gpu\nstage: dpo\npreference: {betta: 0.1}\n"))
 
 
 def test_overrides_and_missing_data(tmp_path):
@@ -73,6 +80,9 @@ def test_overrides_and_missing_data(tmp_path):
     assert config.training.max_steps == 7 and config.schedule.learning_rate == 3e-4
     config.data.npy = str(tmp_path / "nope")
     with pytest.raises(MindcodeError, match=r"data\.npy '.*nope': no input_ids\.npy there"):
+        check_data(config)
+    config = load_config(ROOT / "configs/ascend/dpo_tiny_cpu.yaml", [f"data.mindrecord={tmp_path / 'x.mindrecord'}"])
+    with pytest.raises(MindcodeError, match=r"no such file \(write it with `mindcode data tokenize --dataset_type dpo"):
         check_data(config)
 
 

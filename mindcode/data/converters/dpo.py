@@ -1,4 +1,5 @@
-"""Preference pairs for DPO from transcoder-geeksforgeeks (``id``, ``cpp``, ``java``, ``python``).
+"""Preference pairs for DPO from transcoder-geeksforgeeks (``id``, ``cpp``, ``java``, ``python``) or
+CodeXGLUE-style rows (``id``, ``java``, ``cs``).
 
 Step 1 (``dpo``): ``{id, prompt, chosen}`` where the prompt asks to translate ``--source_lang`` code to
 ``--target_lang`` and ``chosen`` is the reference translation. Step 2 (``dpo-attach``): attach ``rejected`` from a
@@ -11,22 +12,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mindcode.data.converters.translation import fence
+from mindcode.data.converters.translation import translation_messages
+from mindcode.data.preference import same_answer
 from mindcode.data.io import Record, RecordError, Rejects, read_records, require
 from mindcode.errors import MindcodeError
 
 HELP = "transcoder-geeksforgeeks rows -> DPO {prompt, chosen} (attach rejected with dpo-attach)"
-LANGS = {"cpp": "C++", "java": "Java", "python": "Python"}
+LANGS = {"cpp": "C++", "cs": "C#", "java": "Java", "python": "Python"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source_lang", choices=sorted(LANGS), default="python")
     parser.add_argument("--target_lang", choices=sorted(LANGS), default="java")
     parser.add_argument("--conversational", action="store_true", help="message lists instead of plain strings")
-
-
-def _normalise(code: str) -> str:
-    return " ".join(code.split())
 
 
 def make(args: argparse.Namespace):
@@ -36,8 +34,7 @@ def make(args: argparse.Namespace):
 
     def convert(record: Record, rejects: Rejects) -> list[dict]:
         code, target = require(record, args.source_lang), require(record, args.target_lang)
-        prompt = f"Translate the following {src} code to {tgt}.\n\n```{fence(src)}\n{code}\n```"
-        chosen = f"```{fence(tgt)}\n{target}\n```"
+        prompt, chosen = (m["content"] for m in translation_messages(code, target, src, tgt))
         row = {"id": str(require(record, "id", (str, int))), "source_lang": src, "target_lang": tgt}
         if args.conversational:
             return [{**row, "prompt": [{"role": "user", "content": prompt}],
@@ -70,7 +67,7 @@ def make_attach(args: argparse.Namespace):
         rejected_text = predictions[pair_id]
         conversational = isinstance(chosen, list)
         chosen_text = chosen[-1]["content"] if conversational else chosen
-        if _normalise(chosen_text) == _normalise(rejected_text):
+        if same_answer(chosen_text, rejected_text):
             rejects.add(record, "chosen == rejected")
             return []
         rejected = [{"role": "assistant", "content": rejected_text}] if conversational else rejected_text

@@ -176,3 +176,32 @@ def test_fim_needs_a_tokenizer_with_fim_pieces(tmp_path):
     encoder = ConversationEncoder(str(tmp_path / "m.model"))
     with pytest.raises(MindcodeError, match="has no '▁<PRE>' token"):
         encoder.encode_batch([render_fim("a", "b", "c")])
+
+
+def test_preference_pairs_share_the_prompt_and_train_only_the_final_answer(tmp_path):
+    conversational = {"id": "c", "prompt": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
+                                            {"role": "user", "content": "add"}],
+                      "chosen": [{"role": "assistant", "content": "def add(a, b): return a + b"}],
+                      "rejected": [{"role": "assistant", "content": "pass"}]}
+    rows = [{"id": "p", "prompt": "Sum two ints.", "chosen": "a + b", "rejected": "a - b"}, conversational,
+            {"id": "e", "prompt": " ", "chosen": "x", "rejected": "y"},
+            {"id": "s", "prompt": "p", "chosen": "same  answer", "rejected": "same answer"}]
+    src = write_jsonl(tmp_path / "pairs.jsonl", rows)
+    with pytest.raises(MindcodeError, match=r"pairs\.jsonl: record 2, line 3, field 'prompt': missing or empty"):
+        tokenize_dataset("dpo", src, str(TINY_TOKENIZER), 128, torch_output=str(tmp_path / "npy"), progress=False)
+    summary = tokenize_dataset("dpo", src, str(TINY_TOKENIZER), 128, torch_output=str(tmp_path / "npy"),
+                               on_error="skip", progress=False)
+    assert summary["pairs"] == 2 and summary["skipped_by_reason"] == {"empty prompt": 1, "chosen == rejected": 1}
+    rejects = [json.loads(line) for line in open(summary["rejects_file"])]
+    assert [r["line"] for r in rejects] == [3, 4] and "field 'rejected'" in rejects[1]["error"]
+    cols = {c: np.load(tmp_path / "npy" / f"{c}.npy") for c in
+            ("chosen_input_ids", "chosen_labels", "rejected_input_ids", "rejected_labels")}
+    sp = load_sentencepiece(TINY_TOKENIZER)
+    for i, answers in enumerate([("a + b", "a - b"), ("def add(a, b): return a + b", "pass")]):
+        for half, answer in zip(("chosen", "rejected"), answers):
+            ids, labels = cols[f"{half}_input_ids"][i], cols[f"{half}_labels"][i]
+            trained = [int(t) for t in labels if t != IGNORE]
+            assert sp.decode(trained[:-1]) == answer and trained[-1] == sp.eos_id()  # the answer and its </s>
+        shared = cols["chosen_labels"][i] == IGNORE
+        prompt_len = int(np.argmin(shared))  # the first trained position
+        assert (cols["chosen_input_ids"][i][:prompt_len] == cols["rejected_input_ids"][i][:prompt_len]).all()

@@ -1,0 +1,84 @@
+"""Preference training (``stage: dpo`` / ``simpo``), the framework-neutral half: the reference model's
+log-probabilities, computed once and stored, and the per-step metrics TRL reports.
+
+The loss itself is computed inside each backend's graph, with the same math (TRL's sigmoid DPO and SimPO):
+
+    dpo:    z = beta * ((logp_c - ref_c) - (logp_r - ref_r))     logp: summed over the answer's tokens
+    simpo:  z = beta * (logp_c / n_c - logp_r / n_r) - gamma     n: the answer's token count
+    loss  = mean((1 - label_smoothing) * softplus(-z) + label_smoothing * softplus(z))
+            + rpo_alpha * (NLL of the chosen answers, per token)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from mindcode.config import TrainConfig
+from mindcode.errors import MindcodeError
+
+
+def metrics(config: TrainConfig, logps: np.ndarray, counts: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+    """``rewards/*`` and ``logps/*`` of one step from the policy's ``[pairs, 2]`` summed log-probabilities (chosen,
+    rejected), their token counts and the reference's log-probabilities."""
+    beta = config.preference.beta
+    if config.stage == "simpo":
+        policy = logps / counts
+        rewards = beta * policy
+    else:
+        policy = logps
+        rewards = beta * (logps - reference)
+    return {
+        "rewards/chosen": float(rewards[:, 0].mean()),
+        "rewards/rejected": float(rewards[:, 1].mean()),
+        "rewards/margin": float((rewards[:, 0] - rewards[:, 1]).mean()),
+        "rewards/accuracy": float((rewards[:, 0] > rewards[:, 1]).mean()),
+        "logps/chosen": float(policy[:, 0].mean()),
+        "logps/rejected": float(policy[:, 1].mean()),
+    }
+
+
+def reference_logps(config: TrainConfig, trainer: Any, out: Path, rank: int, world_size: int,
+                    progress: bool) -> np.ndarray:
+    """``[rows, 2]`` reference log-probabilities (chosen, rejected) of every pair.
+
+    dpo: read from ``preference.reference_logps`` (default ``OUTPUT_DIR/reference_logps.npy``) when it is there,
+    else computed with the trainer's weights before the first step (the policy starts as the reference model) and
+    written there with a ``.json`` note of what it was computed from, so that resuming, or a second run on the same
+    data and init, reuses it. simpo needs no reference: zeros.
+    """
+    rows = trainer.num_rows
+    if config.stage == "simpo":
+        return np.zeros((rows, 2), np.float32)
+    path = Path(config.preference.reference_logps or out / "reference_logps.npy")
+    note = {"init": config.training.init, "rows": rows, "seq_length": config.model.seq_length}
+    if path.is_file():
+        values = np.load(path)
+        noted = path.with_suffix(".json")
+        old = json.loads(noted.read_text()) if noted.is_file() else note
+        if values.shape != (rows, 2) or old != note:
+            raise MindcodeError(f"{path}: reference log-probabilities for {old} (shape {list(values.shape)}), not "
+                                f"for this run's {note}; delete it or set preference.reference_logps elsewhere")
+        return values
+    size = max(1, config.training.batch_size // world_size)
+    values = np.zeros((rows, 2), np.float32)
+    bar = tqdm(total=rows, desc="reference logps", unit=" pairs", disable=not progress or rank != 0)
+    for start in range(0, rows, size):
+        indices = np.minimum(np.arange(start, start + size), rows - 1)  # a fixed batch shape; the tail repeats
+        logps, _counts = trainer.logps(*trainer.batches(indices))
+        take = min(size, rows - start)
+        values[start:start + take] = logps[:take]
+        bar.update(take)
+    bar.close()
+    if rank == 0:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.with_suffix(".json").write_text(json.dumps(note, indent=2) + "\n")
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npy")
+        np.save(tmp, values)
+        os.replace(tmp, path)
+    return values
