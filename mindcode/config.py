@@ -88,6 +88,16 @@ class TrainingSection:
 
 
 @dataclass
+class LoraSection:
+    """LoRA on both backends (MindFormers' pet_config on ascend, PEFT on gpu): only the adapters train."""
+
+    rank: int = 8
+    alpha: float = 16.0  # the update is scaled by alpha / rank
+    dropout: float = 0.0
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])  # HF names
+
+
+@dataclass
 class PreferenceSection:
     """``stage: dpo`` / ``simpo`` only (TRL's names and defaults where TRL has them)."""
 
@@ -114,6 +124,7 @@ class TorchSection:
     """gpu only."""
 
     precision: str = "bf16"  # bf16 autocast on CUDA; the CPU always runs fp32
+    load_in_4bit: bool = False  # QLoRA: the frozen base weights in 4-bit NF4 (bitsandbytes, CUDA only; needs lora)
     distributed: str = "ddp"  # ddp | fsdp (used when launched by torchrun with more than one process)
     gradient_checkpointing: bool = False
     compile: bool = False
@@ -128,12 +139,13 @@ class TrainConfig:
     optimizer: OptimizerSection = field(default_factory=OptimizerSection)
     schedule: ScheduleSection = field(default_factory=ScheduleSection)
     training: TrainingSection = field(default_factory=TrainingSection)
+    lora: LoraSection | None = None
     preference: PreferenceSection | None = None
     mindformers: MindFormersSection | None = None
     torch: TorchSection | None = None
     source: str = ""  # the file it came from (not a YAML key)
 
-    SHARED = ("stage", "model", "data", "optimizer", "schedule", "training", "preference")
+    SHARED = ("stage", "model", "data", "optimizer", "schedule", "training", "lora", "preference")
     STAGES = ("sft", "dpo", "simpo")
 
     @property
@@ -227,6 +239,16 @@ def validate(config: TrainConfig) -> None:
         config.preference = config.preference or PreferenceSection()
         if config.preference.beta <= 0 or not 0 <= config.preference.label_smoothing < 0.5:
             raise MindcodeError(f"{where}: preference.beta must be > 0 and label_smoothing in [0, 0.5)")
+    if config.lora is not None:
+        from mindcode.convert.keymap import LINEAR_MODULES
+
+        unknown = sorted(set(config.lora.target_modules) - set(LINEAR_MODULES))
+        if unknown or not config.lora.target_modules:
+            raise MindcodeError(f"{where}: lora.target_modules {unknown or '[]'}; valid: {', '.join(LINEAR_MODULES)}")
+        if config.lora.rank < 1 or not 0 <= config.lora.dropout < 1:
+            raise MindcodeError(f"{where}: lora.rank must be >= 1 and lora.dropout in [0, 1)")
+    if config.torch is not None and config.torch.load_in_4bit and config.lora is None:
+        raise MindcodeError(f"{where}: torch.load_in_4bit (QLoRA) needs a lora section")
     if config.optimizer.type != "AdamW":
         raise MindcodeError(f"{where}: optimizer.type {config.optimizer.type!r}; supported: AdamW")
     if config.schedule.type != "CosineWithWarmUpLR":

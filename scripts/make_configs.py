@@ -33,9 +33,15 @@ RUNS = {
     "codellama_34b_pretrain": ("codellama-34b", 32, {"data_parallel": 2, "model_parallel": 4, "pipeline_stage": 4,
                                                      "micro_batch_num": 128}, 256, 100000, 3.0e-4,
                                "CodeLlama-34B continued pretraining on wiki-style rows, 32 devices"),
+    "codellama_7b_lora": ("codellama-7b", 8, {"data_parallel": 8, "model_parallel": 1, "pipeline_stage": 1},
+                          64, 2000, 2.0e-4, "CodeLlama-7B LoRA (rank 16, attention and MLP) on 8 devices"),
     "codellama_7b_dpo": ("codellama-7b", 8, {"data_parallel": 8, "model_parallel": 1, "pipeline_stage": 1},
                          64, 1000, 5.0e-7, "CodeLlama-7B DPO after SFT on 8 devices"),
 }
+# LoRA runs: their adapter (the same rank, alpha and target modules on both backends).
+LORA = {"codellama_7b_lora": {"rank": 16, "alpha": 32, "dropout": 0.05,
+                              "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                                 "down_proj"]}}
 # Preference runs: their stage and settings (TRL's defaults), and the SFT model they start from.
 STAGES = {"codellama_7b_dpo": {"stage": "dpo", "init": "checkpoints/codellama-7b-sft-hf",
                                "preference": {"beta": 0.1, "label_smoothing": 0.0, "rpo_alpha": 0.0}}}
@@ -56,6 +62,8 @@ def shared(name: str) -> dict:
         "training": {"batch_size": batch, "max_steps": steps, "max_grad_norm": 1.0, "save_steps": 500,
                      "init": stage.get("init", f"checkpoints/{preset}-hf"), "seed": 0},
     }
+    if name in LORA:
+        body["lora"] = LORA[name]
     if stage:
         body["preference"] = stage["preference"]
     return body
@@ -65,8 +73,9 @@ def write(backend: str, name: str) -> None:
     preset, devices, layout, *_, what = RUNS[name]
     body = {"backend": backend, **shared(name)}
     body["training"]["output_dir"] = f"runs/{name}/{backend}"
-    if "preference" in body:  # the backend section after the shared ones
-        body["preference"] = body.pop("preference")
+    for section in ("lora", "preference"):  # the backend section after the shared ones
+        if section in body:
+            body[section] = body.pop(section)
     if backend == "ascend":
         body["mindformers"] = {"loss_scale": 1.0, "parallel_config": layout, "recompute": True}
         launch = (f"bash scripts/msrun_launcher.sh \"mindcode train --config configs/ascend/{name}.yaml\" "

@@ -7,6 +7,7 @@ On MindSpore's CPU target the loss-scale cell's overflow check is replaced by an
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,12 @@ import numpy as np
 
 from backends.ascend import runtime
 from backends.ascend.checkpoint import save_checkpoint
+from backends.ascend.lora import adapter_arrays, add_lora
 from backends.ascend.model import build_model
 from backends.ascend.preference import preference_loss_cell, sequence_logps_cell
 from mindcode.config import TrainConfig, data_columns
 from mindcode.convert.hf_to_ms import convert_hf_to_ms
+from mindcode.convert.lora import initial_adapter, peft_config
 from mindcode.errors import MindcodeError
 
 
@@ -104,9 +107,14 @@ class Trainer:
             init = Path(t.output_dir) / "init" / f"model_rank{rank}.ckpt"
             convert_hf_to_ms(t.init, init, progress=False)
         self.model = build_model(model_config, config.model.seq_length, init)
+        if config.lora is not None:
+            lora = config.lora
+            add_lora(self.model, lora, initial_adapter(model_config, lora.rank, lora.alpha, lora.target_modules, t.seed))
+        self.frozen = {p.name for p in self.model.get_parameters() if not p.requires_grad}
         params = self.model.trainable_params()
         groups = [{"params": [p for p in params if decays(p.name, p.shape)], "weight_decay": o.weight_decay},
                   {"params": [p for p in params if not decays(p.name, p.shape)], "weight_decay": 0.0}]
+        groups = [g for g in groups if g["params"]]  # LoRA trains matrices only
         lr = CosineWithWarmUpLR(learning_rate=s.learning_rate, warmup_steps=s.warmup_steps, total_steps=t.max_steps,
                                 lr_end=s.lr_end, warmup_lr_init=s.warmup_lr_init, warmup_ratio=s.warmup_ratio,
                                 num_cycles=s.num_cycles)
@@ -180,20 +188,29 @@ class Trainer:
         return _pairs(sums.asnumpy()), _pairs(counts.asnumpy())
 
     def save(self, directory: Path) -> None:
-        """Weights, AdamW moments and the optimizer's step (which drives the schedule), in one .ckpt."""
+        """Trained weights, AdamW moments and the optimizer's step (which drives the schedule), in one .ckpt; frozen
+        weights (LoRA's base) are left out: they come from ``training.init``."""
         if self.rank:
             return  # data parallel: every rank holds the same state
-        self._ms.save_checkpoint(self.step_cell, str(directory / "train_state.ckpt"))
+        self._ms.save_checkpoint(self.step_cell, str(directory / "train_state.ckpt"),
+                                 choice_func=lambda name: name not in self.frozen)
 
     def load(self, directory: Path) -> None:
         params = self._ms.load_checkpoint(str(directory / "train_state.ckpt"))
-        not_loaded, _ = self._ms.load_param_into_net(self.step_cell, params, strict_load=True)
-        if not_loaded:
-            raise MindcodeError(f"{directory}: checkpoint lacks {not_loaded[:5]}")
+        not_loaded, _ = self._ms.load_param_into_net(self.step_cell, params)
+        if set(not_loaded) - self.frozen:
+            raise MindcodeError(f"{directory}: checkpoint lacks {sorted(set(not_loaded) - self.frozen)[:5]}")
 
     def export(self, directory: Path) -> None:
-        """The trained weights alone, with MindFormers names (``final/model.ckpt``)."""
+        """The trained weights with MindFormers names: ``final/model.ckpt``, or with LoRA the adapter alone
+        (``final/adapter.ckpt`` + a PEFT-style ``adapter_config.json``, as MindFormers writes one)."""
         directory.mkdir(parents=True, exist_ok=True)
-        tensors = ((p.name, p.asnumpy(), "float32") for p in self.model.get_parameters())
-        save_checkpoint(tensors, directory / "model.ckpt")
+        lora = self.config.lora
+        if lora is None:
+            save_checkpoint(((p.name, p.asnumpy(), "float32") for p in self.model.get_parameters()),
+                            directory / "model.ckpt")
+            return
+        save_checkpoint(adapter_arrays(self.model), directory / "adapter.ckpt")
+        config = peft_config(lora.rank, lora.alpha, lora.target_modules, lora.dropout, self.config.training.init)
+        (directory / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
 

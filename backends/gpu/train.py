@@ -11,8 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from backends.gpu.lora import add_lora
 from backends.gpu.preference import preference_losses, sequence_logps
 from mindcode.config import TrainConfig, data_columns, learning_rate
+from mindcode.convert.lora import initial_adapter
 from mindcode.errors import MindcodeError
 
 
@@ -31,16 +33,21 @@ class Trainer:
         self.config, self.torch = config, torch
         t, o = config.training, config.optimizer
         torch.manual_seed(t.seed)
-        model = build_model(config.model.shape(), t.init or None)
+        model = build_model(config.model.shape(), t.init or None, load_in_4bit=config.torch.load_in_4bit)
         self.device = str(next(model.parameters()).device)
         if config.torch.gradient_checkpointing:
             model.gradient_checkpointing_enable()
+        if config.lora is not None:
+            lora = config.lora
+            model = add_lora(model, lora, initial_adapter(config.model.shape(), lora.rank, lora.alpha,
+                                                          lora.target_modules, t.seed))
         self.model = model
         self.rank, self.world_size = rank, world_size
         if world_size > 1:
             self.model = self._distributed(model)
-        decay = [p for n, p in model.named_parameters() if p.ndim > 1 and not n.endswith(".bias")]
-        rest = [p for n, p in model.named_parameters() if not (p.ndim > 1 and not n.endswith(".bias"))]
+        trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]  # LoRA: the adapters only
+        decay = [p for n, p in trained if p.ndim > 1 and not n.endswith(".bias")]
+        rest = [p for n, p in trained if not (p.ndim > 1 and not n.endswith(".bias"))]
         self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": o.weight_decay},
                                             {"params": rest, "weight_decay": 0.0}],
                                            lr=config.schedule.learning_rate, betas=tuple(o.betas), eps=o.eps)
@@ -159,13 +166,17 @@ class Trainer:
     def _module(self) -> Any:
         return getattr(self.model, "module", getattr(self.model, "_orig_mod", self.model))
 
+    def _trained(self) -> dict[str, Any]:
+        return {n: p for n, p in self._module().named_parameters() if p.requires_grad}
+
     def save(self, directory: Path) -> None:
-        """Weights (safetensors), AdamW state and the optimizer's step (which drives the schedule)."""
+        """Trained weights (safetensors; frozen LoRA base weights are left out, they come from ``training.init``),
+        AdamW state and the optimizer's step (which drives the schedule)."""
         from safetensors.torch import save_file
 
         if self.rank:
             return
-        state = {k: v.detach().contiguous().cpu() for k, v in self._module().state_dict().items()}
+        state = {k: v.detach().contiguous().cpu() for k, v in self._trained().items()}
         save_file(state, str(directory / "model.safetensors"))
         self.torch.save({"optimizer": self.optimizer.state_dict(), "rng": self.torch.get_rng_state()},
                         directory / "optimizer.pt")
@@ -177,14 +188,17 @@ class Trainer:
         path = directory / "model.safetensors"
         if not path.is_file():
             raise MindcodeError(f"{directory}: no model.safetensors (not a gpu-backend checkpoint)")
-        missing, unexpected = self._module().load_state_dict(load_file(str(path)), strict=False)
-        if [m for m in missing if not m.endswith("rotary_emb.inv_freq")] or unexpected:
+        state = load_file(str(path))
+        missing, unexpected = sorted(set(self._trained()) - set(state)), sorted(set(state) - set(self._trained()))
+        if missing or unexpected:
             raise MindcodeError(f"{path}: missing {missing[:3]}, unexpected {unexpected[:3]}")
+        self._module().load_state_dict(state, strict=False)
         state = self.torch.load(directory / "optimizer.pt", weights_only=False)
         self.optimizer.load_state_dict(state["optimizer"])
         self.torch.set_rng_state(state["rng"])
         self.optimizer_step = json.loads((directory / "step.json").read_text())["optimizer_step"]
 
     def export(self, directory: Path) -> None:
-        """The trained model as an HF directory (``final/``: config.json + model.safetensors)."""
+        """The trained model as an HF directory (``final/``: config.json + model.safetensors), or with LoRA the
+        PEFT adapter (``adapter_config.json`` + ``adapter_model.safetensors``)."""
         self._module().save_pretrained(str(directory), safe_serialization=True)

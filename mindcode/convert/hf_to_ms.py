@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from mindcode.convert import ckpt_io, safetensors_io
 from mindcode.convert.casting import cast_chunks
 from mindcode.convert.keymap import hf_to_ms
+from mindcode.convert.lora import Adapter, check_adapter, lora_summary, merged_chunks
 from mindcode.convert.progress import Run
 from mindcode.convert.sources import list_sources
 from mindcode.errors import MindcodeError
@@ -50,13 +52,15 @@ def expected_weights(config: ModelConfig) -> dict[str, tuple[int, ...]]:
 
 
 def convert_hf_to_ms(input_path: str | Path, output_path: str | Path, dtype: str | None = None,
-                     fmt: str = "ckpt", verify: bool = False, progress: bool = True) -> dict[str, Any]:
+                     fmt: str = "ckpt", verify: bool = False, progress: bool = True,
+                     adapter: Adapter | None = None) -> dict[str, Any]:
     """Convert and return a summary (tensors, bytes, dtypes, dropped, seconds, bytes/s, peak RSS).
 
     Args:
         dtype: ``fp32``/``fp16``/``bf16`` to cast to; ``None`` keeps each tensor's source dtype.
         fmt: ``ckpt`` or ``safetensors``.
         verify: re-read the output and compare every tensor's bytes with what was converted.
+        adapter: a LoRA adapter merged into the weights it adapts.
     """
     directory, output_path = Path(input_path), Path(output_path)
     if dtype is not None and dtype not in DTYPE_FLAGS:
@@ -86,6 +90,7 @@ def convert_hf_to_ms(input_path: str | Path, output_path: str | Path, dtype: str
     missing = sorted(set(expected) - {source.name for _, source, _ in plan})
     if missing:
         raise MindcodeError(f"{directory}: {len(missing)} weights missing, first {missing[0]!r}")
+    merged = check_adapter(adapter, {source.name for _, source, _ in plan})
 
     def out_bytes(item) -> int:
         _, source, target = item
@@ -97,7 +102,10 @@ def convert_hf_to_ms(input_path: str | Path, output_path: str | Path, dtype: str
 
     def chunks(name: str):
         source, target = by_name[name]
-        for chunk in cast_chunks(source.chunks(), source.dtype, target):
+        stream = source.chunks
+        if source.name in merged:
+            stream = partial(merged_chunks, source.chunks, source.dtype, source.shape, adapter.delta(source.name))
+        for chunk in cast_chunks(stream(), source.dtype, target):
             run.advance(len(chunk))
             yield chunk
 
@@ -114,8 +122,9 @@ def convert_hf_to_ms(input_path: str | Path, output_path: str | Path, dtype: str
             safetensors_io.write_safetensors(tmp, entries, lambda name: run.digest(name, chunks(name), digests),
                                              metadata={"format": "ms"})
         if verify:
-            run.verify(tmp, fmt, digests, {name: source for name, source, target in plan if source.dtype == target})
+            run.verify(tmp, fmt, digests, {name: source for name, source, target in plan
+                                           if source.dtype == target and source.name not in merged})
     summary = run.summary(input_path=str(directory), output_path=str(output_path), tensors=len(plan), dtypes=dtypes,
-                          dropped=dropped, format=fmt, verified=verify)
+                          dropped=dropped, format=fmt, verified=verify, **lora_summary(adapter))
     log.info("converted %d tensors to %s", len(plan), output_path)
     return summary

@@ -77,3 +77,33 @@ def ms_to_hf(key: str, source: str = "MindSpore checkpoint") -> str:
     mapped = get_mapped_key(key, MINDFORMERS_TO_HF, source)
     assert mapped is not None  # the reverse table has no dropped entries
     return mapped
+
+
+# LoRA: an adapter pair (A: [rank, in], B: [out, rank]) belongs to one linear weight; its names in PEFT and in
+# MindFormers (mindpet's LoRADense) are derived from that weight's names in the table above.
+PEFT_PREFIX = "base_model.model."
+LORA_PARTS = {"A": ("lora_A.weight", "mindpet_delta_lora_a"), "B": ("lora_B.weight", "mindpet_delta_lora_b")}
+LINEAR_MODULES = {hf.split(".")[-2]: ms.split(".")[-2] for hf, ms in HF_TO_MINDFORMERS.items()
+                  if ms is not None and ".layers.{}." in hf and hf.split(".")[-2].endswith("_proj")}
+
+
+def lora_key(hf_weight: str, part: str, style: str) -> str:
+    """``model.layers.0.self_attn.q_proj.weight``, ``A`` -> the PEFT (``peft``) or MindFormers (``mindformers``) name."""
+    peft_suffix, ms_suffix = LORA_PARTS[part]
+    if style == "peft":
+        return PEFT_PREFIX + hf_weight[: -len("weight")] + peft_suffix
+    return hf_to_ms(hf_weight)[: -len("weight")] + ms_suffix
+
+
+def parse_lora_key(key: str, source: str = "adapter") -> tuple[str, str]:
+    """A PEFT or MindFormers LoRA name -> (the HF name of the weight it adapts, ``A`` or ``B``)."""
+    for part, (peft_suffix, ms_suffix) in LORA_PARTS.items():
+        plain = key.replace(".default.", ".")  # PEFT's in-memory names carry the adapter name
+        if plain.endswith("." + peft_suffix):
+            weight = plain[len(PEFT_PREFIX):] if plain.startswith(PEFT_PREFIX) else plain
+            weight = weight[: -len(peft_suffix)] + "weight"
+            hf_to_ms(weight, source)  # an unknown weight is an error naming it
+            return weight, part
+        if key.endswith("." + ms_suffix):
+            return ms_to_hf(key[: -len(ms_suffix)] + "weight", source), part
+    raise MindcodeError(f"{source}: {key!r} is not a LoRA weight (lora_A/lora_B or mindpet_delta_lora_a/b)")

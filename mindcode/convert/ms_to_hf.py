@@ -9,6 +9,7 @@ comes from ``--config``: an HF ``config.json``, a mindcode/MindFormers YAML (its
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,10 @@ import yaml
 from mindcode.convert import ckpt_io, safetensors_io
 from mindcode.convert.casting import cast_chunks
 from mindcode.convert.hf_to_ms import DTYPE_FLAGS, expected_weights
-from mindcode.convert.keymap import ms_to_hf, training_state
+from mindcode.convert.keymap import hf_to_ms, ms_to_hf, training_state
+from mindcode.convert.lora import Adapter, check_adapter, lora_summary, merged_chunks
 from mindcode.convert.progress import Run
+from mindcode.convert.sources import list_sources
 from mindcode.errors import MindcodeError
 from mindcode.presets import PRESETS, ModelConfig, get_preset
 
@@ -60,17 +63,31 @@ def index_ms(path: Path) -> list[tuple[str, str, tuple[int, ...], int, Any]]:
              (lambda t=t: ckpt_io.read_chunks(path, t))) for t in ckpt_io.index_ckpt(path)]
 
 
-def convert_ms_to_hf(input_path: str | Path, output_path: str | Path, config: str, dtype: str | None = None,
-                     max_shard_size: str = "5GB", verify: bool = False, progress: bool = True) -> dict[str, Any]:
+def index_hf(directory: Path) -> list[tuple[str, str, tuple[int, ...], int, Any]]:
+    """The same entries for an HF directory (HF names)."""
+    return [(s.name, s.dtype, s.shape, s.nbytes, s.chunks) for s in list_sources(directory)]
+
+
+def convert_ms_to_hf(input_path: str | Path, output_path: str | Path, config: str | None = None,
+                     dtype: str | None = None, max_shard_size: str = "5GB", verify: bool = False,
+                     progress: bool = True, adapter: Adapter | None = None) -> dict[str, Any]:
+    """A MindSpore checkpoint (or an HF directory: re-shard, cast, merge) -> an HF directory.
+
+    ``config`` may be left out for an HF directory (its own ``config.json``); ``adapter`` is merged in.
+    """
     path, out = Path(input_path), Path(output_path)
-    model = resolve_config(config)
+    from_hf = path.is_dir()
+    if config is None and not from_hf:
+        raise MindcodeError(f"{path}: converting a MindSpore checkpoint to HF needs --config "
+                            "(config.json, YAML or preset)")
+    model = resolve_config(config or str(path / "config.json"))
     expected = expected_weights(model)
     plan, dropped, dtypes = [], [], {}
-    for name, source_dtype, shape, nbytes, chunks in index_ms(path):
-        if training_state(name):
+    for name, source_dtype, shape, nbytes, chunks in (index_hf(path) if from_hf else index_ms(path)):
+        if training_state(name) or (from_hf and hf_to_ms(name, source=str(path)) is None):
             dropped.append(name)
             continue
-        hf_name = ms_to_hf(name, source=str(path))
+        hf_name = name if from_hf else ms_to_hf(name, source=str(path))
         want = expected.get(hf_name)
         if want is None:
             raise MindcodeError(f"{path}: {name} is not a weight of a {model.num_layers}-layer model")
@@ -85,8 +102,8 @@ def convert_ms_to_hf(input_path: str | Path, output_path: str | Path, config: st
         plan.append((hf_name, source_dtype, target, tuple(shape), size, chunks, nbytes))
     missing = sorted(set(expected) - {p[0] for p in plan})
     if missing:
-        raise MindcodeError(f"{path}: {len(missing)} weights missing, first {missing[0]!r} (MindFormers name "
-                            f"{missing[0]!r} mapped)")
+        raise MindcodeError(f"{path}: {len(missing)} weights missing, first {missing[0]!r}")
+    merged = check_adapter(adapter, {p[0] for p in plan})
 
     limit = parse_size(max_shard_size)
     shards: list[list[tuple]] = [[]]
@@ -102,7 +119,9 @@ def convert_ms_to_hf(input_path: str | Path, output_path: str | Path, config: st
     digests: dict[str, str] = {}
 
     def stream(name: str):
-        _, source_dtype, target, _, _, chunks, _ = by_name[name]
+        _, source_dtype, target, shape, _, chunks, _ = by_name[name]
+        if name in merged:
+            chunks = partial(merged_chunks, chunks, source_dtype, shape, adapter.delta(name))
         for chunk in cast_chunks(chunks(), source_dtype, target):
             run.advance(len(chunk))
             yield chunk
@@ -124,9 +143,9 @@ def convert_ms_to_hf(input_path: str | Path, output_path: str | Path, config: st
             for file_name in names:
                 found = {i.name: i for i in safetensors_io.read_header(tmp / file_name)}
                 run.verify(tmp / file_name, "safetensors", {n: digests[n] for n in found},
-                           {n: _Uncast(by_name[n]) for n in found if by_name[n][1] == by_name[n][2]})
+                           {n: _Uncast(by_name[n]) for n in found if by_name[n][1] == by_name[n][2] and n not in merged})
     return run.summary(input_path=str(path), output_path=str(out), tensors=len(plan), shards=len(shards),
-                       dtypes=dtypes, dropped=dropped, verified=verify)
+                       dtypes=dtypes, dropped=dropped, verified=verify, **lora_summary(adapter))
 
 
 class _Uncast:
