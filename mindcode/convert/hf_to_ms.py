@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from mindcode.convert import ckpt_io, safetensors_io
 from mindcode.convert.casting import cast_chunks
+from mindcode.convert.fused import fuse_plan
 from mindcode.convert.keymap import hf_to_ms
 from mindcode.convert.lora import Adapter, check_adapter, lora_summary, merged_chunks
 from mindcode.convert.progress import Run
@@ -53,7 +55,7 @@ def expected_weights(config: ModelConfig) -> dict[str, tuple[int, ...]]:
 
 def convert_hf_to_ms(input_path: str | Path, output_path: str | Path, dtype: str | None = None,
                      fmt: str = "ckpt", verify: bool = False, progress: bool = True,
-                     adapter: Adapter | None = None) -> dict[str, Any]:
+                     adapter: Adapter | None = None, qkv_concat: bool = False) -> dict[str, Any]:
     """Convert and return a summary (tensors, bytes, dtypes, dropped, seconds, bytes/s, peak RSS).
 
     Args:
@@ -61,6 +63,7 @@ def convert_hf_to_ms(input_path: str | Path, output_path: str | Path, dtype: str
         fmt: ``ckpt`` or ``safetensors``.
         verify: re-read the output and compare every tensor's bytes with what was converted.
         adapter: a LoRA adapter merged into the weights it adapts.
+        qkv_concat: write MindFormers' fused ``w_qkv`` / ``w_gate_hidden`` (see ``mindcode.convert.fused``).
     """
     directory, output_path = Path(input_path), Path(output_path)
     if dtype is not None and dtype not in DTYPE_FLAGS:
@@ -91,6 +94,11 @@ def convert_hf_to_ms(input_path: str | Path, output_path: str | Path, dtype: str
     if missing:
         raise MindcodeError(f"{directory}: {len(missing)} weights missing, first {missing[0]!r}")
     merged = check_adapter(adapter, {source.name for _, source, _ in plan})
+    plan = [(name, replace(source, chunks=partial(merged_chunks, source.chunks, source.dtype, source.shape,
+                                                  adapter.delta(source.name))) if source.name in merged else source,
+             target) for name, source, target in plan]
+    if qkv_concat:
+        plan = fuse_plan(plan, config)
 
     def out_bytes(item) -> int:
         _, source, target = item
@@ -102,10 +110,7 @@ def convert_hf_to_ms(input_path: str | Path, output_path: str | Path, dtype: str
 
     def chunks(name: str):
         source, target = by_name[name]
-        stream = source.chunks
-        if source.name in merged:
-            stream = partial(merged_chunks, source.chunks, source.dtype, source.shape, adapter.delta(source.name))
-        for chunk in cast_chunks(stream(), source.dtype, target):
+        for chunk in cast_chunks(source.chunks(), source.dtype, target):
             run.advance(len(chunk))
             yield chunk
 
@@ -125,6 +130,6 @@ def convert_hf_to_ms(input_path: str | Path, output_path: str | Path, dtype: str
             run.verify(tmp, fmt, digests, {name: source for name, source, target in plan
                                            if source.dtype == target and source.name not in merged})
     summary = run.summary(input_path=str(directory), output_path=str(output_path), tensors=len(plan), dtypes=dtypes,
-                          dropped=dropped, format=fmt, verified=verify, **lora_summary(adapter))
+                          dropped=dropped, format=fmt, verified=verify, qkv_concat=qkv_concat, **lora_summary(adapter))
     log.info("converted %d tensors to %s", len(plan), output_path)
     return summary

@@ -1,6 +1,7 @@
 """MindSpore checkpoint (MindFormers names) -> a standard HF directory, streamed tensor by tensor.
 
-Writes ``model.safetensors`` (or ``model-0000i-of-0000n.safetensors`` shards plus the index), ``config.json`` and
+MindFormers' fused ``w_qkv`` / ``w_gate_hidden`` (``qkv_concat``) are split back into HF's tensors. Writes
+``model.safetensors`` (or ``model-0000i-of-0000n.safetensors`` shards plus the index), ``config.json`` and
 ``generation_config.json`` so that ``transformers`` ``from_pretrained`` loads it. Training state (AdamW moments, step
 counters, loss scale) is dropped and listed in the summary; any other unknown name is an error. The model shape
 comes from ``--config``: an HF ``config.json``, a mindcode/MindFormers YAML (its ``model.model_config``), or a preset.
@@ -18,6 +19,7 @@ import yaml
 from mindcode.convert import ckpt_io, safetensors_io
 from mindcode.convert.casting import cast_chunks
 from mindcode.convert.hf_to_ms import DTYPE_FLAGS, expected_weights
+from mindcode.convert.fused import split_index
 from mindcode.convert.keymap import hf_to_ms, ms_to_hf, training_state
 from mindcode.convert.lora import Adapter, check_adapter, lora_summary, merged_chunks
 from mindcode.convert.progress import Run
@@ -83,7 +85,7 @@ def convert_ms_to_hf(input_path: str | Path, output_path: str | Path, config: st
     model = resolve_config(config or str(path / "config.json"))
     expected = expected_weights(model)
     plan, dropped, dtypes = [], [], {}
-    for name, source_dtype, shape, nbytes, chunks in (index_hf(path) if from_hf else index_ms(path)):
+    for name, source_dtype, shape, nbytes, chunks in (index_hf(path) if from_hf else split_index(index_ms(path), model)):
         if training_state(name) or (from_hf and hf_to_ms(name, source=str(path)) is None):
             dropped.append(name)
             continue
