@@ -1,12 +1,17 @@
-"""Training step on MindSpore: MindFormers' LlamaForCausalLM, AdamW, CosineWithWarmUpLR and MFTrainOneStepCell
-(loss scaling, global-norm clipping), i.e. what MindFormers' Trainer runs for each step.
+"""Training on MindSpore through MindFormers' Trainer: its LlamaForCausalLM, AdamW, CosineWithWarmUpLR and
+MFTrainOneStepCell (loss scaling, global-norm clipping), driven by ``mindformers.Trainer`` over a dataset in the
+shared sampler's order, with a callback that hands every step to mindcode's loop (metrics, NaN policy, checkpoints).
 
-On MindSpore's CPU target the loss-scale cell's overflow check is replaced by an IsFinite one (the stock check calls
-``NPUGetFloatStatusV2``, an Ascend-only op); nothing else changes. On Ascend, MindFormers' own cell is used as is.
+The MindFormers config the Trainer runs is written to ``OUTPUT_DIR/mindformers.yaml`` (MindFormers' own format) and
+read back with ``MindFormerConfig``. On MindSpore's CPU target the step cell's overflow check is replaced by an
+IsFinite one (the stock check calls ``NPUGetFloatStatusV2``, an Ascend-only op), registered with MindFormers as the
+``CpuSafeTrainOneStepCell`` wrapper; nothing else changes. On Ascend, MindFormers' own cell is used as is.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -16,6 +21,7 @@ import numpy as np
 from backends.ascend import runtime
 from backends.ascend.checkpoint import save_checkpoint
 from backends.ascend.lora import adapter_arrays, add_lora
+from backends.ascend.mindformers_config import CPU_WRAPPER, mindformers_config, write_yaml
 from backends.ascend.model import build_model
 from backends.ascend.preference import preference_loss_cell, sequence_logps_cell
 from mindcode.config import TrainConfig, data_columns
@@ -24,9 +30,14 @@ from mindcode.convert.lora import initial_adapter, peft_config
 from mindcode.errors import MindcodeError
 
 
-def _cpu_safe_step_cell():
+def _register_cpu_safe_step_cell() -> None:
+    """Register ``CpuSafeTrainOneStepCell`` (once) as a MindFormers wrapper type."""
+    from mindformers.tools.register import MindFormerModuleType, MindFormerRegister
     from mindformers.wrapper.wrapper import MFTrainOneStepCell
     from mindspore import Tensor, ops
+
+    if MindFormerRegister.is_exist(MindFormerModuleType.WRAPPER, CPU_WRAPPER):
+        return
 
     class CpuSafeTrainOneStepCell(MFTrainOneStepCell):
         """MFTrainOneStepCell with an IsFinite overflow check that MindSpore's CPU kernels support."""
@@ -37,7 +48,26 @@ def _cpu_safe_step_cell():
         def get_overflow_status(self, status, compute_output):
             return ops.stack([ops.logical_not(ops.isfinite(g).all()) for g in compute_output]).any()
 
-    return CpuSafeTrainOneStepCell
+    MindFormerRegister.register_cls(CpuSafeTrainOneStepCell, module_type=MindFormerModuleType.WRAPPER,
+                                    alias=CPU_WRAPPER)
+
+
+def _as_pretrained(cell: Any, model: Any) -> Any:
+    """A loss cell wrapped as a MindFormers ``PreTrainedModel`` (what its Trainer accepts), the way MindFormers'
+    own ``LoraModel`` wraps a model; the parameter names stay the model's."""
+    from mindformers.models.modeling_utils import PreTrainedModel
+
+    class Objective(PreTrainedModel):
+        def __init__(self):
+            super().__init__(model.config, auto_prefix=False)
+            self.objective = cell
+
+        def construct(self, input_ids, labels, reference=None):  # the dataset's column names (passed by name)
+            if reference is None:
+                return self.objective(input_ids, labels)
+            return self.objective(input_ids, labels, reference)
+
+    return Objective()
 
 
 def _token_weighted(network, micro: int, world_size: int):
@@ -95,7 +125,6 @@ class Trainer:
         runtime.mindformers()
         from mindformers.core.lr.lr_schedule import CosineWithWarmUpLR
         from mindformers.core.optim import AdamW
-        from mindformers.wrapper.wrapper import MFTrainOneStepCell
 
         self.config = config
         t, s, o = config.training, config.schedule, config.optimizer
@@ -118,17 +147,17 @@ class Trainer:
         lr = CosineWithWarmUpLR(learning_rate=s.learning_rate, warmup_steps=s.warmup_steps, total_steps=t.max_steps,
                                 lr_end=s.lr_end, warmup_lr_init=s.warmup_lr_init, warmup_ratio=s.warmup_ratio,
                                 num_cycles=s.num_cycles)
-        optimizer = AdamW(groups, learning_rate=lr, betas=tuple(o.betas), eps=o.eps, weight_decay=0.0)
-        cell = _cpu_safe_step_cell() if self.device == "CPU" else MFTrainOneStepCell
+        self.optimizer = AdamW(groups, learning_rate=lr, betas=tuple(o.betas), eps=o.eps, weight_decay=0.0)
         micro = t.gradient_accumulation_steps
         self.pairs = t.batch_size // world_size
         if config.preference_stage:  # one graph over the rank's pairs (accumulation splits only the gpu backend's)
-            network = self.preference = preference_loss_cell(self.model, config, self.pairs)
+            self.preference = preference_loss_cell(self.model, config, self.pairs)
+            self.network = _as_pretrained(self.preference, self.model)
             self._scores = sequence_logps_cell(self.model)
         elif micro == 1 and world_size == 1:
-            network = self.model
+            self.network = self.model
         else:
-            network = _token_weighted(self.model, micro, world_size)
+            self.network = _as_pretrained(_token_weighted(self.model, micro, world_size), self.model)
         self._all_sum = None
         if world_size > 1:
             from mindspore import nn, ops
@@ -142,9 +171,7 @@ class Trainer:
                     return self.op(x)
 
             self._all_sum = AllSum()
-        self.step_cell = cell(network, optimizer, use_clip_grad=True, max_grad_norm=t.max_grad_norm,
-                              scale_sense=config.mindformers.loss_scale)
-        self.step_cell.set_train(True)
+        self.step_cell = None  # MindFormers' wrapper, built by its Trainer; seen by the step callback
         self._ms = ms
         import mindspore.dataset as ds
 
@@ -163,18 +190,37 @@ class Trainer:
             return np.concatenate([columns[0], columns[2]]), np.concatenate([columns[1], columns[3]])
         return columns[0], columns[1]
 
-    def step(self, input_ids: np.ndarray, labels: np.ndarray, reference: np.ndarray | None = None) -> dict[str, Any]:
-        ms = self._ms
-        inputs = [ms.Tensor(input_ids, ms.int32), ms.Tensor(labels, ms.int32)]
-        if reference is not None:
-            inputs.append(ms.Tensor(reference, ms.float32))
-        loss, overflow, _scale, lr, grad_norm = self.step_cell(*inputs)
+    def fit(self, start: int, stop: int, batch_at: Any, on_step: Any) -> None:
+        """Optimizer steps ``start..stop-1`` by ``mindformers.Trainer`` (see the module docstring)."""
+        from mindformers import MindFormerConfig, Trainer, build_context
+
+        out = Path(self.config.training.output_dir)
+        path = out / "mindformers.yaml" if self.rank == 0 else out / "mindformers" / f"rank_{self.rank}.yaml"
+        write_yaml(mindformers_config(self.config, self.device, self.world_size), path)
+        mf_config = MindFormerConfig(str(path))  # read back as MindFormers reads its YAMLs (defaults filled in)
+        if self.device == "CPU":
+            _register_cpu_safe_step_cell()
+        build_context(mf_config)  # first, so that MindFormers' context is this config's (graph mode)
+        names = ["input_ids", "labels"] + (["reference"] if self.config.preference_stage else [])
+        dataset = self._ds.GeneratorDataset(_Steps(start, stop, batch_at), column_names=names, shuffle=False,
+                                            num_parallel_workers=1, python_multiprocessing=False)
+        callback = _step_callback(self, start, on_step)
+        trainer = Trainer(args=mf_config, model=self.network, train_dataset=dataset, optimizers=self.optimizer,
+                          callbacks=[callback])
+        with contextlib.redirect_stdout(io.StringIO()):  # MindFormers pprints the whole config; it is in the YAML
+            trainer.train()
+        callback.check()
+
+    def step_result(self, outputs: tuple, arrays: tuple) -> dict[str, Any]:
+        """The loop's step record from MindFormers' step outputs (loss, overflow, scale, lr, grad norm)."""
+        loss, overflow, _scale, lr, grad_norm = outputs
         if self._all_sum is not None:  # each rank holds its share (times the rank count) of the global mean
             loss = self._all_sum(loss.reshape((1,))) / self.world_size
+        input_ids = arrays[0]
         result = {"loss": float(loss.asnumpy().reshape(-1)[0]), "lr": float(lr.asnumpy()),
                   "grad_norm": float(grad_norm.asnumpy().reshape(-1)[0]), "skipped": bool(overflow.asnumpy()),
                   "tokens": int((input_ids[:, :-1] != 0).sum())}
-        if reference is not None:
+        if self.config.preference_stage:
             last = self.preference.last.asnumpy()
             result["logps"], result["counts"] = _pairs(last[: 2 * self.pairs]), _pairs(last[2 * self.pairs:])
         return result
@@ -184,7 +230,6 @@ class Trainer:
         ms = self._ms
         self._scores.set_train(False)
         sums, counts = self._scores(ms.Tensor(input_ids, ms.int32), ms.Tensor(labels, ms.int32))
-        self.step_cell.set_train(True)
         return _pairs(sums.asnumpy()), _pairs(counts.asnumpy())
 
     def save(self, directory: Path) -> None:
@@ -196,10 +241,14 @@ class Trainer:
                                  choice_func=lambda name: name not in self.frozen)
 
     def load(self, directory: Path) -> None:
+        """Weights and optimizer state back into the network and the optimizer, before MindFormers wraps them."""
         params = self._ms.load_checkpoint(str(directory / "train_state.ckpt"))
-        not_loaded, _ = self._ms.load_param_into_net(self.step_cell, params)
-        if set(not_loaded) - self.frozen:
-            raise MindcodeError(f"{directory}: checkpoint lacks {sorted(set(not_loaded) - self.frozen)[:5]}")
+        missing = set()
+        for cell in (self.network, self.optimizer):
+            not_loaded, _ = self._ms.load_param_into_net(cell, params)
+            missing |= set(not_loaded)
+        if missing - self.frozen:
+            raise MindcodeError(f"{directory}: checkpoint lacks {sorted(missing - self.frozen)[:5]}")
 
     def export(self, directory: Path) -> None:
         """The trained weights with MindFormers names: ``final/model.ckpt``, or with LoRA the adapter alone
@@ -214,3 +263,53 @@ class Trainer:
         config = peft_config(lora.rank, lora.alpha, lora.target_modules, lora.dropout, self.config.training.init)
         (directory / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
 
+
+
+class _Steps:
+    """The loop's batches as a random-access source for MindSpore's ``GeneratorDataset`` (one item per step)."""
+
+    def __init__(self, start: int, stop: int, batch_at: Any):
+        self.start, self.stop, self.batch_at = start, stop, batch_at
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, i: int) -> tuple:
+        arrays = self.batch_at(self.start + i)
+        return tuple(np.asarray(a, dtype=np.float32 if k == 2 else np.int32) for k, a in enumerate(arrays))
+
+
+def _step_callback(trainer: Trainer, start: int, on_step: Any) -> Any:
+    """A MindSpore callback that hands each finished step to the loop's ``on_step``. An error there (a NaN with
+    ``on_nan: stop``) stops the Trainer and is raised again by ``check()`` once it has returned."""
+    import time
+
+    from mindspore.train import Callback
+
+    class StepCallback(Callback):
+        def __init__(self):
+            super().__init__()
+            self.error: BaseException | None = None
+            self.tick = 0.0
+
+        def on_train_step_begin(self, run_context):
+            self.tick = time.perf_counter()
+
+        def on_train_step_end(self, run_context):
+            if self.error is not None:
+                return
+            params = run_context.original_args()
+            trainer.step_cell = params.train_network
+            step = start + params.cur_step_num - 1
+            arrays = [t.asnumpy() for t in params.train_dataset_element]
+            try:
+                on_step(step, trainer.step_result(params.net_outputs, arrays), time.perf_counter() - self.tick)
+            except BaseException as exc:  # noqa: BLE001 - raised again by check()
+                self.error = exc
+                run_context.request_stop()
+
+        def check(self) -> None:
+            if self.error is not None:
+                raise self.error
+
+    return StepCallback()

@@ -6,6 +6,7 @@ MindFormers' global-norm clipping (``g * c / (max(norm, c) + 1e-6)``). bf16 auto
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,14 @@ class Trainer:
         if len(rows) == 4:  # preference pairs: the chosen rows, then the rejected rows
             return np.concatenate([rows[0], rows[2]]), np.concatenate([rows[1], rows[3]])
         return rows[0], rows[1]
+
+    def fit(self, start: int, stop: int, batch_at: Any, on_step: Any) -> None:
+        """Optimizer steps ``start..stop-1`` in a Python loop (see ``mindcode.train.loop``)."""
+        for step in range(start, stop):
+            arrays = batch_at(step)
+            tick = time.perf_counter()
+            m = self.step(*arrays)
+            on_step(step, m, time.perf_counter() - tick)
 
     def step(self, input_ids: np.ndarray, labels: np.ndarray, reference: np.ndarray | None = None) -> dict[str, Any]:
         self.model.train()

@@ -1,12 +1,15 @@
 """The training driver both backends share: data order, metrics, checkpoints, resume, NaN handling.
 
-The backend supplies a step trainer (``backends.<name>.train.Trainer``): ``num_rows``, ``batches(indices) ->
-(input_ids, labels)``, ``step(input_ids, labels[, reference]) -> {"loss", "lr", "grad_norm", "tokens", "skipped"}``,
-``save(dir)``, ``load(dir)`` and ``export(dir)``. Everything else lives here, once.
+The backend supplies a trainer (``backends.<name>.train.Trainer``): ``num_rows``, ``batches(indices) ->
+(input_ids, labels)``, ``fit(start, stop, batch_at, on_step)``, ``save(dir)``, ``load(dir)`` and ``export(dir)``.
+``fit`` runs optimizer steps ``start..stop-1`` on the arrays ``batch_at(step)`` gives, however the backend drives
+its steps (the gpu backend in a Python loop, the ascend backend through MindFormers' Trainer), and calls
+``on_step(step, {"loss", "lr", "grad_norm", "tokens", "skipped"}, seconds)`` after each. Everything else lives here,
+once: data order, metrics, NaN policy, checkpoints, resume.
 
 Preference stages (dpo, simpo): a batch of ``b`` pairs is ``2b`` rows, the chosen answers then the rejected ones;
-``step`` also takes the pairs' ``[b, 2]`` reference log-probabilities and returns the policy's ``logps`` and
-``counts`` (``[b, 2]``, before the update), and ``logps(input_ids, labels)`` scores pairs without training.
+``batch_at`` adds the pairs' ``[b, 2]`` reference log-probabilities, ``on_step`` also gets the policy's ``logps``
+and ``counts`` (``[b, 2]``, before the update), and ``logps(input_ids, labels)`` scores pairs without training.
 """
 
 from __future__ import annotations
@@ -79,36 +82,39 @@ def train(config: TrainConfig, resume: str | bool | None = None, progress: bool 
     checkpoints, losses, tokens_per_s, skipped = [], [], [], 0
     bar = tqdm(total=t.max_steps, initial=start, desc=f"train [{config.backend}]", unit="step",
                disable=not progress or rank != 0)
+
+    def batch_at(step: int) -> tuple:
+        indices = sampler.batch(step)
+        arrays = trainer.batches(indices)
+        return arrays if reference is None else (*arrays, reference[indices])
+
+    def on_step(step: int, m: dict[str, Any], seconds: float) -> None:
+        """After each optimizer step: NaN policy, the metrics line, the progress bar, checkpoints."""
+        nonlocal skipped
+        if not math.isfinite(m["loss"]):
+            if t.on_nan == "stop":
+                raise MindcodeError(f"step {step + 1}: loss is {m['loss']} (no update applied); "
+                                    f"set training.on_nan=skip to skip such batches")
+            skipped += 1
+        record = {"step": step + 1, "loss": m["loss"], "lr": m["lr"], "grad_norm": m["grad_norm"],
+                  "tokens_per_s": round(m["tokens"] * world_size / seconds, 1), "step_time_s": round(seconds, 4)}
+        if reference is not None:
+            record.update(preference.metrics(config, m["logps"], m["counts"], reference[sampler.batch(step)]))
+        if m.get("skipped"):
+            record["skipped"] = True
+        if rank == 0:
+            metrics.write(json.dumps(record) + "\n")
+            metrics.flush()
+        losses.append(m["loss"])
+        tokens_per_s.append(record["tokens_per_s"])
+        bar.set_postfix(loss=f"{m['loss']:.4f}", lr=f"{m['lr']:.2e}")
+        bar.update()
+        done = step + 1
+        if done == t.max_steps or (t.save_steps and done % t.save_steps == 0):
+            checkpoints.append(str(_save(trainer, out, done, sampler, rank)))
+
     with metrics_path.open("a") as metrics:
-        for step in range(start, t.max_steps):
-            indices = sampler.batch(step)
-            arrays = trainer.batches(indices)
-            if reference is not None:
-                arrays = (*arrays, reference[indices])
-            tick = time.perf_counter()
-            m = trainer.step(*arrays)
-            seconds = time.perf_counter() - tick
-            if not math.isfinite(m["loss"]):
-                if t.on_nan == "stop":
-                    raise MindcodeError(f"step {step + 1}: loss is {m['loss']} (no update applied); "
-                                        f"set training.on_nan=skip to skip such batches")
-                skipped += 1
-            record = {"step": step + 1, "loss": m["loss"], "lr": m["lr"], "grad_norm": m["grad_norm"],
-                      "tokens_per_s": round(m["tokens"] * world_size / seconds, 1), "step_time_s": round(seconds, 4)}
-            if reference is not None:
-                record.update(preference.metrics(config, m["logps"], m["counts"], reference[indices]))
-            if m.get("skipped"):
-                record["skipped"] = True
-            if rank == 0:
-                metrics.write(json.dumps(record) + "\n")
-                metrics.flush()
-            losses.append(m["loss"])
-            tokens_per_s.append(record["tokens_per_s"])
-            bar.set_postfix(loss=f"{m['loss']:.4f}", lr=f"{m['lr']:.2e}")
-            bar.update()
-            done = step + 1
-            if done == t.max_steps or (t.save_steps and done % t.save_steps == 0):
-                checkpoints.append(str(_save(trainer, out, done, sampler, rank)))
+        trainer.fit(start, t.max_steps, batch_at, on_step)
     bar.close()
     if rank == 0:
         trainer.export(out / "final")

@@ -51,6 +51,13 @@ def test_loss_parity_over_20_steps(run_inputs):
         result[backend] = losses(summary["output_dir"])
         metrics = [json.loads(line) for line in open(Path(summary["output_dir"]) / "metrics.jsonl")]
         assert set(metrics[0]) == {"step", "loss", "lr", "grad_norm", "tokens_per_s", "step_time_s"}
+    # the ascend run went through MindFormers' Trainer with this MindFormers-format config (read back here)
+    from mindformers import MindFormerConfig
+
+    ran = MindFormerConfig(str(run_inputs / "parity" / "ascend" / "mindformers.yaml"))
+    assert ran.trainer.type == "CausalLanguageModelingTrainer" and ran.runner_wrapper.type == "CpuSafeTrainOneStepCell"
+    assert (ran.lr_schedule.type, ran.lr_schedule.total_steps, ran.optimizer.type) == ("CosineWithWarmUpLR", 20, "AdamW")
+    assert ran.model.model_config.hidden_size == 64 and ran.runner_wrapper.max_grad_norm == 1.0
     gpu, ascend = result["gpu"], result["ascend"]
     assert len(gpu) == len(ascend) == 20
     worst = max(abs(a - g) / abs(g) for a, g in zip(ascend, gpu))
