@@ -37,6 +37,20 @@ def write_hf_checkpoint(directory: Path, config: ModelConfig, seed: int = 0, dty
     return directory
 
 
+def write_training_inputs(work: Path) -> Path:
+    """What the training tests start from: 96 tokenized conversations (``train.mindrecord`` and ``npy/``, 128 tokens
+    a row) and a random tiny HF checkpoint (``init/``)."""
+    from mindcode.data.build import tokenize_dataset
+    from mindcode.tokenizer import TINY_TOKENIZER
+    from scripts.bench_data import make_conversations
+
+    (work / "c.json").write_text(json.dumps(make_conversations(96)))
+    tokenize_dataset("qa", str(work / "c.json"), str(TINY_TOKENIZER), 128, output_file=str(work / "train.mindrecord"),
+                     torch_output=str(work / "npy"), progress=False)
+    write_hf_checkpoint(work / "init", PRESETS["tiny"], seed=0)
+    return work
+
+
 @pytest.fixture
 def hf_checkpoint(tmp_path):
     """``hf_checkpoint(config, **kw)`` -> directory of a random HF checkpoint under tmp_path."""

@@ -14,12 +14,8 @@ from mindcode.convert import ckpt_io
 from mindcode.convert.keymap import hf_to_ms
 from mindcode.convert.lora import read_adapter
 from mindcode.convert.safetensors_io import iter_tensors
-from mindcode.data.build import tokenize_dataset
-from mindcode.presets import PRESETS
-from mindcode.tokenizer import TINY_TOKENIZER
 from mindcode.train.loop import train
-from scripts.bench_data import make_conversations
-from tests.conftest import write_hf_checkpoint
+from tests.conftest import write_training_inputs
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,18 +24,14 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """20 LoRA steps on each backend from the same base; returns the work folder."""
-    work = tmp_path_factory.mktemp("lora")
-    (work / "c.json").write_text(json.dumps(make_conversations(96)))
-    tokenize_dataset("qa", str(work / "c.json"), str(TINY_TOKENIZER), 128, output_file=str(work / "train.mindrecord"),
-                     torch_output=str(work / "npy"), progress=False)
-    write_hf_checkpoint(work / "base", PRESETS["tiny"], seed=0)
+    work = write_training_inputs(tmp_path_factory.mktemp("lora"))
     for backend in ("gpu", "ascend"):
         run(work, backend, "parity", **{"training.max_steps": 20})
     return work
 
 
 def run(work, backend, name, resume=None, **extra):
-    values = {"data.mindrecord": work / "train.mindrecord", "data.npy": work / "npy", "training.init": work / "base",
+    values = {"data.mindrecord": work / "train.mindrecord", "data.npy": work / "npy", "training.init": work / "init",
               "training.output_dir": work / name / backend, **extra}
     config = load_config(ROOT / f"configs/{backend}/lora_tiny_cpu.yaml", [f"{k}={v}" for k, v in values.items()])
     train(config, resume=resume, progress=False)
@@ -83,12 +75,12 @@ def test_lora_loss_parity_and_only_adapters_train(runs):
 
 
 def test_merge_equals_base_plus_scaled_product_from_either_adapter(runs):
-    base = hf_tensors(runs / "base")
+    base = hf_tensors(runs / "init")
     for backend, adapter_path in (("gpu", runs / "parity" / "gpu" / "final"),
                                   ("ascend", runs / "parity" / "ascend" / "final" / "adapter.ckpt")):
         adapter = read_adapter(adapter_path)
         out = runs / f"merged_{backend}"
-        summary = convert("merge-lora", "--input_path", runs / "base", "--adapter", adapter_path,
+        summary = convert("merge-lora", "--input_path", runs / "init", "--adapter", adapter_path,
                           "--output_path", out, "--verify")
         assert summary["merged_lora"]["weights"] == 8 and summary["merged_lora"]["scale"] == 2.0
         merged = hf_tensors(out)
@@ -107,11 +99,11 @@ def test_merge_equals_base_plus_scaled_product_from_either_adapter(runs):
     stray = Adapter(2, 4.0, {"model.layers.5.self_attn.q_proj.weight": {"A": np.zeros((2, 64), np.float32),
                                                                          "B": np.zeros((64, 2), np.float32)}})
     with pytest.raises(Exception, match="adapts 'model.layers.5.self_attn.q_proj.weight', which the base"):
-        convert_ms_to_hf(runs / "base", runs / "stray", adapter=stray, progress=False)
+        convert_ms_to_hf(runs / "init", runs / "stray", adapter=stray, progress=False)
     assert not (runs / "stray").exists()
     # the same merge written straight to a MindSpore checkpoint (MindFormers names)
     ckpt = runs / "merged.ckpt"
-    convert("merge-lora", "--input_path", runs / "base", "--adapter", runs / "parity" / "gpu" / "final",
+    convert("merge-lora", "--input_path", runs / "init", "--adapter", runs / "parity" / "gpu" / "final",
             "--output_path", ckpt)
     merged_hf = hf_tensors(runs / "merged_gpu")
     for tensor in ckpt_io.index_ckpt(ckpt):
@@ -128,11 +120,11 @@ def test_mindformers_adapter_exports_to_peft_and_matches_the_merged_model(runs):
     summary = convert("export-lora", "--input_path", runs / "parity" / "ascend" / "final" / "adapter.ckpt",
                       "--output_path", peft_dir)
     assert summary["rank"] == 8 and (peft_dir / "adapter_config.json").is_file()
-    convert("merge-lora", "--input_path", runs / "base", "--adapter", runs / "parity" / "ascend" / "final" / "adapter.ckpt",
+    convert("merge-lora", "--input_path", runs / "init", "--adapter", runs / "parity" / "ascend" / "final" / "adapter.ckpt",
             "--output_path", runs / "merged_mf")
     ids = torch.tensor(np.random.default_rng(0).integers(1, 1024, (2, 64)))
     with torch.no_grad():
-        base = transformers.LlamaForCausalLM.from_pretrained(str(runs / "base"), dtype=torch.float32)
+        base = transformers.LlamaForCausalLM.from_pretrained(str(runs / "init"), dtype=torch.float32)
         adapted = PeftModel.from_pretrained(base, str(peft_dir)).eval()(input_ids=ids).logits
         merged = transformers.LlamaForCausalLM.from_pretrained(str(runs / "merged_mf"), dtype=torch.float32)
         reference = merged.eval()(input_ids=ids).logits

@@ -12,12 +12,8 @@ from pathlib import Path
 import pytest
 
 from mindcode.config import load_config
-from mindcode.data.build import tokenize_dataset
-from mindcode.presets import PRESETS
-from mindcode.tokenizer import TINY_TOKENIZER
 from mindcode.train.loop import train
-from scripts.bench_data import make_conversations
-from tests.conftest import write_hf_checkpoint
+from tests.conftest import write_training_inputs
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,12 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def run_inputs(tmp_path_factory):
-    work = tmp_path_factory.mktemp("train")
-    (work / "c.json").write_text(json.dumps(make_conversations(96)))
-    tokenize_dataset("qa", str(work / "c.json"), str(TINY_TOKENIZER), 128, output_file=str(work / "train.mindrecord"),
-                     torch_output=str(work / "npy"), progress=False)
-    write_hf_checkpoint(work / "init", PRESETS["tiny"], seed=0)
-    return work
+    return write_training_inputs(tmp_path_factory.mktemp("train"))
 
 
 def overrides(work, backend, name, **extra):

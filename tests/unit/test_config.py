@@ -56,23 +56,24 @@ def test_model_section_is_mindformers_shaped_and_matches_the_preset():
     assert config.model.seq_length == 128
 
 
-def test_unknown_keys_are_errors_naming_key_and_file(tmp_path):
-    with pytest.raises(MindcodeError, match=r"c\.yaml\.training: unknown key 'max_step'; valid: .*max_steps"):
-        load_config(write(tmp_path, "backend: gpu\ntraining: {max_step: 3}\n"))
-    with pytest.raises(MindcodeError, match=r"c\.yaml: unknown key 'optimiser'"):
-        load_config(write(tmp_path, "backend: gpu\noptimiser: {}\n"))
-    with pytest.raises(MindcodeError, match=r"model\.model_config: unknown key 'hidden'"):
-        load_config(write(tmp_path, "backend: gpu\nmodel: {model_config: {hidden: 3}}\n"))
-    with pytest.raises(MindcodeError, match=r"c\.yaml\.training\.batch_size: expected int, got 'four'"):
-        load_config(write(tmp_path, "backend: gpu\ntraining: {batch_size: four}\n"))
-    with pytest.raises(MindcodeError, match=r"a 'torch' section in an ascend config"):
-        load_config(write(tmp_path, "backend: ascend\ntorch: {}\n"))
-    with pytest.raises(MindcodeError, match=r"c\.yaml: stage 'ppo'; valid: sft, dpo, simpo"):
-        load_config(write(tmp_path, "backend: gpu\nstage: ppo\n"))
-    with pytest.raises(MindcodeError, match=r"a 'preference' section needs stage dpo or simpo"):
-        load_config(write(tmp_path, "backend: gpu\npreference: {beta: 0.1}\n"))
-    with pytest.raises(MindcodeError, match=r"c\.yaml\.preference: unknown key 'betta'"):
-        load_config(write(tmp_path, "backend: gpu\nstage: dpo\npreference: {betta: 0.1}\n"))
+BAD_CONFIGS = [  # (YAML, the error it gives)
+    ("backend: gpu\ntraining: {max_step: 3}\n", r"c\.yaml\.training: unknown key 'max_step'; valid: .*max_steps"),
+    ("backend: gpu\noptimiser: {}\n", r"c\.yaml: unknown key 'optimiser'"),
+    ("backend: gpu\nmodel: {model_config: {hidden: 3}}\n", r"model\.model_config: unknown key 'hidden'"),
+    ("backend: gpu\ntraining: {batch_size: four}\n", r"c\.yaml\.training\.batch_size: expected int, got 'four'"),
+    ("backend: ascend\ntorch: {}\n", r"a 'torch' section in an ascend config"),
+    ("backend: gpu\nstage: ppo\n", r"c\.yaml: stage 'ppo'; valid: sft, dpo, simpo"),
+    ("backend: gpu\npreference: {beta: 0.1}\n", r"a 'preference' section needs stage dpo or simpo"),
+    ("backend: gpu\nstage: dpo\npreference: {betta: 0.1}\n", r"c\.yaml\.preference: unknown key 'betta'"),
+    ("backend: gpu\nlora: {target_modules: [qq_proj]}\n", r"lora\.target_modules \['qq_proj'\]; valid: q_proj"),
+    ("backend: gpu\ntorch: {load_in_4bit: true}\n", r"torch\.load_in_4bit \(QLoRA\) needs a lora section"),
+]
+
+
+@pytest.mark.parametrize("text, error", BAD_CONFIGS)
+def test_bad_configs_fail_naming_key_and_file(tmp_path, text, error):
+    with pytest.raises(MindcodeError, match=error):
+        load_config(write(tmp_path, text))
 
 
 def test_overrides_and_missing_data(tmp_path):
