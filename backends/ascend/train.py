@@ -28,6 +28,7 @@ from mindcode.config import TrainConfig, data_columns
 from mindcode.convert.hf_to_ms import convert_hf_to_ms
 from mindcode.convert.lora import initial_adapter, peft_config
 from mindcode.errors import MindcodeError
+from mindcode.train.preference import as_pairs
 
 
 def _register_cpu_safe_step_cell() -> None:
@@ -101,11 +102,6 @@ def _token_weighted(network, micro: int, world_size: int):
             return total * world_size / tokens
 
     return TokenWeightedLoss()
-
-
-def _pairs(values: np.ndarray) -> np.ndarray:
-    """``[2b]`` per-row values (chosen rows, then rejected) as ``[b, 2]``."""
-    return np.stack([values[: len(values) // 2], values[len(values) // 2:]], axis=1)
 
 
 def decays(name: str, shape: tuple[int, ...]) -> bool:
@@ -222,7 +218,7 @@ class Trainer:
                   "tokens": int((input_ids[:, :-1] != 0).sum())}
         if self.config.preference_stage:
             last = self.preference.last.asnumpy()
-            result["logps"], result["counts"] = _pairs(last[: 2 * self.pairs]), _pairs(last[2 * self.pairs:])
+            result["logps"], result["counts"] = as_pairs(last[: 2 * self.pairs]), as_pairs(last[2 * self.pairs:])
         return result
 
     def logps(self, input_ids: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -230,7 +226,7 @@ class Trainer:
         ms = self._ms
         self._scores.set_train(False)
         sums, counts = self._scores(ms.Tensor(input_ids, ms.int32), ms.Tensor(labels, ms.int32))
-        return _pairs(sums.asnumpy()), _pairs(counts.asnumpy())
+        return as_pairs(sums.asnumpy()), as_pairs(counts.asnumpy())
 
     def save(self, directory: Path) -> None:
         """Trained weights, AdamW moments and the optimizer's step (which drives the schedule), in one .ckpt; frozen

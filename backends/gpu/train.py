@@ -17,12 +17,11 @@ from backends.gpu.preference import preference_losses, sequence_logps
 from mindcode.config import TrainConfig, data_columns, learning_rate
 from mindcode.convert.lora import initial_adapter
 from mindcode.errors import MindcodeError
+from mindcode.train.preference import as_pairs
 
 
 def _pairs(values: Any) -> np.ndarray:
-    """``[2b]`` per-row values (chosen rows, then rejected) as ``[b, 2]`` float32."""
-    values = values.float().cpu().numpy()
-    return np.stack([values[: len(values) // 2], values[len(values) // 2:]], axis=1)
+    return as_pairs(values.float().cpu().numpy())
 
 
 class Trainer:

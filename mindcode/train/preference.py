@@ -23,6 +23,12 @@ from mindcode.config import TrainConfig
 from mindcode.errors import MindcodeError
 
 
+def as_pairs(values: np.ndarray) -> np.ndarray:
+    """``[2b]`` per-row values (the chosen rows, then the rejected ones) as ``[b, 2]`` float32."""
+    values = np.asarray(values, dtype=np.float32)
+    return np.stack([values[: len(values) // 2], values[len(values) // 2:]], axis=1)
+
+
 def metrics(config: TrainConfig, logps: np.ndarray, counts: np.ndarray, reference: np.ndarray) -> dict[str, float]:
     """``rewards/*`` and ``logps/*`` of one step from the policy's ``[pairs, 2]`` summed log-probabilities (chosen,
     rejected), their token counts and the reference's log-probabilities."""
