@@ -26,8 +26,8 @@ class Backend(Protocol):
         """
 
     def build_model(self, config: ModelConfig, seq_length: int, checkpoint: str | Path | None = None) -> Any:
-        """A causal LM of this shape in float32 for inputs of ``seq_length`` tokens, with weights from
-        ``checkpoint`` (this backend's native format) or, without one, randomly initialised."""
+        """A causal LM of this shape for inputs of ``seq_length`` tokens, with weights from ``checkpoint`` (this
+        backend's native format) or, without one, randomly initialised (float32 on the CPU)."""
 
     def forward(self, model: Any, input_ids: np.ndarray) -> np.ndarray:
         """Logits ``[batch, seq, vocab]`` (float32) for int ``input_ids`` ``[batch, seq]``."""
@@ -35,13 +35,17 @@ class Backend(Protocol):
     def loss(self, model: Any, input_ids: np.ndarray, labels: np.ndarray) -> float:
         """Mean next-token cross entropy over the trained positions (see the module docstring)."""
 
+    def init_distributed(self) -> tuple[int, int]:
+        """``(rank, world_size)``: joins the job's process group when launched by this backend's launcher
+        (torchrun / msrun), binding this process's device first; ``(0, 1)`` otherwise."""
+
     def session(self, model: Any, prompts: list[list[int]], max_rows: int, length: int) -> Any:
         """A decoding session (``mindcode.predict.decode.Session``): next-token logits for up to ``max_rows``
         sequences of up to ``length`` tokens, starting from ``prompts``."""
 
     def trainer(self, config: Any, rank: int = 0, world_size: int = 1) -> Any:
-        """The step trainer the shared loop drives (see ``mindcode.train.loop``): ``num_rows``, ``batches``,
-        ``step``, ``save``, ``load``, ``export``, ``device``."""
+        """The step trainer the shared loop drives (see ``mindcode.train.loop``): ``num_rows``, ``data_shard``,
+        ``batches``, ``fit``, ``save``, ``load``, ``export``, ``device``."""
 
     def save_checkpoint(self, tensors: Iterable[tuple[str, np.ndarray, str]], path: str | Path) -> None:
         """Write ``(name, array, dtype)`` triples (dtype ``float32``/``float16``/``bfloat16``) in the native

@@ -1,8 +1,8 @@
 """Training configs: strict, typed data. One schema for both backends; only the backend section differs.
 
-A config YAML has the shared sections ``model``, ``data``, ``optimizer``, ``schedule``, ``training`` (identical
-between a ``configs/ascend/X.yaml`` and its ``configs/gpu/X.yaml`` twin) and one backend section:
-``mindformers`` (ascend) or ``torch`` (gpu). Unknown keys are errors that name the key and the file.
+A config YAML has the shared sections ``model``, ``data``, ``optimizer``, ``schedule``, ``training`` and
+``parallel_config`` (identical between a ``configs/ascend/X.yaml`` and its ``configs/gpu/X.yaml`` twin) and one
+backend section: ``mindformers`` (ascend) or ``torch`` (gpu). Unknown keys are errors that name the key and the file.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from mindcode.errors import MindcodeError
+from mindcode.parallel import ParallelConfig, resolve
 from mindcode.presets import FROM_MINDFORMERS, ModelConfig
 
 
@@ -112,22 +113,23 @@ class PreferenceSection:
 
 @dataclass
 class MindFormersSection:
-    """ascend only: settings passed to MindFormers (parallel layout, dtypes on Ascend, loss scale)."""
+    """ascend only: settings passed to MindFormers (loss scale, recomputation, its parallel optimizer)."""
 
     loss_scale: float = 1.0
-    parallel_config: dict[str, Any] = field(default_factory=dict)  # data_parallel, model_parallel, ...
     recompute: bool = False
+    enable_parallel_optimizer: bool = False  # shard weights and optimizer state over data-parallel ranks
 
 
 @dataclass
 class TorchSection:
     """gpu only."""
 
-    precision: str = "bf16"  # bf16 autocast on CUDA; the CPU always runs fp32
+    precision: str = "bf16"  # bf16: bf16 compute, float32 master weights and AdamW state (CUDA); fp32. CPU: fp32
     load_in_4bit: bool = False  # QLoRA: the frozen base weights in 4-bit NF4 (bitsandbytes, CUDA only; needs lora)
-    distributed: str = "ddp"  # ddp | fsdp (used when launched by torchrun with more than one process)
-    gradient_checkpointing: bool = False
+    distributed: str = "ddp"  # data parallel by ddp | fsdp (FSDP2: weights, gradients, AdamW state sharded)
+    gradient_checkpointing: bool = False  # activation checkpointing per decoder layer
     compile: bool = False
+    pipeline_schedule: str = "1f1b"  # 1f1b | gpipe (with parallel_config.pipeline_stage > 1)
 
 
 @dataclass
@@ -139,13 +141,14 @@ class TrainConfig:
     optimizer: OptimizerSection = field(default_factory=OptimizerSection)
     schedule: ScheduleSection = field(default_factory=ScheduleSection)
     training: TrainingSection = field(default_factory=TrainingSection)
+    parallel_config: ParallelConfig = field(default_factory=ParallelConfig)
     lora: LoraSection | None = None
     preference: PreferenceSection | None = None
     mindformers: MindFormersSection | None = None
     torch: TorchSection | None = None
     source: str = ""  # the file it came from (not a YAML key)
 
-    SHARED = ("stage", "model", "data", "optimizer", "schedule", "training", "lora", "preference")
+    SHARED = ("stage", "model", "data", "optimizer", "schedule", "training", "parallel_config", "lora", "preference")
     STAGES = ("sft", "dpo", "simpo")
 
     @property
@@ -249,6 +252,11 @@ def validate(config: TrainConfig) -> None:
             raise MindcodeError(f"{where}: lora.rank must be >= 1 and lora.dropout in [0, 1)")
     if config.torch is not None and config.torch.load_in_4bit and config.lora is None:
         raise MindcodeError(f"{where}: torch.load_in_4bit (QLoRA) needs a lora section")
+    if config.torch is not None:
+        for key, valid in (("precision", ("bf16", "fp32")), ("distributed", ("ddp", "fsdp")),
+                           ("pipeline_schedule", ("1f1b", "gpipe"))):
+            if getattr(config.torch, key) not in valid:
+                raise MindcodeError(f"{where}: torch.{key} {getattr(config.torch, key)!r}; valid: {', '.join(valid)}")
     if config.optimizer.type != "AdamW":
         raise MindcodeError(f"{where}: optimizer.type {config.optimizer.type!r}; supported: AdamW")
     if config.schedule.type != "CosineWithWarmUpLR":
@@ -261,6 +269,7 @@ def validate(config: TrainConfig) -> None:
     if accumulation < 1 or config.training.batch_size % accumulation:
         raise MindcodeError(f"{where}: training.gradient_accumulation_steps {accumulation} must divide "
                             f"training.batch_size {config.training.batch_size}")
+    resolve(config.parallel_config, where=f"{where}: parallel_config")  # degrees >= 1 (the world is known at launch)
     config.model.shape()  # unknown model keys fail here, before any model is built
 
 

@@ -2,8 +2,9 @@
 
     python scripts/make_configs.py          # rewrites configs/{ascend,gpu}/codellama_*.yaml
 
-Shapes come from mindcode's presets; the parallel layouts are MindFormers' published ones (CodeLlama-34B card:
-16p finetune dp1/mp8/pp2 with 128 micro-batches, 32p dp2/mp4/pp4).
+Shapes come from mindcode's presets; the 34B layouts are MindFormers' published ones (CodeLlama-34B card: 16p finetune
+dp1/mp8/pp2 with 128 micro-batches and sequence parallel, 32p dp2/mp4/pp4); the 7B/13B ones are sized with
+`mindcode plan` to fit a 64 GB Atlas 800T A2 and an 80 GB H100. The same layout is in both twins.
 """
 
 from __future__ import annotations
@@ -20,22 +21,25 @@ from mindcode.presets import PRESETS  # noqa: E402
 
 RUNS = {
     # name: (preset, devices, parallel_config, batch_size, max_steps, learning_rate, what)
-    "codellama_7b_finetune": ("codellama-7b", 8, {"data_parallel": 8, "model_parallel": 1, "pipeline_stage": 1},
+    "codellama_7b_finetune": ("codellama-7b", 8, {"data_parallel": 2, "model_parallel": 4, "pipeline_stage": 1},
                               64, 2000, 2.0e-5, "CodeLlama-7B full fine-tune on 8 devices"),
     "codellama_13b_finetune": ("codellama-13b", 8, {"data_parallel": 2, "model_parallel": 4, "pipeline_stage": 1},
                                64, 2000, 2.0e-5, "CodeLlama-13B full fine-tune on 8 devices"),
     "codellama_34b_finetune_16p": ("codellama-34b", 16, {"data_parallel": 1, "model_parallel": 8, "pipeline_stage": 2,
-                                                         "micro_batch_num": 128}, 128, 2000, 1.0e-5,
+                                                         "micro_batch_num": 128, "use_seq_parallel": True,
+                                                         "vocab_emb_dp": False}, 128, 2000, 1.0e-5,
                                    "CodeLlama-34B full fine-tune, 16 devices (2 nodes)"),
     "codellama_34b_finetune_32p": ("codellama-34b", 32, {"data_parallel": 2, "model_parallel": 4, "pipeline_stage": 4,
-                                                         "micro_batch_num": 128}, 128, 2000, 1.0e-5,
+                                                         "micro_batch_num": 128, "use_seq_parallel": True,
+                                                         "vocab_emb_dp": False}, 128, 2000, 1.0e-5,
                                    "CodeLlama-34B full fine-tune, 32 devices (4 nodes)"),
     "codellama_34b_pretrain": ("codellama-34b", 32, {"data_parallel": 2, "model_parallel": 4, "pipeline_stage": 4,
-                                                     "micro_batch_num": 128}, 256, 100000, 3.0e-4,
+                                                     "micro_batch_num": 128, "use_seq_parallel": True,
+                                                     "vocab_emb_dp": False}, 256, 100000, 3.0e-4,
                                "CodeLlama-34B continued pretraining on wiki-style rows, 32 devices"),
     "codellama_7b_lora": ("codellama-7b", 8, {"data_parallel": 8, "model_parallel": 1, "pipeline_stage": 1},
                           64, 2000, 2.0e-4, "CodeLlama-7B LoRA (rank 16, attention and MLP) on 8 devices"),
-    "codellama_7b_dpo": ("codellama-7b", 8, {"data_parallel": 8, "model_parallel": 1, "pipeline_stage": 1},
+    "codellama_7b_dpo": ("codellama-7b", 8, {"data_parallel": 2, "model_parallel": 4, "pipeline_stage": 1},
                          64, 1000, 5.0e-7, "CodeLlama-7B DPO after SFT on 8 devices"),
 }
 # LoRA runs: their adapter (the same rank, alpha and target modules on both backends).
@@ -61,6 +65,7 @@ def shared(name: str) -> dict:
         "schedule": {"type": "CosineWithWarmUpLR", "learning_rate": lr, "warmup_ratio": 0.03, "lr_end": 0.0},
         "training": {"batch_size": batch, "max_steps": steps, "max_grad_norm": 1.0, "save_steps": 500,
                      "init": stage.get("init", f"checkpoints/{preset}-hf"), "seed": 0},
+        "parallel_config": RUNS[name][2],
     }
     if name in LORA:
         body["lora"] = LORA[name]
@@ -77,17 +82,17 @@ def write(backend: str, name: str) -> None:
         if section in body:
             body[section] = body.pop(section)
     if backend == "ascend":
-        body["mindformers"] = {"loss_scale": 1.0, "parallel_config": layout, "recompute": True}
+        body["mindformers"] = {"loss_scale": 1.0, "recompute": True, "enable_parallel_optimizer": True}
         launch = (f"bash scripts/msrun_launcher.sh \"mindcode train --config configs/ascend/{name}.yaml\" "
                   f"{devices} {min(devices, 8)} MASTER_ADDR 8118 NODE_RANK output/msrun_log False 7200")
     else:
-        body["torch"] = {"precision": "bf16", "distributed": "fsdp" if "34b" in name else "ddp",
-                         "gradient_checkpointing": True, "compile": False}
+        body["torch"] = {"precision": "bf16", "distributed": "fsdp", "gradient_checkpointing": True, "compile": False}
         launch = (f"bash scripts/torchrun_launcher.sh \"mindcode train --config configs/gpu/{name}.yaml\" "
-                  f"{devices} {min(devices, 8)} MASTER_ADDR 29500 NODE_RANK")
+                  f"{devices} {min(devices, 8)} MASTER_ADDR 29500 NODE_RANK output/torchrun_log False 7200")
+    dims = "/".join(f"{key[0]}p{layout.get(key, 1)}" for key in ("data_parallel", "model_parallel", "pipeline_stage"))
     header = (f"# Launch: mindcode train --config configs/{backend}/{name}.yaml\n"
-              f"# {what}; its multi-device launch (data parallelism works; the model/pipeline layout in\n"
-              f"# parallel_config is recorded, not yet applied - see README):\n#   {launch}\n"
+              f"# {what}, parallel_config {dims}:\n#   {launch}\n"
+              f"# Before launching: mindcode plan --config configs/{backend}/{name}.yaml   (memory per device)\n"
               f"# Written by scripts/make_configs.py; edit the table there.\n")
     path = ROOT / "configs" / backend / f"{name}.yaml"
     path.write_text(header + yaml.safe_dump(body, sort_keys=False, width=120))

@@ -7,6 +7,7 @@ MindFormers needs there (graph mode, unfused RMSNorm, sliced rotary embedding, f
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,16 @@ class AscendBackend:
         model.set_train(True)
         loss = model(ms.Tensor(np.asarray(input_ids, dtype=np.int32)), ms.Tensor(np.asarray(labels, dtype=np.int32)))
         return float(loss.asnumpy().reshape(-1)[0])
+
+    def init_distributed(self) -> tuple[int, int]:
+        """Under msrun: MindSpore's communication (HCCL on Ascend, its CPU collectives here); else one process."""
+        if int(os.environ.get("MS_WORKER_NUM", 1)) == 1:
+            return 0, 1
+        runtime.mindspore()
+        from mindspore.communication import get_group_size, get_rank, init
+
+        init()
+        return get_rank(), get_group_size()
 
     def session(self, model: Any, prompts: list[list[int]], max_rows: int, length: int) -> Any:
         from backends.ascend.session import Session

@@ -47,15 +47,24 @@ def load_checkpoint(path: str | Path) -> dict[str, np.ndarray]:
 
 
 def load_into(model: Any, path: str | Path) -> None:
-    """Load a checkpoint into ``model``; any parameter left unloaded, or any unused entry, is an error."""
+    """Load a checkpoint into ``model``; any parameter left unloaded, or any unused entry, is an error.
+
+    A tensor stored in another dtype than the model's parameter (a bf16 CodeLlama checkpoint into float32
+    parameters) is cast first: MindSpore's strict load refuses mixed dtypes.
+    """
     ms = runtime.mindspore()
     if not Path(path).is_file():
         raise MindcodeError(f"{path}: no such checkpoint file")
     params = ms.load_checkpoint(str(path))
-    expected = {name: p.shape for name, p in model.parameters_and_names()}
+    expected = {name: p for name, p in model.parameters_and_names()}
     for name, param in params.items():
-        if name in expected and tuple(param.shape) != tuple(expected[name]):
-            raise MindcodeError(f"{path}: {name} has shape {list(param.shape)}, the model expects {list(expected[name])}")
+        target = expected.get(name)
+        if target is None:
+            continue
+        if tuple(param.shape) != tuple(target.shape):
+            raise MindcodeError(f"{path}: {name} has shape {list(param.shape)}, the model expects {list(target.shape)}")
+        if param.dtype != target.dtype:
+            params[name] = ms.Parameter(ms.ops.cast(param, target.dtype), name=name)
     not_loaded, unused = ms.load_param_into_net(model, params, strict_load=True)
     if not_loaded or unused:
         raise MindcodeError(f"{path}: parameters missing from the checkpoint: {not_loaded}; unused entries: {unused}")

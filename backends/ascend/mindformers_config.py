@@ -12,17 +12,20 @@ from typing import Any
 import yaml
 
 from backends.ascend.lora import pet_config
-from backends.ascend.model import CPU_SETTINGS, FLOAT32_SETTINGS
+from backends.ascend.model import model_settings
+from backends.ascend.parallel import mindformers_sections, rows_per_step, semi_auto
 from mindcode.config import TrainConfig
+from mindcode.parallel import Layout
 
 CPU_WRAPPER = "CpuSafeTrainOneStepCell"  # registered by backends.ascend.train on MindSpore's CPU target
 
 
-def mindformers_config(config: TrainConfig, device: str, world_size: int = 1) -> dict[str, Any]:
+def mindformers_config(config: TrainConfig, device: str, layout: Layout) -> dict[str, Any]:
+    """The MindFormers YAML of a run on ``device`` (``CPU`` or ``Ascend``) in ``layout``."""
     t, s, o = config.training, config.schedule, config.optimizer
-    per_rank = t.batch_size // world_size
-    model_config = {**config.model.model_config, "batch_size": per_rank,
-                    **(CPU_SETTINGS if device == "CPU" else FLOAT32_SETTINGS)}
+    per_rank = rows_per_step(layout, t.batch_size)
+    settings, _overridden = model_settings(config.model.model_config, device)
+    model_config = {**config.model.model_config, "batch_size": per_rank, **settings}
     if config.lora is not None:
         model_config["pet_config"] = pet_config(config.lora)
     dataset = {
@@ -37,8 +40,6 @@ def mindformers_config(config: TrainConfig, device: str, world_size: int = 1) ->
                 "warmup_lr_init": s.warmup_lr_init, "num_cycles": s.num_cycles, "total_steps": t.max_steps}
     schedule.update({"warmup_ratio": s.warmup_ratio} if s.warmup_ratio is not None else
                     {"warmup_steps": s.warmup_steps})
-    parallel_config = {"data_parallel": world_size, "model_parallel": 1, "pipeline_stage": 1,
-                       **config.mindformers.parallel_config}
     return {
         "seed": t.seed,
         "output_dir": str(Path(t.output_dir) / "mindformers"),
@@ -50,17 +51,15 @@ def mindformers_config(config: TrainConfig, device: str, world_size: int = 1) ->
                           "gradient_accumulation_steps": 1},
         "runner_wrapper": {"type": CPU_WRAPPER if device == "CPU" else "MFTrainOneStepCell",
                            "scale_sense": config.mindformers.loss_scale, "use_clip_grad": True,
-                           "max_grad_norm": t.max_grad_norm},
+                           "max_grad_norm": t.max_grad_norm,
+                           # pipeline micro-batches: the loss as the mean over every trained token of the batch
+                           "calculate_per_token_loss": layout.pipeline_stage > 1},
         "optimizer": {"type": o.type, "betas": list(o.betas), "eps": o.eps, "weight_decay": o.weight_decay},
         "lr_schedule": schedule,
         "train_dataset": dataset,
         "train_dataset_task": {"type": "CausalLanguageModelDataset", "dataset_config": dataset},
         "do_eval": False,
-        "use_parallel": False,  # data parallelism is set up by mindcode before the Trainer starts (msrun)
-        "parallel": {"parallel_mode": 0, "gradients_mean": True},
-        "parallel_config": parallel_config,
-        "micro_batch_interleave_num": 1,
-        "recompute_config": {"recompute": config.mindformers.recompute},
+        **mindformers_sections(layout, config.mindformers, t.output_dir, device),
         "callbacks": [],
         "context": {"mode": 0, "device_target": device, "max_call_depth": 10000, "save_graphs": False,
                     "device_id": int(os.environ.get("DEVICE_ID", 0))},

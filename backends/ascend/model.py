@@ -1,4 +1,10 @@
-"""MindFormers' LlamaForCausalLM from a mindcode preset."""
+"""MindFormers' LlamaForCausalLM from a mindcode preset, with the config's MindFormers dtype and kernel settings.
+
+On Ascend a config's ``model_config`` keys (``compute_dtype``, ``param_init_type``, ``layernorm_compute_type``,
+``softmax_compute_type``, ``rotary_dtype``, ``use_flash_attention``, ``qkv_concat``, ...) reach MindFormers as
+written; keys a config leaves out keep MindFormers' own defaults. On MindSpore's CPU target only what the CPU needs
+is overridden (``CPU_SETTINGS``), and ``model_settings`` says which of the config's keys that changed.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +15,8 @@ from backends.ascend import runtime
 from backends.ascend.checkpoint import load_into
 from mindcode.presets import ModelConfig
 
-# What MindFormers needs to run on MindSpore's CPU target (see DESIGN.md): the fused RMSNorm and the rotary op
-# without slicing are Ascend kernels, and CPU has no float16 matmul worth using.
+# What MindFormers needs to run on MindSpore's CPU target (see DESIGN.md): the fused RMSNorm, flash attention and the
+# rotary op without slicing are Ascend kernels, and the CPU has no float16/bfloat16 matmul worth using.
 CPU_SETTINGS: dict[str, Any] = {
     "fused_rms_norm": False,
     "use_rope_slice": True,
@@ -23,21 +29,35 @@ CPU_SETTINGS: dict[str, Any] = {
     # MindFormers' @lazy_inline graphs fail to compile on the CPU backend in data-parallel mode.
     "disable_lazy_inline": True,
 }
-FLOAT32_SETTINGS: dict[str, Any] = {"compute_dtype": "float32", "param_init_type": "float32"}
+# model_config keys that are MindFormers' dtype/kernel choices (not the shape, not mindcode's run settings)
+SETTING_KEYS = ("compute_dtype", "param_init_type", "layernorm_compute_type", "softmax_compute_type", "rotary_dtype",
+                "use_flash_attention", "fused_rms_norm", "use_rope_slice", "qkv_concat", "offset", "scaling_factor",
+                "extend_method")
 
 
-def mindformers_config(config: ModelConfig, seq_length: int, batch_size: int = 1) -> Any:
-    """MindFormers' ``LlamaConfig`` for this preset; device-specific settings as described in the module."""
+def model_settings(model_config: dict[str, Any], device: str) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """The settings MindFormers gets on ``device`` and the config keys overridden there (``{key: [asked, used]}``)."""
+    asked = {k: v for k, v in model_config.items() if k in SETTING_KEYS}
+    if device != "CPU":
+        return asked, {}
+    overridden = {k: [v, CPU_SETTINGS[k]] for k, v in asked.items()
+                  if k in CPU_SETTINGS and str(v).lower() != str(CPU_SETTINGS[k]).lower()}
+    return {**asked, **CPU_SETTINGS}, overridden
+
+
+def mindformers_config(config: ModelConfig, seq_length: int, batch_size: int = 1,
+                       settings: dict[str, Any] | None = None, **extra: Any) -> Any:
+    """MindFormers' ``LlamaConfig`` for this preset; ``settings`` from a config's ``model_config`` (see the module)."""
     mindformers = runtime.mindformers()
-    settings = CPU_SETTINGS if runtime.device_target() == "CPU" else FLOAT32_SETTINGS
-    return mindformers.LlamaConfig(
-        batch_size=batch_size, seq_length=seq_length, use_past=False, **config.to_mindformers_config(), **settings
-    )
+    resolved, _ = model_settings(settings or {}, runtime.device_target())
+    return mindformers.LlamaConfig(batch_size=batch_size, seq_length=seq_length, use_past=False,
+                                   **config.to_mindformers_config(), **resolved, **extra)
 
 
-def build_model(config: ModelConfig, seq_length: int, checkpoint: str | Path | None = None) -> Any:
+def build_model(config: ModelConfig, seq_length: int, checkpoint: str | Path | None = None,
+                settings: dict[str, Any] | None = None, **extra: Any) -> Any:
     mindformers = runtime.mindformers()
-    model = mindformers.LlamaForCausalLM(config=mindformers_config(config, seq_length))  # keyword: see CPU_SETTINGS
+    model = mindformers.LlamaForCausalLM(config=mindformers_config(config, seq_length, settings=settings, **extra))
     if checkpoint is not None:
         load_into(model, checkpoint)
     return model

@@ -22,12 +22,16 @@ from backends.ascend import runtime
 from backends.ascend.checkpoint import save_checkpoint
 from backends.ascend.lora import adapter_arrays, add_lora
 from backends.ascend.mindformers_config import CPU_WRAPPER, mindformers_config, write_yaml
-from backends.ascend.model import build_model
+from backends.ascend.model import build_model, model_settings
+from backends.ascend.parallel import check_target, data_shard, semi_auto
 from backends.ascend.preference import preference_loss_cell, sequence_logps_cell
 from mindcode.config import TrainConfig, data_columns
 from mindcode.convert.hf_to_ms import convert_hf_to_ms
+from mindcode.convert.safetensors_io import checkpoint_dtype
 from mindcode.convert.lora import initial_adapter, peft_config
 from mindcode.errors import MindcodeError
+from mindcode.parallel import check_model, resolve
+from mindcode.train.once import make_once
 from mindcode.train.preference import as_pairs
 
 
@@ -112,26 +116,39 @@ def decays(name: str, shape: tuple[int, ...]) -> bool:
 class Trainer:
     def __init__(self, config: TrainConfig, rank: int = 0, world_size: int = 1):
         ms = runtime.mindspore()
+        self.config = config
+        t, s, o = config.training, config.schedule, config.optimizer
+        model_config = config.model.shape()
+        self.device = runtime.device_target()
+        where = f"{config.source}: parallel_config"
+        self.layout = resolve(config.parallel_config, world_size, where)
+        check_model(self.layout, model_config, config.model.seq_length, t.batch_size, where)
+        check_target(self.layout, self.device, where)
         self.rank, self.world_size = rank, world_size
-        if world_size > 1:  # launched by msrun: the step cell's gradient reducer averages over the ranks
+        self.semi_auto = semi_auto(self.layout)
+        self.data_shard = data_shard(self.layout, rank)
+        if world_size > 1 and not self.semi_auto:  # msrun, data parallel: the step cell's reducer averages ranks
             from mindspore import ParallelMode
 
             ms.set_auto_parallel_context(parallel_mode=ParallelMode.DATA_PARALLEL, gradients_mean=True,
-                                         device_num=world_size)
+                                         device_num=world_size,
+                                         enable_parallel_optimizer=config.mindformers.enable_parallel_optimizer
+                                         and self.device != "CPU")
         runtime.mindformers()
         from mindformers.core.lr.lr_schedule import CosineWithWarmUpLR
         from mindformers.core.optim import AdamW
 
-        self.config = config
-        t, s, o = config.training, config.schedule, config.optimizer
+        self.mf_config = self._mindformers_config()
         ms.set_seed(t.seed)
-        self.device = runtime.device_target()
-        model_config = config.model.shape()
-        init = None
-        if t.init:
-            init = Path(t.output_dir) / "init" / f"model_rank{rank}.ckpt"
-            convert_hf_to_ms(t.init, init, progress=False)
-        self.model = build_model(model_config, config.model.seq_length, init)
+        init = self._converted_init()
+        settings, self.overridden = model_settings(config.model.model_config, self.device)
+        extra = {}
+        if self.semi_auto:  # the layout inside the model: MindFormers' TransformerOpParallelConfig and recompute
+            from mindformers.core.parallel_config import build_parallel_config
+
+            build_parallel_config(self.mf_config)
+            extra = {"parallel_config": self.mf_config.parallel_config}
+        self.model = build_model(model_config, config.model.seq_length, init, settings=settings, **extra)
         if config.lora is not None:
             lora = config.lora
             add_lora(self.model, lora, initial_adapter(model_config, lora.rank, lora.alpha, lora.target_modules, t.seed))
@@ -140,22 +157,26 @@ class Trainer:
         groups = [{"params": [p for p in params if decays(p.name, p.shape)], "weight_decay": o.weight_decay},
                   {"params": [p for p in params if not decays(p.name, p.shape)], "weight_decay": 0.0}]
         groups = [g for g in groups if g["params"]]  # LoRA trains matrices only
+        self.summary = {"parallel": self.layout.as_dict(), "semi_auto_parallel": self.semi_auto,
+                        "overridden_settings": self.overridden,
+                        "optimizer_groups": {"weight_decay": len(groups[0]["params"]),
+                                             "no_weight_decay": len(groups[1]["params"]) if len(groups) > 1 else 0}}
         lr = CosineWithWarmUpLR(learning_rate=s.learning_rate, warmup_steps=s.warmup_steps, total_steps=t.max_steps,
                                 lr_end=s.lr_end, warmup_lr_init=s.warmup_lr_init, warmup_ratio=s.warmup_ratio,
                                 num_cycles=s.num_cycles)
         self.optimizer = AdamW(groups, learning_rate=lr, betas=tuple(o.betas), eps=o.eps, weight_decay=0.0)
         micro = t.gradient_accumulation_steps
-        self.pairs = t.batch_size // world_size
+        self.pairs = t.batch_size // self.data_shard[1]
         if config.preference_stage:  # one graph over the rank's pairs (accumulation splits only the gpu backend's)
             self.preference = preference_loss_cell(self.model, config, self.pairs)
             self.network = _as_pretrained(self.preference, self.model)
             self._scores = sequence_logps_cell(self.model)
-        elif micro == 1 and world_size == 1:
+        elif micro == 1 and (world_size == 1 or self.semi_auto):  # semi-auto: MindFormers' loss over the full batch
             self.network = self.model
         else:
             self.network = _as_pretrained(_token_weighted(self.model, micro, world_size), self.model)
         self._all_sum = None
-        if world_size > 1:
+        if world_size > 1 and not self.semi_auto:
             from mindspore import nn, ops
 
             class AllSum(nn.Cell):
@@ -176,6 +197,29 @@ class Trainer:
         self.columns = data_columns(config)
         self.num_rows = ds.MindDataset(self.path, columns_list=self.columns[:1], shuffle=False).get_dataset_size()
 
+    def _mindformers_config(self) -> Any:
+        """Write ``OUTPUT_DIR/mindformers.yaml`` and read it back as MindFormers reads its YAMLs; its context is built
+        from it first (graph mode; with semi-auto parallel, the parallel context the model is then built in)."""
+        from mindformers import MindFormerConfig, build_context
+
+        out = Path(self.config.training.output_dir)
+        path = out / "mindformers.yaml" if self.rank == 0 else out / "mindformers" / f"rank_{self.rank}.yaml"
+        write_yaml(mindformers_config(self.config, self.device, self.layout), path)
+        mf_config = MindFormerConfig(str(path))
+        if self.device == "CPU":
+            _register_cpu_safe_step_cell()
+        build_context(mf_config)
+        return mf_config
+
+    def _converted_init(self) -> Path:
+        """The HF init as a MindSpore checkpoint, converted once per host into the run's ``init/`` (each tensor
+        keeps its dtype; ``load_into`` casts where the model's parameters differ)."""
+        qkv_concat = bool(self.config.model.model_config.get("qkv_concat", False))
+        path = Path(self.config.training.output_dir) / "init" / ("model_qkv_concat.ckpt" if qkv_concat else "model.ckpt")
+        make_once(path, lambda tmp: convert_hf_to_ms(self.config.training.init, tmp, progress=False,
+                                                     qkv_concat=qkv_concat))
+        return path
+
     def batches(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Rows by index through MindSpore's own MindRecord reader (pairs: the chosen rows, then the rejected)."""
         data = self._ds.MindDataset(self.path, columns_list=self.columns,
@@ -188,15 +232,9 @@ class Trainer:
 
     def fit(self, start: int, stop: int, batch_at: Any, on_step: Any) -> None:
         """Optimizer steps ``start..stop-1`` by ``mindformers.Trainer`` (see the module docstring)."""
-        from mindformers import MindFormerConfig, Trainer, build_context
+        from mindformers import Trainer
 
-        out = Path(self.config.training.output_dir)
-        path = out / "mindformers.yaml" if self.rank == 0 else out / "mindformers" / f"rank_{self.rank}.yaml"
-        write_yaml(mindformers_config(self.config, self.device, self.world_size), path)
-        mf_config = MindFormerConfig(str(path))  # read back as MindFormers reads its YAMLs (defaults filled in)
-        if self.device == "CPU":
-            _register_cpu_safe_step_cell()
-        build_context(mf_config)  # first, so that MindFormers' context is this config's (graph mode)
+        mf_config = self.mf_config
         names = ["input_ids", "labels"] + (["reference"] if self.config.preference_stage else [])
         dataset = self._ds.GeneratorDataset(_Steps(start, stop, batch_at), column_names=names, shuffle=False,
                                             num_parallel_workers=1, python_multiprocessing=False)
@@ -228,17 +266,28 @@ class Trainer:
         sums, counts = self._scores(ms.Tensor(input_ids, ms.int32), ms.Tensor(labels, ms.int32))
         return as_pairs(sums.asnumpy()), as_pairs(counts.asnumpy())
 
+    def _state_file(self, directory: Path) -> Path:
+        """Data parallel: one file (every rank holds the same state); semi-auto parallel: each rank its slices."""
+        return directory / f"rank_{self.rank}" / "train_state.ckpt" if self.semi_auto else directory / "train_state.ckpt"
+
     def save(self, directory: Path) -> None:
         """Trained weights, AdamW moments and the optimizer's step (which drives the schedule), in one .ckpt; frozen
         weights (LoRA's base) are left out: they come from ``training.init``."""
-        if self.rank:
-            return  # data parallel: every rank holds the same state
-        self._ms.save_checkpoint(self.step_cell, str(directory / "train_state.ckpt"),
-                                 choice_func=lambda name: name not in self.frozen)
+        if self.rank and not self.semi_auto:
+            return
+        if self.semi_auto:  # ascend: every rank writes into the folder rank 0 made, before rank 0 renames it
+            from mindspore.communication.comm_func import barrier
+
+            barrier()
+        path = self._state_file(directory)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._ms.save_checkpoint(self.step_cell, str(path), choice_func=lambda name: name not in self.frozen)
+        if self.semi_auto:
+            barrier()
 
     def load(self, directory: Path) -> None:
         """Weights and optimizer state back into the network and the optimizer, before MindFormers wraps them."""
-        params = self._ms.load_checkpoint(str(directory / "train_state.ckpt"))
+        params = self._ms.load_checkpoint(str(self._state_file(directory)))
         missing = set()
         for cell in (self.network, self.optimizer):
             not_loaded, _ = self._ms.load_param_into_net(cell, params)
@@ -247,18 +296,44 @@ class Trainer:
             raise MindcodeError(f"{directory}: checkpoint lacks {sorted(missing - self.frozen)[:5]}")
 
     def export(self, directory: Path) -> None:
-        """The trained weights with MindFormers names: ``final/model.ckpt``, or with LoRA the adapter alone
-        (``final/adapter.ckpt`` + a PEFT-style ``adapter_config.json``, as MindFormers writes one)."""
-        directory.mkdir(parents=True, exist_ok=True)
+        """The trained weights with MindFormers names in the init's dtype: ``final/model.ckpt``, or with LoRA the
+        adapter alone (``final/adapter.ckpt`` + a PEFT-style ``adapter_config.json``, as MindFormers writes one).
+        Semi-auto parallel: every rank writes its slices, then rank 0 merges them through the strategy files
+        (MindSpore's own checkpoint transform, as ``convert-weight merge-ranks``)."""
         lora = self.config.lora
+        if self.semi_auto:
+            self._export_merged(directory)
+            return
+        if self.rank:
+            return  # data parallel: every rank holds the same weights
+        directory.mkdir(parents=True, exist_ok=True)
         if lora is None:
-            save_checkpoint(((p.name, p.asnumpy(), "float32") for p in self.model.get_parameters()),
+            dtype = checkpoint_dtype(self.config.training.init)
+            save_checkpoint(((p.name, p.asnumpy(), dtype) for p in self.model.get_parameters()),
                             directory / "model.ckpt")
             return
         save_checkpoint(adapter_arrays(self.model), directory / "adapter.ckpt")
         config = peft_config(lora.rank, lora.alpha, lora.target_modules, lora.dropout, self.config.training.init)
         (directory / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
 
+    def _export_merged(self, directory: Path) -> None:  # ascend: runs on Ascend devices only (semi-auto parallel)
+        from mindspore.communication.comm_func import barrier
+
+        from backends.ascend.distributed import merge_ranks
+
+        ranks = Path(self.config.training.output_dir) / "final_ranks"
+        (ranks / f"rank_{self.rank}").mkdir(parents=True, exist_ok=True)
+        self._ms.save_checkpoint(self.model, str(ranks / f"rank_{self.rank}" / "model.ckpt"))
+        barrier()
+        if self.rank == 0:
+            strategy = Path(self.mf_config.parallel.strategy_ckpt_save_file)
+            if self.layout.pipeline_stage > 1:  # one strategy file per stage: MindSpore merges them first
+                merged = strategy.with_name("merged_strategy.ckpt")
+                self._ms.merge_pipeline_strategys(str(strategy.parent), str(merged))
+                strategy = merged
+            directory.mkdir(parents=True, exist_ok=True)
+            merge_ranks(ranks, strategy, directory / "model.ckpt", progress=False)
+        barrier()
 
 
 class _Steps:

@@ -37,8 +37,9 @@ class GpuBackend:
 
     def build_model(self, config: ModelConfig, seq_length: int, checkpoint: str | Path | None = None) -> Any:
         from backends.gpu.model import build_model
+        from backends.gpu.parallel import local_device
 
-        return build_model(config, checkpoint)
+        return build_model(config, checkpoint, local_device())
 
     def forward(self, model: Any, input_ids: np.ndarray) -> np.ndarray:
         import torch
@@ -56,6 +57,11 @@ class GpuBackend:
             ids = torch.as_tensor(np.asarray(input_ids, dtype=np.int64), device=model.device)
             lab = torch.as_tensor(np.asarray(labels, dtype=np.int64), device=model.device)
             return float(model(input_ids=ids, labels=lab).loss)
+
+    def init_distributed(self) -> tuple[int, int]:
+        from backends.gpu.parallel import init_distributed
+
+        return init_distributed()
 
     def session(self, model: Any, prompts: list[list[int]], max_rows: int, length: int) -> Any:
         from backends.gpu.session import Session

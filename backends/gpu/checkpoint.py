@@ -1,23 +1,143 @@
-"""safetensors files written from numpy through torch (numpy has no bfloat16)."""
+"""gpu checkpoints: training state through ``torch.distributed.checkpoint`` (each rank writes its own shards), the
+final HF directory written from the shards by DCP's HF writer, LoRA adapters as PEFT directories, and safetensors
+files written from numpy (numpy has no bfloat16).
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
+import torch.distributed as dist
+import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict, get_state_dict,
+                                                     set_state_dict)
+
+from backends.gpu.model import DTYPES, hf_name
+from mindcode.convert.hf_to_ms import expected_weights
+from mindcode.convert.keymap import lora_key, parse_lora_key
+from mindcode.convert.lora import peft_config
+from mindcode.errors import MindcodeError
+from mindcode.parallel import Layout
+from mindcode.presets import ModelConfig
 
 SINGLE_FILE = "model.safetensors"
+SHARD_BYTES = 5 * 10**9  # HF's default shard size
+STEP_FILE = "step.json"
+# the frozen base of a LoRA run is not training state: it is re-read from training.init
+OPTIONS = StateDictOptions(ignore_frozen_params=True)
+
+
+def _barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def save(model: Any, optimizer: Any, directory: Path, rank: int, step: int, layout: Layout) -> None:
+    _barrier()  # rank 0 has made the folder
+    torch.save(torch.get_rng_state(), directory / f"rng_rank{rank}.pt")
+    model_state, optimizer_state = get_state_dict(model, optimizer, options=OPTIONS)
+    dcp.save({"model": model_state, "optimizer": optimizer_state}, checkpoint_id=str(directory))
+    if rank == 0:
+        (directory / STEP_FILE).write_text(json.dumps({"optimizer_step": step, "layout": layout.as_dict()}))
+
+
+def load(model: Any, optimizer: Any, directory: Path, rank: int, layout: Layout) -> int:
+    """Training state back into ``model`` and ``optimizer``; returns the optimizer step. Same layout only."""
+    step_file = directory / STEP_FILE
+    if not step_file.is_file() or not (directory / ".metadata").is_file():
+        raise MindcodeError(f"{directory}: not a gpu-backend checkpoint (no {STEP_FILE} / DCP .metadata)")
+    saved = json.loads(step_file.read_text())
+    if saved.get("layout") != layout.as_dict():
+        raise MindcodeError(f"{directory}: written with parallel_config {saved.get('layout')}, this run has "
+                            f"{layout.as_dict()}; resume with the same layout")
+    model_state, optimizer_state = get_state_dict(model, optimizer, options=OPTIONS)
+    state = {"model": model_state, "optimizer": optimizer_state}
+    dcp.load(state, checkpoint_id=str(directory))
+    # dcp.load has already refused a checkpoint lacking any of these keys; not strict only about the frozen base
+    set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"],
+                   options=StateDictOptions(ignore_frozen_params=True, strict=False))
+    rng = directory / f"rng_rank{rank}.pt"
+    if rng.is_file():
+        torch.set_rng_state(torch.load(rng))
+    return int(saved["optimizer_step"])
+
+
+def _fresh(directory: Path) -> Path:
+    """A temp folder beside ``directory``, the same name on every rank, empty."""
+    tmp = directory.parent / f".{directory.name}.tmp"
+    if not dist.is_initialized() or dist.get_rank() == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    _barrier()
+    return tmp
+
+
+def _publish(tmp: Path, directory: Path) -> None:
+    shutil.rmtree(directory, ignore_errors=True)
+    os.replace(tmp, directory)
+
+
+def export_hf(model: Any, shape: ModelConfig, dtype: str, directory: Path, rank: int) -> None:
+    """The weights as an HF directory in ``dtype``: each rank casts and writes its own shards, then DCP's HF writer
+    consolidates them into ``model-0000i-of-0000n.safetensors`` files (~5 GB each) from disk, on the CPU."""
+    tmp = _fresh(directory)
+    state = {hf_name(k): v.detach().to(DTYPES[dtype]) for k, v in get_model_state_dict(model).items()}
+    itemsize = torch.empty((), dtype=DTYPES[dtype]).element_size()
+    shards, size = {}, 0  # every weight's file, the same on every rank (a pipeline stage holds some of them)
+    for name, dims in sorted(expected_weights(shape).items(), key=lambda item: _hf_order(item[0])):
+        shards[name] = 1 + size // SHARD_BYTES
+        size += int(np.prod(dims)) * itemsize
+    sharded = dist.is_initialized()  # several ranks: each writes its shards, then they are consolidated
+    writer = dcp.HuggingFaceStorageWriter(str(tmp), fqn_to_index_mapping=shards, save_distributed=sharded,
+                                          enable_consolidation=sharded)
+    dcp.save(state, storage_writer=writer)
+    if rank == 0:
+        shutil.rmtree(tmp / "sharded", ignore_errors=True)
+        (tmp / "config.json").write_text(json.dumps({**shape.to_hf_config(), "torch_dtype": dtype}, indent=2) + "\n")
+        (tmp / "generation_config.json").write_text(json.dumps(
+            {"bos_token_id": shape.bos_token_id, "eos_token_id": shape.eos_token_id}, indent=2) + "\n")
+        _publish(tmp, directory)
+    _barrier()
+
+
+def _hf_order(name: str) -> tuple:
+    """Embedding, layers in order, norm, head: the order HF's own shards follow."""
+    parts = name.split(".")
+    layer = int(parts[2]) if len(parts) > 2 and parts[1] == "layers" else (-1 if "embed" in name else 10**9)
+    return layer, name
+
+
+def export_adapter(model: Any, config: Any, directory: Path, rank: int) -> None:
+    """The LoRA adapters, gathered whole (they are small) onto rank 0's CPU, as a PEFT adapter directory."""
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=True)
+    state = get_model_state_dict(model, options=options)
+    if rank == 0:
+        tensors = {}
+        for name, value in state.items():
+            weight, part = parse_lora_key(name, "the trained model")
+            tensors[lora_key(weight, part, "peft")] = value.float().contiguous()
+        lora = config.lora
+        directory.mkdir(parents=True, exist_ok=True)
+        from safetensors.torch import save_file
+
+        save_file(tensors, str(directory / "adapter_model.safetensors"), metadata={"format": "pt"})
+        values = peft_config(lora.rank, lora.alpha, lora.target_modules, lora.dropout, config.training.init)
+        (directory / "adapter_config.json").write_text(json.dumps(values, indent=2) + "\n")
+    _barrier()
 
 
 def save_safetensors(tensors: Iterable[tuple[str, np.ndarray, str]], directory: Path) -> None:
     """Write ``directory/model.safetensors`` atomically (temp file + rename)."""
-    import torch
     from safetensors.torch import save_file
 
-    dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-    state = {name: torch.from_numpy(np.array(array, dtype=np.float32)).to(dtypes[dtype]) for name, array, dtype in tensors}
+    state = {name: torch.from_numpy(np.array(array, dtype=np.float32)).to(DTYPES[dtype]) for name, array, dtype in tensors}
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / f".{SINGLE_FILE}.tmp-{os.getpid()}"
     try:

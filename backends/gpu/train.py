@@ -1,22 +1,35 @@
 """Training step on PyTorch: transformers' LlamaForCausalLM with the same math as the ascend backend's MindFormers
 step: AdamW (decoupled decay on matrices only, bias correction), MindFormers' CosineWithWarmUpLR formula, and
-MindFormers' global-norm clipping (``g * c / (max(norm, c) + 1e-6)``). bf16 autocast on CUDA, float32 on the CPU.
+MindFormers' global-norm clipping (``g * c / (max(norm, c) + 1e-6)``), in any ``parallel_config`` layout.
+
+The model is built on the meta device, split into this rank's pipeline stage, tensor-parallelized and sharded
+(``backends/gpu/parallel.py``), then filled from the HF init. Whatever the layout, the step's loss is the mean over
+every trained token of the global batch: each rank, micro-batch and pipeline micro-batch adds its tokens' summed
+cross entropy divided by the global token count. Master weights and AdamW state are float32; ``torch.precision:
+bf16`` computes in bf16 on CUDA (FSDP2's mixed-precision policy, else autocast).
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+import torch.distributed as dist
 
-from backends.gpu.lora import add_lora
+from backends.gpu import checkpoint
+from backends.gpu.lora import add_lora, set_adapter
+from backends.gpu.model import build_model, checkpoint_dtype, empty_model, materialize
+from backends.gpu.parallel import (apply_fsdp, apply_tensor_parallel, check_supported, device_mesh, local_device,
+                                   pipeline_stage_module)
 from backends.gpu.preference import preference_losses, sequence_logps
 from mindcode.config import TrainConfig, data_columns, learning_rate
 from mindcode.convert.lora import initial_adapter
 from mindcode.errors import MindcodeError
+from mindcode.parallel import check_model, resolve
 from mindcode.train.preference import as_pairs
 
 
@@ -24,48 +37,94 @@ def _pairs(values: Any) -> np.ndarray:
     return as_pairs(values.float().cpu().numpy())
 
 
+def token_loss_sum(logits: Any, targets: Any) -> Any:
+    """Summed next-token cross entropy over the trained targets (``-100`` elsewhere), in float32."""
+    return torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=-100,
+                                             reduction="sum")
+
+
 class Trainer:
     def __init__(self, config: TrainConfig, rank: int = 0, world_size: int = 1):
-        import torch
-
-        from backends.gpu.model import build_model
-
-        self.config, self.torch = config, torch
+        self.config = config
         t, o = config.training, config.optimizer
-        torch.manual_seed(t.seed)
-        model = build_model(config.model.shape(), t.init or None, load_in_4bit=config.torch.load_in_4bit)
-        self.device = str(next(model.parameters()).device)
-        if config.torch.gradient_checkpointing:
-            model.gradient_checkpointing_enable()
-        if config.lora is not None:
-            lora = config.lora
-            model = add_lora(model, lora, initial_adapter(config.model.shape(), lora.rank, lora.alpha,
-                                                          lora.target_modules, t.seed))
-        self.model = model
+        shape = config.model.shape()
+        where = f"{config.source}: parallel_config"
+        self.layout = layout = resolve(config.parallel_config, world_size, where)
+        check_model(layout, shape, config.model.seq_length, t.batch_size, where)
+        check_supported(layout, config.torch, config.lora is not None, config.preference_stage)
+        rows = t.batch_size // layout.data_parallel
+        if rows % t.gradient_accumulation_steps or (rows // t.gradient_accumulation_steps) % layout.micro_batch_num:
+            raise MindcodeError(f"{where}: each data-parallel rank's {rows} rows do not split into "
+                                f"training.gradient_accumulation_steps {t.gradient_accumulation_steps} x "
+                                f"micro_batch_num {layout.micro_batch_num} equal parts")
         self.rank, self.world_size = rank, world_size
-        if world_size > 1:
-            self.model = self._distributed(model)
-        trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]  # LoRA: the adapters only
-        decay = [p for n, p in trained if p.ndim > 1 and not n.endswith(".bias")]
-        rest = [p for n, p in trained if not (p.ndim > 1 and not n.endswith(".bias"))]
+        self.coords = layout.coords(rank)
+        self.data_shard = (self.coords.data, layout.data_parallel)  # the sampler's rank and size
+        device = local_device()
+        self.device = str(device)
+        self.mesh = device_mesh(layout, device)
+        self.fsdp = layout.data_parallel > 1 and config.torch.distributed == "fsdp"
+        self.init_dtype = checkpoint_dtype(t.init)
+        torch.manual_seed(t.seed)
+        self.model = self._build(shape, device)
+        named = [(n, p) for n, p in self._module().named_parameters() if p.requires_grad]  # LoRA: adapters only
+        decay = [p for n, p in named if p.ndim > 1 and not n.endswith(".bias")]
+        rest = [p for n, p in named if not (p.ndim > 1 and not n.endswith(".bias"))]
         self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": o.weight_decay},
                                             {"params": rest, "weight_decay": 0.0}],
                                            lr=config.schedule.learning_rate, betas=tuple(o.betas), eps=o.eps)
         self.optimizer_step = 0
-        self.autocast = self.device.startswith("cuda") and config.torch.precision == "bf16"
+        self.summary = {"parallel": layout.as_dict(), "data_parallel": config.torch.distributed,
+                        "optimizer_groups": {"weight_decay": int(self._sum(len(decay), "pp")),  # all stages'
+                                             "no_weight_decay": int(self._sum(len(rest), "pp"))}}
+        self.autocast = device.type == "cuda" and config.torch.precision == "bf16" and not self.fsdp
+        self.schedule = self._pipeline(device) if layout.pipeline_stage > 1 else None
         if config.torch.compile:
             self.model = torch.compile(self.model)
         self.columns = [np.load(Path(config.data.npy) / f"{c}.npy", mmap_mode="r") for c in data_columns(config)]
         self.num_rows = len(self.columns[0])
 
-    def _distributed(self, model: Any) -> Any:
-        torch = self.torch
-        if self.config.torch.distributed == "fsdp":
-            from torch.distributed.fsdp import FullyShardedDataParallel
+    def _build(self, shape: Any, device: Any) -> Any:
+        """Meta model -> pipeline stage -> tensor parallel -> activation checkpointing -> FSDP2 -> this rank's
+        weights from the init -> DDP (torchtitan's order)."""
+        config, layout, t = self.config, self.layout, self.config.training
+        lora = config.lora
+        adapter = initial_adapter(shape, lora.rank, lora.alpha, lora.target_modules, t.seed) if lora else None
+        if config.torch.load_in_4bit:  # QLoRA: bitsandbytes quantizes while loading, on this rank's GPU
+            model = build_model(shape, t.init, device, load_in_4bit=True)
+            model = add_lora(model, lora)
+            set_adapter(model, adapter)
+        else:
+            model = empty_model(shape)
+            if config.torch.gradient_checkpointing:
+                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            if lora is not None:
+                model = add_lora(model, lora)
+            if layout.pipeline_stage > 1:
+                model = pipeline_stage_module(model, layout, self.coords.pipeline)
+            if layout.model_parallel > 1:
+                apply_tensor_parallel(model, layout, self.mesh["tp"])
+            if self.fsdp:
+                apply_fsdp(model, self.mesh["dp"], config.torch.precision, device, layout.pipeline_stage > 1)
+            materialize(model, device, t.init)
+            if adapter is not None:
+                set_adapter(model, adapter)
+        if layout.data_parallel > 1 and not self.fsdp:
+            model = torch.nn.parallel.DistributedDataParallel(
+                model, process_group=self.mesh["dp"].get_group(),
+                device_ids=[device.index] if device.type == "cuda" else None)
+        return model
 
-            return FullyShardedDataParallel(model)
-        ids = [torch.cuda.current_device()] if self.device.startswith("cuda") else None
-        return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    def _pipeline(self, device: Any) -> Any:
+        """This rank's ``torch.distributed.pipelining`` stage and its schedule over ``micro_batch_num`` micro-batches;
+        gradients are summed over micro-batches (the loss is already token-weighted)."""
+        from torch.distributed.pipelining import PipelineStage, Schedule1F1B, ScheduleGPipe
+
+        stage = PipelineStage(self.model, self.coords.pipeline, self.layout.pipeline_stage, device,
+                              group=self.mesh["pp"].get_group())
+        kind = {"1f1b": Schedule1F1B, "gpipe": ScheduleGPipe}[self.config.torch.pipeline_schedule]
+        return kind(stage, n_microbatches=self.layout.micro_batch_num, scale_grads=False,
+                    loss_fn=lambda logits, targets: token_loss_sum(logits, targets) * self._loss_scale)
 
     def batches(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         order = np.sort(indices)  # mmap reads in file order, then back to the sampler's order
@@ -94,67 +153,93 @@ class Trainer:
     def logps(self, input_ids: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Summed log-probabilities and token counts of pairs, ``[b, 2]`` each, without training."""
         self.model.eval()
-        with self.torch.no_grad(), self._autocast():
+        with torch.no_grad(), self._autocast():
             sums, counts = sequence_logps(self.model, *self._tensors(input_ids, labels))
         return _pairs(sums), _pairs(counts)
 
     def _tensors(self, *arrays: np.ndarray) -> list[Any]:
-        device = next(self.model.parameters()).device
-        return [self.torch.as_tensor(a, dtype=self.torch.long, device=device) for a in arrays]
+        return [torch.as_tensor(np.asarray(a), dtype=torch.long, device=self.device) for a in arrays]
 
     def _autocast(self) -> Any:
-        return self.torch.autocast("cuda", dtype=self.torch.bfloat16, enabled=self.autocast)
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast)
 
-    def _preference_backward(self, input_ids, labels, reference) -> tuple[Any, dict[str, np.ndarray]]:
+    def _gradient_sync(self, enabled: bool) -> Any:
+        """Data-parallel gradient reduction only on the last micro-batch of a step."""
+        if self.fsdp:
+            self.model.set_requires_gradient_sync(enabled)
+            return contextlib.nullcontext()
+        if isinstance(self.model, torch.nn.parallel.DistributedDataParallel) and not enabled:
+            return self.model.no_sync()
+        return contextlib.nullcontext()
+
+    def _sft_backward(self, input_ids: np.ndarray, labels: np.ndarray) -> float:
+        micro = self.config.training.gradient_accumulation_steps
+        parts = list(zip(np.array_split(input_ids, micro), np.array_split(labels, micro)))
+        total = self._sum(float(sum(int((lab[:, 1:] != -100).sum()) for _, lab in parts)), "dp")
+        # DDP and FSDP average gradients over the data-parallel ranks; the factor dp undoes that average
+        dp = self.layout.data_parallel
+        self._loss_scale = dp / max(total, 1.0)
+        loss = 0.0
+        for i, (ids, lab) in enumerate(parts):
+            ids, lab = self._tensors(ids, lab)
+            with self._gradient_sync(i == micro - 1):
+                if self.schedule is not None:
+                    loss += self._pipeline_backward(ids, lab)
+                    continue
+                with self._autocast():
+                    logits = self.model(input_ids=ids[:, :-1]).logits
+                part = token_loss_sum(logits, lab[:, 1:]) * self._loss_scale
+                part.backward()
+                loss += float(part.detach())
+        return self._sum(self._sum(loss / dp, "dp"), "pp")
+
+    def _pipeline_backward(self, ids: Any, lab: Any) -> float:
+        """One pass of the pipeline schedule (forward and backward of every micro-batch); the loss is seen by the
+        last stage only, the others add 0."""
+        last = self.coords.pipeline == self.layout.pipeline_stage - 1
+        losses: list[Any] = []
+        if self.coords.pipeline == 0:
+            self.schedule.step(ids[:, :-1])
+        elif last:
+            self.schedule.step(target=lab[:, 1:], losses=losses)
+        else:
+            self.schedule.step()
+        return float(sum(float(x.detach()) for x in losses)) if last else 0.0
+
+    def _preference_backward(self, input_ids, labels, reference) -> tuple[float, dict[str, np.ndarray]]:
         """The pairs' mean loss over the global batch, in micro-batches of whole pairs; gradients accumulated."""
-        torch = self.torch
         pairs = len(reference)
         micro = self.config.training.gradient_accumulation_steps
-        chosen_tokens = self._all_sum(float((labels[:pairs, 1:] != -100).sum()))
-        total_pairs = pairs * self.world_size
+        dp = self.layout.data_parallel
+        chosen_tokens = self._sum(float((labels[:pairs, 1:] != -100).sum()), "dp")
+        total_pairs = pairs * dp
         loss_sum, sums, counts = 0.0, [], []
-        for part in np.array_split(np.arange(pairs), micro):
+        for i, part in enumerate(np.array_split(np.arange(pairs), micro)):
             rows = np.concatenate([part, part + pairs])
             ids, lab = self._tensors(input_ids[rows], labels[rows])
             ref = torch.as_tensor(reference[part], dtype=torch.float32, device=ids.device)
-            with self._autocast():
-                logps, n = sequence_logps(self.model, ids, lab)
-            losses = preference_losses(self.config, logps, n, ref)
-            chosen = logps[: len(part)]
-            part_loss = losses.sum() / total_pairs - self.config.preference.rpo_alpha * chosen.sum() / chosen_tokens
-            (part_loss * self.world_size).backward()  # DDP averages gradients over ranks; this undoes the 1/world
+            with self._gradient_sync(i == micro - 1):
+                with self._autocast():
+                    logps, n = sequence_logps(self.model, ids, lab)
+                losses = preference_losses(self.config, logps, n, ref)
+                chosen = logps[: len(part)]
+                part_loss = losses.sum() / total_pairs - self.config.preference.rpo_alpha * chosen.sum() / chosen_tokens
+                (part_loss * dp).backward()  # DDP/FSDP average gradients over ranks; this undoes the 1/dp
             loss_sum += float(part_loss.detach())
             sums.append(_pairs(logps.detach()))
             counts.append(_pairs(n))
-        return torch.tensor(self._all_sum(loss_sum)), {"logps": np.concatenate(sums), "counts": np.concatenate(counts)}
+        return self._sum(loss_sum, "dp"), {"logps": np.concatenate(sums), "counts": np.concatenate(counts)}
 
-    def _sft_backward(self, input_ids: np.ndarray, labels: np.ndarray) -> Any:
-        torch = self.torch
-        micro = self.config.training.gradient_accumulation_steps
-        # The step's loss is the mean over every trained token of the global batch, whatever the split into
-        # micro-batches and data-parallel ranks: each part is weighted by its share of the trained tokens.
-        trained = [int((lab[:, 1:] != -100).sum()) for lab in np.array_split(labels, micro)]
-        total = self._all_sum(float(sum(trained)))
-        loss_sum = 0.0
-        for ids, lab, n in zip(np.array_split(input_ids, micro), np.array_split(labels, micro), trained):
-            ids, lab = self._tensors(ids, lab)
-            with self._autocast():
-                part = self.model(input_ids=ids, labels=lab).loss * (n / total)
-            (part * self.world_size).backward()  # DDP averages gradients over ranks; this undoes the 1/world
-            loss_sum = loss_sum + float(part.detach())
-        return torch.tensor(self._all_sum(loss_sum))
-
-    def _update(self, loss: Any) -> dict[str, Any]:
-        """MindFormers' clipping, the schedule's learning rate and one AdamW step, unless anything is not finite."""
-        torch = self.torch
+    def _update(self, loss: float) -> dict[str, Any]:
+        """MindFormers' clipping by the global norm, the schedule's learning rate and one AdamW step, unless anything
+        is not finite."""
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-        norm = torch.sqrt(sum((g.float() ** 2).sum() for g in grads))
+        norm = float(self._global_norm(grads))
         lr = learning_rate(self.config.schedule, self.optimizer_step, self.config.training.max_steps)
-        norm = norm.detach()
-        finite = bool(torch.isfinite(loss)) and bool(torch.isfinite(norm))
+        finite = np.isfinite(loss) and np.isfinite(norm)
         if finite:
             clip = self.config.training.max_grad_norm
-            coef = min(1.0, clip / (max(float(norm), clip) + 1e-6))
+            coef = min(1.0, clip / (max(norm, clip) + 1e-6))
             for g in grads:
                 g.mul_(coef)
             for group in self.optimizer.param_groups:
@@ -162,51 +247,49 @@ class Trainer:
             self.optimizer.step()
             self.optimizer_step += 1
         self.optimizer.zero_grad(set_to_none=True)
-        return {"loss": loss.item(), "lr": lr, "grad_norm": norm.item(), "skipped": not finite}
+        return {"loss": loss, "lr": lr, "grad_norm": norm, "skipped": not finite}
 
-    def _all_sum(self, value: float) -> float:
-        if self.world_size == 1:
+    def _global_norm(self, grads: list[Any]) -> Any:
+        """The L2 norm of every gradient of the model, whatever shards them: DTensor gradients (FSDP2, tensor
+        parallel) by DTensor's own reduction per mesh and placement, then summed over pipeline stages."""
+        from torch.distributed.tensor import DTensor
+
+        groups: dict[Any, list[Any]] = {}
+        for g in grads:
+            key = (id(g.device_mesh), tuple(g.placements)) if isinstance(g, DTensor) else None
+            groups.setdefault(key, []).append(g)
+        square = torch.zeros((), dtype=torch.float64, device=self.device)
+        for key, members in groups.items():
+            norm = torch.nn.utils.get_total_norm(members, norm_type=2.0)
+            norm = norm.full_tensor() if isinstance(norm, DTensor) else norm
+            square = square + norm.double() ** 2
+        if self.layout.pipeline_stage > 1:
+            dist.all_reduce(square, group=self.mesh["pp"].get_group())
+        return square.sqrt()
+
+    def _sum(self, value: float, dim: str) -> float:
+        """``value`` summed over the ranks of mesh dimension ``dim`` (``dp`` or ``pp``)."""
+        if self.mesh is None or self.mesh[dim].size() == 1:
             return value
-        tensor = self.torch.tensor([value], dtype=self.torch.float64, device=next(self.model.parameters()).device)
-        self.torch.distributed.all_reduce(tensor)
+        tensor = torch.tensor([value], dtype=torch.float64, device=self.device)
+        dist.all_reduce(tensor, group=self.mesh[dim].get_group())
         return float(tensor.item())
 
     def _module(self) -> Any:
         return getattr(self.model, "module", getattr(self.model, "_orig_mod", self.model))
 
-    def _trained(self) -> dict[str, Any]:
-        return {n: p for n, p in self._module().named_parameters() if p.requires_grad}
-
     def save(self, directory: Path) -> None:
-        """Trained weights (safetensors; frozen LoRA base weights are left out, they come from ``training.init``),
-        AdamW state and the optimizer's step (which drives the schedule)."""
-        from safetensors.torch import save_file
-
-        if self.rank:
-            return
-        state = {k: v.detach().contiguous().cpu() for k, v in self._trained().items()}
-        save_file(state, str(directory / "model.safetensors"))
-        self.torch.save({"optimizer": self.optimizer.state_dict(), "rng": self.torch.get_rng_state()},
-                        directory / "optimizer.pt")
-        (directory / "step.json").write_text(json.dumps({"optimizer_step": self.optimizer_step}))
+        """Every rank writes its shards of the trained weights and AdamW state (``torch.distributed.checkpoint``;
+        frozen LoRA base weights are left out, they come from ``training.init``), its RNG, and the optimizer step."""
+        checkpoint.save(self._module(), self.optimizer, directory, self.rank, self.optimizer_step, self.layout)
 
     def load(self, directory: Path) -> None:
-        from safetensors.torch import load_file
-
-        path = directory / "model.safetensors"
-        if not path.is_file():
-            raise MindcodeError(f"{directory}: no model.safetensors (not a gpu-backend checkpoint)")
-        state = load_file(str(path))
-        missing, unexpected = sorted(set(self._trained()) - set(state)), sorted(set(state) - set(self._trained()))
-        if missing or unexpected:
-            raise MindcodeError(f"{path}: missing {missing[:3]}, unexpected {unexpected[:3]}")
-        self._module().load_state_dict(state, strict=False)
-        state = self.torch.load(directory / "optimizer.pt", weights_only=False)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.torch.set_rng_state(state["rng"])
-        self.optimizer_step = json.loads((directory / "step.json").read_text())["optimizer_step"]
+        self.optimizer_step = checkpoint.load(self._module(), self.optimizer, directory, self.rank, self.layout)
 
     def export(self, directory: Path) -> None:
-        """The trained model as an HF directory (``final/``: config.json + model.safetensors), or with LoRA the
-        PEFT adapter (``adapter_config.json`` + ``adapter_model.safetensors``)."""
-        self._module().save_pretrained(str(directory), safe_serialization=True)
+        """The trained model as an HF directory in the init's dtype (written from the shards, never gathered on one
+        device), or with LoRA the PEFT adapter (``adapter_config.json`` + ``adapter_model.safetensors``)."""
+        if self.config.lora is not None:
+            checkpoint.export_adapter(self._module(), self.config, directory, self.rank)
+        else:
+            checkpoint.export_hf(self._module(), self.config.model.shape(), self.init_dtype, directory, self.rank)

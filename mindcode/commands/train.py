@@ -2,16 +2,17 @@
 
     mindcode train --config configs/gpu/tiny_cpu.yaml --max_steps 20
     mindcode train --config configs/ascend/tiny_cpu.yaml --resume          # from the latest checkpoint
+    mindcode train --config configs/ascend/tiny_cpu.yaml --resume_from runs/tiny_cpu/ascend/checkpoints/step_10
     mindcode train --config configs/gpu/tiny_cpu.yaml training.schedule.learning_rate=3e-4
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 
+from backends import get_backend
 from mindcode.config import load_config
 from mindcode.train.loop import train
 
@@ -24,8 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output_dir", help="override training.output_dir")
     parser.add_argument("--max_steps", type=int, help="override training.max_steps")
     parser.add_argument("--save_steps", type=int, help="override training.save_steps")
-    parser.add_argument("--resume", nargs="?", const=True, default=None,
-                        help="continue from the latest checkpoint in the output dir, or from the one given")
+    parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in the output dir")
+    parser.add_argument("--resume_from", metavar="CHECKPOINT", help="continue from this checkpoint folder")
     parser.add_argument("overrides", nargs="*", help="section.key=value, e.g. schedule.learning_rate=3e-4")
 
 
@@ -36,30 +37,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if getattr(args, flag) is not None:
             overrides.append(f"{key}={getattr(args, flag)}")
     config = load_config(args.config, overrides, backend=args.backend)
-    rank, world = 0, 1
-    if config.backend == "gpu" and int(os.environ.get("WORLD_SIZE", 1)) > 1:  # under torchrun
-        import torch.distributed as dist
-
-        dist.init_process_group("nccl" if _cuda() else "gloo")
-        rank, world = dist.get_rank(), dist.get_world_size()
-    elif config.backend == "ascend" and int(os.environ.get("MS_WORKER_NUM", 1)) > 1:  # under msrun
-        from backends.ascend import runtime
-
-        runtime.mindspore()
-        from mindspore.communication import get_group_size, get_rank, init
-
-        init()
-        rank, world = get_rank(), get_group_size()
-    return train(config, resume=args.resume, progress=sys.stderr.isatty(), rank=rank, world_size=world)
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
+    rank, world = get_backend(config.backend).init_distributed()  # one process, or one of torchrun's / msrun's
+    resume = args.resume_from or args.resume or None
+    return train(config, resume=resume, progress=sys.stderr.isatty(), rank=rank, world_size=world)
 
 
 def summary(result: dict[str, Any]) -> str:
+    if result["first_loss"] is None:
+        return (f"[{result['backend']} on {result['device']}] nothing to do: resumed at step {result['resumed_from']} "
+                f"of {result['steps']}; weights in {result['final_weights']}")
     return (f"[{result['backend']} on {result['device']}] {result['steps']} steps "
             f"(from {result['resumed_from']}): loss {result['first_loss']:.4f} -> {result['final_loss']:.4f}, "
             f"{result['tokens_per_s']} tokens/s, {result['seconds']} s; metrics in {result['output_dir']}/metrics.jsonl, "

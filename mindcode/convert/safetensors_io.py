@@ -173,3 +173,12 @@ def write_safetensors(path: Path, entries: list[tuple[str, str, tuple[int, ...],
                 written += len(chunk)
             if written != nbytes:
                 raise MindcodeError(f"{path}: tensor {name!r} produced {written} bytes, expected {nbytes}")
+
+
+def checkpoint_dtype(directory: str | Path) -> str:
+    """The dtype most of an HF checkpoint's bytes are stored in: ``float32``, ``float16`` or ``bfloat16``."""
+    names = {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}
+    counts: dict[str, int] = {}
+    for info in list_tensors(Path(directory)):
+        counts[info.dtype] = counts.get(info.dtype, 0) + info.nbytes
+    return names.get(max(counts, key=counts.get), "float32") if counts else "float32"

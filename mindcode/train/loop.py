@@ -1,7 +1,10 @@
 """The training driver both backends share: data order, metrics, checkpoints, resume, NaN handling.
 
-The backend supplies a trainer (``backends.<name>.train.Trainer``): ``num_rows``, ``batches(indices) ->
-(input_ids, labels)``, ``fit(start, stop, batch_at, on_step)``, ``save(dir)``, ``load(dir)`` and ``export(dir)``.
+The backend supplies a trainer (``backends.<name>.train.Trainer``): ``num_rows``, ``data_shard`` (this process's
+data-parallel rank and the data-parallel size: which slice of each global batch it reads), ``batches(indices) ->
+(input_ids, labels)``, ``fit(start, stop, batch_at, on_step)``, ``save(dir)``, ``load(dir)`` and ``export(dir)``
+(``save`` and ``export`` are called on every rank; each backend decides which ranks write what), and ``summary``
+(what the run's summary adds from the backend: the layout it ran, settings it changed, optimizer groups).
 ``fit`` runs optimizer steps ``start..stop-1`` on the arrays ``batch_at(step)`` gives, however the backend drives
 its steps (the gpu backend in a Python loop, the ascend backend through MindFormers' Trainer), and calls
 ``on_step(step, {"loss", "lr", "grad_norm", "tokens", "skipped"}, seconds)`` after each. Everything else lives here,
@@ -27,6 +30,7 @@ from tqdm import tqdm
 from mindcode.config import TrainConfig, check_data
 from mindcode.errors import MindcodeError
 from mindcode.train import preference
+from mindcode.train.init import random_init
 from mindcode.train.sampler import Sampler
 
 STATE_FILE = "trainer_state.json"
@@ -54,9 +58,12 @@ def train(config: TrainConfig, resume: str | bool | None = None, progress: bool 
     check_data(config)
     out = Path(config.training.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    trainer = get_backend(config.backend).trainer(config, rank=rank, world_size=world_size)
     t = config.training
-    sampler = Sampler(trainer.num_rows, t.batch_size, t.seed, config.data.shuffle, rank, world_size)
+    if not t.init:  # both backends start from the same random weights, made once by mindcode from the seed
+        t.init = str(random_init(config.model.shape(), t.seed, out / "random_init"))
+    trainer = get_backend(config.backend).trainer(config, rank=rank, world_size=world_size)
+    data_rank, data_ranks = trainer.data_shard
+    sampler = Sampler(trainer.num_rows, t.batch_size, t.seed, config.data.shuffle, data_rank, data_ranks)
     reference = None
     if config.preference_stage:
         reference = preference.reference_logps(config, trainer, out, rank, world_size, progress)
@@ -97,7 +104,7 @@ def train(config: TrainConfig, resume: str | bool | None = None, progress: bool 
                                     f"set training.on_nan=skip to skip such batches")
             skipped += 1
         record = {"step": step + 1, "loss": m["loss"], "lr": m["lr"], "grad_norm": m["grad_norm"],
-                  "tokens_per_s": round(m["tokens"] * world_size / seconds, 1), "step_time_s": round(seconds, 4)}
+                  "tokens_per_s": round(m["tokens"] * data_ranks / seconds, 1), "step_time_s": round(seconds, 4)}
         if reference is not None:
             record.update(preference.metrics(config, m["logps"], m["counts"], reference[sampler.batch(step)]))
         if m.get("skipped"):
@@ -116,8 +123,7 @@ def train(config: TrainConfig, resume: str | bool | None = None, progress: bool 
     with metrics_path.open("a") as metrics:
         trainer.fit(start, t.max_steps, batch_at, on_step)
     bar.close()
-    if rank == 0:
-        trainer.export(out / "final")
+    trainer.export(out / "final")
     summary = {
         "backend": config.backend,
         "stage": config.stage,
@@ -133,6 +139,7 @@ def train(config: TrainConfig, resume: str | bool | None = None, progress: bool 
         "seconds": round(time.perf_counter() - began, 2),
         "checkpoints": checkpoints,
         "final_weights": str(out / "final"),
+        **trainer.summary,  # the backend's own facts: the layout it ran, overridden settings, optimizer groups
     }
     if rank == 0:
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -142,7 +149,7 @@ def train(config: TrainConfig, resume: str | bool | None = None, progress: bool 
 def _save(trainer: Any, out: Path, step: int, sampler: Sampler, rank: int) -> Path:
     """Write ``checkpoints/step_N`` through a temp folder: a run killed mid-save leaves the previous one intact."""
     final = out / "checkpoints" / f"step_{step}"
-    tmp = out / "checkpoints" / f".step_{step}.tmp-{os.getpid()}"
+    tmp = out / "checkpoints" / f".step_{step}.tmp"  # the same on every rank: sharded trainers write into it
     if rank == 0:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)

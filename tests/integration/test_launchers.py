@@ -102,3 +102,19 @@ def test_mindcode_launch_dry_run_and_preflight(tmp_path):
     result = launch_cli("--nproc_per_node", "2", "--master_port", str(free_port()), "--dry_run", "--", "train",
                         "--config", "configs/ascend/tiny_cpu.yaml", env={"ASCEND_RT_VISIBLE_DEVICES": "0"})
     assert result.returncode == 1 and "2 processes per node but 1 devices visible (ASCEND_RT_VISIBLE_DEVICES)" in result.stderr
+
+
+def test_cluster_time_out_bounds_cluster_formation_not_the_job(tmp_path):
+    """torchrun: a job running past CLUSTER_TIME_OUT finishes; a node that never joins fails the job within it."""
+    slow = f"{HERE / 'allreduce_torch.py'} {tmp_path} sleep=8"
+    proc = launch("torchrun_launcher.sh", slow, "2", str(free_port()), str(tmp_path / "log"), "True", "3")
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, output[-2000:]
+    assert results(tmp_path) == ["2 3.0", "2 3.0"]
+
+    start = time.monotonic()  # node 0 of 2 alone: the rendezvous times out after CLUSTER_TIME_OUT
+    proc = launch("torchrun_launcher.sh", f"{HERE / 'allreduce_torch.py'} {tmp_path}", "2", "1", "127.0.0.1",
+                  str(free_port()), "0", str(tmp_path / "log2"), "True", "4")
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and time.monotonic() - start < 30
+    assert "only 1/2 nodes joined" in output and "CLUSTER_TIME_OUT 4 s" in output, output[-2000:]

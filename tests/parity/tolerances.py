@@ -2,7 +2,9 @@
 
 # float32 on CPU: MindFormers vs transformers measured about 2e-7 relative on logits.
 TOLERANCES = {
-    ("cpu", "float32"): {"logits_rel": 1e-5, "loss_rel": 1e-5},
+    # sharded_rel: a 2-process layout (FSDP2, tensor, pipeline) against one process, per-step loss, grad norm and
+    # exported weights; measured up to ~9e-7.
+    ("cpu", "float32"): {"logits_rel": 1e-5, "loss_rel": 1e-5, "sharded_rel": 1e-5},
 }
 
 

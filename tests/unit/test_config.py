@@ -67,6 +67,11 @@ BAD_CONFIGS = [  # (YAML, the error it gives)
     ("backend: gpu\nstage: dpo\npreference: {betta: 0.1}\n", r"c\.yaml\.preference: unknown key 'betta'"),
     ("backend: gpu\nlora: {target_modules: [qq_proj]}\n", r"lora\.target_modules \['qq_proj'\]; valid: q_proj"),
     ("backend: gpu\ntorch: {load_in_4bit: true}\n", r"torch\.load_in_4bit \(QLoRA\) needs a lora section"),
+    ("backend: gpu\ntorch: {precision: fp16}\n", r"torch\.precision 'fp16'; valid: bf16, fp32"),
+    ("backend: gpu\ntorch: {distributed: deepspeed}\n", r"torch\.distributed 'deepspeed'; valid: ddp, fsdp"),
+    ("backend: gpu\nparallel_config: {model_paralel: 2}\n", r"parallel_config: unknown key 'model_paralel'"),
+    ("backend: ascend\nparallel_config: {pipeline_stage: 0}\n", r"parallel_config\.pipeline_stage: must be >= 1"),
+    ("backend: ascend\nmindformers: {parallel_config: {}}\n", r"mindformers: unknown key 'parallel_config'"),
 ]
 
 

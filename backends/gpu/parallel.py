@@ -1,0 +1,184 @@
+"""The shared ``parallel_config`` on PyTorch's own engines, applied to transformers' LlamaForCausalLM.
+
+One device mesh ``(pp, dp, tp)`` in MindFormers' rank order (``mindcode.parallel``). In a fixed order, as
+torchtitan applies them: the pipeline split (``torch.distributed.pipelining`` stages of consecutive decoder layers,
+HF parameter names kept), tensor parallel (DTensor: q/k/v/gate/up column-wise, o/down row-wise, attention heads and
+GQA key/value heads divided per rank; ``use_seq_parallel`` adds sequence parallel for norms and residuals),
+activation checkpointing per decoder layer, then data parallel: FSDP2 (``fully_shard`` per decoder layer and the
+root, a ``MixedPrecisionPolicy``) or DDP. Nothing here writes a collective by hand.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+
+from mindcode.errors import MindcodeError
+from mindcode.parallel import Layout, stage_layers
+
+
+def local_device() -> Any:
+    """``cuda:LOCAL_RANK`` (bound as the current device) when CUDA is there, else the CPU."""
+    if torch.cuda.is_available():
+        index = int(os.environ.get("LOCAL_RANK", 0))
+        torch.cuda.set_device(index)
+        return torch.device("cuda", index)
+    return torch.device("cpu")
+
+
+def init_distributed() -> tuple[int, int]:
+    """Under torchrun: bind this process's GPU first, then the process group (NCCL on CUDA, gloo on the CPU)."""
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", 1)) == 1:
+        local_device()
+        return 0, 1
+    if not dist.is_initialized():
+        device = local_device()
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
+                                device_id=device if device.type == "cuda" else None)
+    return dist.get_rank(), dist.get_world_size()
+
+
+def device_mesh(layout: Layout, device: Any) -> Any:
+    """The ``(pp, dp, tp)`` mesh of the layout, or None in a single process."""
+    if layout.world_size == 1:
+        return None
+    from torch.distributed.device_mesh import init_device_mesh
+
+    return init_device_mesh(device.type, (layout.pipeline_stage, layout.data_parallel, layout.model_parallel),
+                            mesh_dim_names=("pp", "dp", "tp"))
+
+
+class LlamaStage(torch.nn.Module):
+    """One pipeline stage of LlamaForCausalLM: consecutive decoder layers under their HF names (``model.layers.N``),
+    the embedding on the first stage, the final norm and ``lm_head`` on the last. Takes input ids (first stage) or
+    hidden states and gives hidden states or float32 logits; attention is causal SDPA over the whole row."""
+
+    def __init__(self, model: Any, layers: range, first: bool, last: bool):
+        super().__init__()
+        inner = model.model
+        inner.layers = torch.nn.ModuleDict({str(i): inner.layers[i] for i in layers})
+        if not first:
+            inner.embed_tokens = None
+        if not last:
+            inner.norm = None
+        self.model, self.config = inner, model.config
+        self.lm_head = model.lm_head if last else None
+
+    def forward(self, x: Any) -> Any:
+        hidden = self.model.embed_tokens(x) if self.model.embed_tokens is not None else x
+        positions = torch.arange(hidden.shape[1], device=hidden.device)[None]
+        cos_sin = self.model.rotary_emb(hidden, positions)
+        for layer in self.model.layers.values():
+            hidden = layer(hidden, attention_mask=None, position_ids=positions, position_embeddings=cos_sin)
+        if self.lm_head is None:
+            return hidden
+        return self.lm_head(self.model.norm(hidden)).float()
+
+
+def pipeline_stage_module(model: Any, layout: Layout, stage: int) -> LlamaStage:
+    """This rank's stage of ``model`` (built on the meta device: nothing is allocated for the other stages)."""
+    layers = stage_layers(model.config.num_hidden_layers, layout.pipeline_stage, stage)
+    return LlamaStage(model, layers, first=stage == 0, last=stage == layout.pipeline_stage - 1)
+
+
+def _llama(model: Any) -> tuple[Any, Any]:
+    """(the module holding ``embed_tokens``, ``layers`` and ``norm``; the one holding ``lm_head``) of a
+    LlamaForCausalLM, a pipeline stage or a PEFT-wrapped model."""
+    top = model.base_model.model if hasattr(model, "peft_config") else model
+    return top.model, top
+
+
+def decoder_layers(model: Any) -> list[Any]:
+    layers = _llama(model)[0].layers
+    return list(layers.values()) if isinstance(layers, torch.nn.ModuleDict) else list(layers)
+
+
+def apply_tensor_parallel(model: Any, layout: Layout, tp_mesh: Any) -> None:
+    """Column-wise q/k/v/gate/up, row-wise o/down; with ``use_seq_parallel`` the norms and residual stream are split
+    along the sequence inside each stage, whose input and output stay the full sequence (so positions, masks and
+    pipeline sends are those of the unsplit model). ``vocab_emb_dp: false`` splits embedding and head by vocabulary."""
+    from torch.distributed.tensor import Replicate, Shard
+    from torch.distributed.tensor.parallel import (ColwiseParallel, PrepareModuleInput, PrepareModuleInputOutput,
+                                                   PrepareModuleOutput, RowwiseParallel, SequenceParallel,
+                                                   parallelize_module)
+
+    sp = layout.use_seq_parallel
+    inner, top = _llama(model)
+    if not layout.vocab_emb_dp and inner.embed_tokens is not None:
+        parallelize_module(inner.embed_tokens, tp_mesh, RowwiseParallel(input_layouts=Replicate(),
+                                                                        output_layouts=Replicate()))
+    if top.lm_head is not None:
+        if not layout.vocab_emb_dp:
+            parallelize_module(top.lm_head, tp_mesh, ColwiseParallel(input_layouts=Shard(1) if sp else Replicate(),
+                                                                     output_layouts=Replicate()))
+        elif sp:
+            parallelize_module(top.lm_head, tp_mesh, PrepareModuleInput(input_layouts=(Shard(1),),
+                                                                        desired_input_layouts=(Replicate(),),
+                                                                        use_local_output=True))
+        if sp:
+            parallelize_module(inner.norm, tp_mesh, SequenceParallel())
+    layers = decoder_layers(model)
+    for i, layer in enumerate(layers):
+        plan: dict[str, Any] = {
+            "self_attn.q_proj": ColwiseParallel(), "self_attn.k_proj": ColwiseParallel(),
+            "self_attn.v_proj": ColwiseParallel(), "self_attn.o_proj": RowwiseParallel(),
+            "mlp.gate_proj": ColwiseParallel(), "mlp.up_proj": ColwiseParallel(), "mlp.down_proj": RowwiseParallel(),
+        }
+        if sp:
+            plan.update({
+                "input_layernorm": SequenceParallel(), "post_attention_layernorm": SequenceParallel(),
+                "self_attn": PrepareModuleInput(input_kwarg_layouts={"hidden_states": Shard(1)},
+                                                desired_input_kwarg_layouts={"hidden_states": Replicate()},
+                                                use_local_output=True),
+                "self_attn.o_proj": RowwiseParallel(output_layouts=Shard(1)),
+                "mlp": PrepareModuleInput(input_layouts=(Shard(1),), desired_input_layouts=(Replicate(),),
+                                          use_local_output=True),
+                "mlp.down_proj": RowwiseParallel(output_layouts=Shard(1)),
+            })
+        parallelize_module(layer, tp_mesh, plan)
+        if not sp:
+            continue
+        split = i == 0  # the stage's input: the full sequence -> this rank's part of it
+        join = i == len(layers) - 1 and top.lm_head is None  # a stage that sends on: back to the full sequence
+        inputs = {"input_layouts": (Replicate(),), "desired_input_layouts": (Shard(1),)}
+        outputs = {"output_layouts": (Shard(1),), "desired_output_layouts": (Replicate(),)}
+        if split and join:
+            parallelize_module(layer, tp_mesh, PrepareModuleInputOutput(**inputs, **outputs,
+                                                                        use_local_input=True, use_local_output=True))
+        elif split:
+            parallelize_module(layer, tp_mesh, PrepareModuleInput(**inputs, use_local_output=True))
+        elif join:
+            parallelize_module(layer, tp_mesh, PrepareModuleOutput(**outputs, use_local_output=True))
+
+
+def apply_fsdp(model: Any, dp_mesh: Any, precision: str, device: Any, pipelined: bool) -> None:
+    """FSDP2: each decoder layer and the root sharded over the data-parallel ranks (float32 master weights; bf16
+    compute with float32 gradient reduction on CUDA under ``torch.precision: bf16``)."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    bf16 = precision == "bf16" and device.type == "cuda"
+    policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16 if bf16 else None,
+                                  reduce_dtype=torch.float32 if bf16 else None)
+    # with pipelining, every micro-batch would gather the weights again: keep them gathered through the step
+    for layer in decoder_layers(model):
+        fully_shard(layer, mesh=dp_mesh, mp_policy=policy, reshard_after_forward=not pipelined)
+    fully_shard(model, mesh=dp_mesh, mp_policy=policy, reshard_after_forward=not pipelined)
+
+
+def check_supported(layout: Layout, torch_section: Any, lora: bool, preference: bool) -> None:
+    """Combinations the gpu backend does not run, refused before anything is built."""
+    if layout.model_parallel > 1 and layout.data_parallel > 1 and torch_section.distributed == "ddp":
+        raise MindcodeError("parallel_config: data_parallel with model_parallel > 1 needs torch.distributed: fsdp "
+                            "(DDP does not take tensor-parallel DTensor weights)")
+    if lora and (layout.model_parallel > 1 or layout.pipeline_stage > 1):
+        raise MindcodeError("lora with parallel_config model_parallel/pipeline_stage > 1 is not supported on gpu: "
+                            "shard LoRA runs over data_parallel with torch.distributed: fsdp")
+    if layout.pipeline_stage > 1 and preference:
+        raise MindcodeError("stage dpo/simpo with parallel_config.pipeline_stage > 1 is not supported on gpu")
+    if torch_section.load_in_4bit and (layout.model_parallel > 1 or layout.pipeline_stage > 1
+                                       or torch_section.distributed == "fsdp"):
+        raise MindcodeError("torch.load_in_4bit (QLoRA) runs with data parallelism by ddp only")

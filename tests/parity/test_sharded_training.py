@@ -1,0 +1,168 @@
+"""The gpu backend's parallel layouts with real torchrun processes (gloo) started by `mindcode launch`: from one HF
+init, 2 processes take the single process's steps (per-step loss and global grad norm) and export its weights, for
+FSDP2, tensor parallel (with sequence parallel and a vocabulary-split embedding), both pipeline schedules, FSDP2 +
+LoRA, and (4 processes) FSDP2 x tensor parallel on a 2-D mesh; a run killed under FSDP2 resumes to the uninterrupted
+losses; a bf16 init trains and exports bf16."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mindcode.config import load_config
+from mindcode.convert.safetensors_io import iter_tensors, list_tensors
+from mindcode.train.loop import train
+from tests.conftest import write_hf_checkpoint, write_training_inputs
+from tests.parity.tolerances import TOLERANCES, relative_error
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+TINY, LORA = "configs/gpu/tiny_cpu.yaml", "configs/gpu/lora_tiny_cpu.yaml"
+STEPS = 8
+TOL = TOLERANCES[("cpu", "float32")]["sharded_rel"]
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    return write_training_inputs(tmp_path_factory.mktemp("sharded"))
+
+
+def overrides(work: Path, name: str, *extra: str, steps: int = STEPS) -> list[str]:
+    return [f"data.npy={work / 'npy'}", f"data.mindrecord={work / 'train.mindrecord'}", f"training.init={work / 'init'}",
+            f"training.output_dir={work / name}", f"training.max_steps={steps}", *extra]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch_command(work: Path, name: str, config: str, *args: str, nproc: int = 2) -> list[str]:
+    return [sys.executable, "-m", "mindcode", "launch", "--nproc_per_node", str(nproc),
+            "--master_port", str(free_port()), "--log_dir", str(work / f"{name}_logs"), "--cluster_time_out", "120", "--", "train", "--config", config,
+            *args]
+
+
+def launch(work: Path, name: str, config: str, *args: str, nproc: int = 2) -> Path:
+    result = subprocess.run(launch_command(work, name, config, *args, nproc=nproc), cwd=ROOT, capture_output=True,
+                            text=True, timeout=600, env={**os.environ, "PYTHON": sys.executable})
+    logs = "".join(p.read_text() for p in (work / f"{name}_logs").rglob("stderr.log"))
+    assert result.returncode == 0, (result.stderr + logs)[-4000:]
+    return work / name
+
+
+def metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def worst(run: Path, reference: Path, key: str) -> float:
+    got, expected = [m[key] for m in metrics(run)], [m[key] for m in metrics(reference)]
+    assert len(got) == len(expected)
+    return max(abs(a - b) / abs(b) for a, b in zip(got, expected))
+
+
+def weights(directory: Path) -> dict[str, np.ndarray]:
+    return {info.name: array for info, array in iter_tensors(directory)}
+
+
+@pytest.fixture(scope="module")
+def single(work):
+    return Path(train(load_config(ROOT / TINY, overrides(work, "single")), progress=False)["output_dir"])
+
+
+LAYOUTS = {
+    "fsdp2": ["parallel_config.data_parallel=2", "torch.distributed=fsdp"],
+    "tensor": ["parallel_config.model_parallel=2"],
+    "tensor+sequence+vocab": ["parallel_config.model_parallel=2", "parallel_config.use_seq_parallel=true",
+                              "parallel_config.vocab_emb_dp=false"],
+    "pipeline-1f1b": ["parallel_config.pipeline_stage=2", "parallel_config.micro_batch_num=2"],
+    "pipeline-gpipe": ["parallel_config.pipeline_stage=2", "parallel_config.micro_batch_num=4",
+                       "torch.pipeline_schedule=gpipe"],
+    "fsdp2+tensor (2-D mesh, 4 processes)": ["parallel_config.model_parallel=2", "torch.distributed=fsdp"],
+}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_two_processes_take_the_single_process_steps(work, single, layout):
+    name = layout.split(" ")[0]
+    run = launch(work, name, TINY, *overrides(work, name, *LAYOUTS[layout]), nproc=4 if "4 processes" in layout else 2)
+    loss, norm = worst(run, single, "loss"), worst(run, single, "grad_norm")
+    print(f"\n{layout}: worst per-step relative difference: loss {loss:.2e}, grad norm {norm:.2e}")
+    assert loss <= TOL and norm <= TOL
+    summary = json.loads((run / "summary.json").read_text())
+    expected = json.loads((single / "summary.json").read_text())
+    assert summary["parallel"]["data_parallel"] * summary["parallel"]["model_parallel"] * \
+        summary["parallel"]["pipeline_stage"] == (4 if "4 processes" in layout else 2)
+    assert summary["optimizer_groups"] == expected["optimizer_groups"]  # weight decay on the same tensors
+    got, reference = weights(run / "final"), weights(single / "final")
+    assert set(got) == set(reference)
+    err = max(relative_error(got[k], reference[k]) for k in reference)
+    assert err <= TOL, f"exported weights differ by {err:.2e}"
+
+
+def test_fsdp2_with_lora_equals_one_process(work):
+    single = Path(train(load_config(ROOT / LORA, overrides(work, "lora1")), progress=False)["output_dir"])
+    run = launch(work, "lora2", LORA, *overrides(work, "lora2", "torch.distributed=fsdp"))
+    assert worst(run, single, "loss") <= TOL and worst(run, single, "grad_norm") <= TOL
+    got, reference = weights(run / "final"), weights(single / "final")
+    assert set(got) == set(reference) and all("lora_" in k for k in got)
+    assert max(relative_error(got[k], reference[k]) for k in reference) <= TOL
+
+
+def descendants(pid: int) -> list[int]:
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
+
+
+def test_sigkill_under_fsdp2_then_resume_reproduces_the_run(work, single):
+    args = overrides(work, "killed", "torch.distributed=fsdp", "training.save_steps=4", steps=12)
+    full = Path(train(load_config(ROOT / TINY, overrides(work, "full12", steps=12)), progress=False)["output_dir"])
+    proc = subprocess.Popen(launch_command(work, "killed", TINY, *args), cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHON": sys.executable})
+    out, deadline = work / "killed", time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (out / "metrics.jsonl").exists() and (out / "metrics.jsonl").read_text().count("\n") >= 6:
+            for pid in [*descendants(proc.pid), proc.pid]:  # torchrun's workers run in sessions of their own
+                os.kill(pid, signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert (out / "checkpoints" / "step_4" / ".metadata").is_file()
+    run = launch(work, "killed", TINY, *args, "--resume")
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["resumed_from"] >= 4 and len(metrics(run)) == 12
+    assert worst(run, full, "loss") <= TOL
+
+
+def test_a_bf16_init_trains_and_exports_bf16(work):
+    init = write_hf_checkpoint(work / "init_bf16", load_config(ROOT / TINY).model.shape(), dtype="bfloat16")
+    one = Path(train(load_config(ROOT / TINY, overrides(work, "bf16_1", f"training.init={init}")),
+                     progress=False)["output_dir"])
+    two = launch(work, "bf16_2", TINY, *overrides(work, "bf16_2", f"training.init={init}", "torch.distributed=fsdp"))
+    for run in (one, two):
+        assert {info.dtype for info in list_tensors(run / "final")} == {"BF16"}
+        assert json.loads((run / "final" / "config.json").read_text())["torch_dtype"] == "bfloat16"
+        losses = [m["loss"] for m in metrics(run)]
+        assert losses[-1] < losses[0] - 0.5  # it learns from the bf16 weights
+    assert worst(two, one, "loss") <= TOL
