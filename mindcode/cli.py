@@ -19,8 +19,8 @@ from collections.abc import Iterator, Sequence
 from types import ModuleType
 
 import mindcode
-from mindcode.commands import (add_common_arguments, convert_weight, data, env, launch, predict, quickstart, report,
-                               serve, train)
+from mindcode.commands import (add_common_arguments, convert_weight, data, env, launch, plan, predict, quickstart,
+                               report, serve, train)
 from mindcode.commands import eval as eval_
 
 from mindcode.errors import MindcodeError
@@ -32,6 +32,7 @@ VERBS: dict[str, ModuleType] = {
     "data": data,
     "eval": eval_,
     "train": train,
+    "plan": plan,
     "predict": predict,
     "quickstart": quickstart,
     "report": report,

@@ -21,6 +21,15 @@ from mindcode.errors import MindcodeError
 from mindcode.presets import ModelConfig
 
 
+# How model parallelism splits each decoder weight, in both backends (DTensor's plan on gpu, MindFormers' Llama
+# strategies on ascend): "colwise" splits the output dimension (rows of the [out, in] weight), "rowwise" the input
+# dimension. Norms are replicated; the embedding and lm_head split by vocabulary unless vocab_emb_dp.
+# Keys are module paths inside a decoder layer (HF names).
+TENSOR_PARALLEL = {"self_attn.q_proj": "colwise", "self_attn.k_proj": "colwise", "self_attn.v_proj": "colwise",
+                   "self_attn.o_proj": "rowwise", "mlp.gate_proj": "colwise", "mlp.up_proj": "colwise",
+                   "mlp.down_proj": "rowwise"}
+
+
 @dataclass
 class ParallelConfig:
     """The ``parallel_config`` section (MindFormers' ``TransformerOpParallelConfig`` names)."""
@@ -111,8 +120,9 @@ def check_model(layout: Layout, model: ModelConfig, seq_length: int, batch_size:
                             f"(the embedding is split by vocabulary; set vocab_emb_dp: true)")
     if layout.use_seq_parallel and seq_length % mp:
         raise MindcodeError(f"{where}: use_seq_parallel splits seq_length {seq_length} over model_parallel {mp}")
-    if pp > model.num_layers:
-        raise MindcodeError(f"{where}.pipeline_stage {pp} exceeds num_layers {model.num_layers}")
+    if model.num_layers % pp:  # MindFormers' LayerSetting gives every stage num_layers // pp (offsets aside)
+        raise MindcodeError(f"{where}.pipeline_stage {pp} does not divide num_layers {model.num_layers} (stages hold "
+                            f"equal numbers of layers)")
     if batch_size % layout.data_parallel:
         raise MindcodeError(f"training.batch_size {batch_size} is not divisible by data_parallel "
                             f"{layout.data_parallel}")
@@ -124,7 +134,7 @@ def check_model(layout: Layout, model: ModelConfig, seq_length: int, batch_size:
 
 
 def stage_layers(num_layers: int, stages: int, stage: int) -> range:
-    """The decoder layers of pipeline ``stage``: consecutive, as even as possible, earlier stages one more."""
-    base, extra = divmod(num_layers, stages)
-    start = stage * base + min(stage, extra)
-    return range(start, start + base + (stage < extra))
+    """The decoder layers of pipeline ``stage``: ``num_layers // stages`` consecutive ones, as MindFormers'
+    ``LayerSetting`` places them (``check_model`` requires the division to be exact)."""
+    per_stage = num_layers // stages
+    return range(stage * per_stage, (stage + 1) * per_stage)

@@ -38,10 +38,17 @@ RUNS = {
                                                      "vocab_emb_dp": False}, 256, 100000, 3.0e-4,
                                "CodeLlama-34B continued pretraining on wiki-style rows, 32 devices"),
     "codellama_7b_lora": ("codellama-7b", 8, {"data_parallel": 8, "model_parallel": 1, "pipeline_stage": 1},
-                          64, 2000, 2.0e-4, "CodeLlama-7B LoRA (rank 16, attention and MLP) on 8 devices"),
+                          16, 2000, 2.0e-4, "CodeLlama-7B LoRA (rank 16, attention and MLP) on 8 devices"),
     "codellama_7b_dpo": ("codellama-7b", 8, {"data_parallel": 2, "model_parallel": 4, "pipeline_stage": 1},
                          64, 1000, 5.0e-7, "CodeLlama-7B DPO after SFT on 8 devices"),
 }
+# Micro-batches per optimizer step where no pipeline splits the batch: rows per data-parallel rank per micro-batch
+# stay small enough for 4096-token rows (see `mindcode plan`).
+ACCUMULATION = {"codellama_7b_finetune": 16, "codellama_13b_finetune": 16, "codellama_7b_dpo": 16}
+# MindFormers' own settings for CodeLlama on Atlas A2 (its model card): bf16 matrix products with float32 parameters,
+# norms, softmax and rotary embedding, and flash attention. The gpu backend reads only the shape from this section.
+DTYPES = {"compute_dtype": "bfloat16", "param_init_type": "float32", "layernorm_compute_type": "float32",
+          "softmax_compute_type": "float32", "rotary_dtype": "float32", "use_flash_attention": True}
 # LoRA runs: their adapter (the same rank, alpha and target modules on both backends).
 LORA = {"codellama_7b_lora": {"rank": 16, "alpha": 32, "dropout": 0.05,
                               "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
@@ -59,12 +66,13 @@ def shared(name: str) -> dict:
     body = {
         **({"stage": stage["stage"]} if stage else {}),
         "model": {"arch": {"type": "LlamaForCausalLM"},
-                  "model_config": {"type": "LlamaConfig", "seq_length": 4096, **shape}},
+                  "model_config": {"type": "LlamaConfig", "seq_length": 4096, **shape, **DTYPES}},
         "data": {"mindrecord": f"data/{name}/train.mindrecord", "npy": f"data/{name}/train_npy", "shuffle": True},
         "optimizer": {"type": "AdamW", "betas": [0.9, 0.95], "eps": 1.0e-8, "weight_decay": 0.1},
         "schedule": {"type": "CosineWithWarmUpLR", "learning_rate": lr, "warmup_ratio": 0.03, "lr_end": 0.0},
-        "training": {"batch_size": batch, "max_steps": steps, "max_grad_norm": 1.0, "save_steps": 500,
-                     "init": stage.get("init", f"checkpoints/{preset}-hf"), "seed": 0},
+        "training": {"batch_size": batch, "gradient_accumulation_steps": ACCUMULATION.get(name, 1), "max_steps": steps,
+                     "max_grad_norm": 1.0, "save_steps": 500, "init": stage.get("init", f"checkpoints/{preset}-hf"),
+                     "seed": 0},
         "parallel_config": RUNS[name][2],
     }
     if name in LORA:

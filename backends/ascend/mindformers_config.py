@@ -23,7 +23,8 @@ CPU_WRAPPER = "CpuSafeTrainOneStepCell"  # registered by backends.ascend.train o
 def mindformers_config(config: TrainConfig, device: str, layout: Layout) -> dict[str, Any]:
     """The MindFormers YAML of a run on ``device`` (``CPU`` or ``Ascend``) in ``layout``."""
     t, s, o = config.training, config.schedule, config.optimizer
-    per_rank = rows_per_step(layout, t.batch_size)
+    per_rank = rows_per_step(layout, t.batch_size, t.gradient_accumulation_steps)
+    accumulation = t.gradient_accumulation_steps if semi_auto(layout) else 1  # MindFormers' own accumulation cell
     settings, _overridden = model_settings(config.model.model_config, device)
     model_config = {**config.model.model_config, "batch_size": per_rank, **settings}
     if config.lora is not None:
@@ -48,12 +49,13 @@ def mindformers_config(config: TrainConfig, device: str, layout: Layout) -> dict
         "run_mode": "train",
         "trainer": {"type": "CausalLanguageModelingTrainer", "model_name": "llama"},
         "runner_config": {"epochs": 1, "batch_size": per_rank, "sink_mode": False, "sink_size": 1,
-                          "gradient_accumulation_steps": 1},
+                          "gradient_accumulation_steps": accumulation},
         "runner_wrapper": {"type": CPU_WRAPPER if device == "CPU" else "MFTrainOneStepCell",
                            "scale_sense": config.mindformers.loss_scale, "use_clip_grad": True,
                            "max_grad_norm": t.max_grad_norm,
-                           # pipeline micro-batches: the loss as the mean over every trained token of the batch
-                           "calculate_per_token_loss": layout.pipeline_stage > 1},
+                           # MindFormers' micro-batches: the loss as the mean over every trained token of the batch
+                           "calculate_per_token_loss": semi_auto(layout) and (layout.pipeline_stage > 1
+                                                                              or accumulation > 1)},
         "optimizer": {"type": o.type, "betas": list(o.betas), "eps": o.eps, "weight_decay": o.weight_decay},
         "lr_schedule": schedule,
         "train_dataset": dataset,

@@ -37,9 +37,13 @@ def data_shard(layout: Layout, rank: int) -> tuple[int, int]:
     return (0, 1) if semi_auto(layout) else (layout.coords(rank).data, layout.data_parallel)
 
 
-def rows_per_step(layout: Layout, batch_size: int) -> int:
-    """MindFormers' ``batch_size``: rows of one data-parallel slice of one (pipeline) micro-batch."""
-    return batch_size // layout.data_parallel // layout.micro_batch_num
+def rows_per_step(layout: Layout, batch_size: int, accumulation: int) -> int:
+    """MindFormers' ``batch_size``: rows of one data-parallel slice of one micro-batch. Semi-auto parallel splits
+    the batch into MindFormers' own micro-batches (pipeline ``micro_batch_num``, gradient accumulation); data
+    parallelism feeds each rank its slice whole (mindcode's token-weighted cell splits it, see ``train.py``)."""
+    if not semi_auto(layout):
+        return batch_size // layout.data_parallel
+    return batch_size // layout.data_parallel // layout.micro_batch_num // accumulation
 
 
 def mindformers_sections(layout: Layout, section: Any, output_dir: str | Path, device: str) -> dict[str, Any]:

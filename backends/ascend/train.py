@@ -171,7 +171,7 @@ class Trainer:
             self.preference = preference_loss_cell(self.model, config, self.pairs)
             self.network = _as_pretrained(self.preference, self.model)
             self._scores = sequence_logps_cell(self.model)
-        elif micro == 1 and (world_size == 1 or self.semi_auto):  # semi-auto: MindFormers' loss over the full batch
+        elif (micro == 1 and world_size == 1) or self.semi_auto:  # semi-auto: MindFormers' micro-batching cells
             self.network = self.model
         else:
             self.network = _as_pretrained(_token_weighted(self.model, micro, world_size), self.model)

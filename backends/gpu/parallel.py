@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from mindcode.errors import MindcodeError
-from mindcode.parallel import Layout, stage_layers
+from mindcode.parallel import TENSOR_PARALLEL, Layout, stage_layers
 
 
 def local_device() -> Any:
@@ -123,11 +123,8 @@ def apply_tensor_parallel(model: Any, layout: Layout, tp_mesh: Any) -> None:
             parallelize_module(inner.norm, tp_mesh, SequenceParallel())
     layers = decoder_layers(model)
     for i, layer in enumerate(layers):
-        plan: dict[str, Any] = {
-            "self_attn.q_proj": ColwiseParallel(), "self_attn.k_proj": ColwiseParallel(),
-            "self_attn.v_proj": ColwiseParallel(), "self_attn.o_proj": RowwiseParallel(),
-            "mlp.gate_proj": ColwiseParallel(), "mlp.up_proj": ColwiseParallel(), "mlp.down_proj": RowwiseParallel(),
-        }
+        plan: dict[str, Any] = {path: ColwiseParallel() if split == "colwise" else RowwiseParallel()
+                                for path, split in TENSOR_PARALLEL.items()}
         if sp:
             plan.update({
                 "input_layernorm": SequenceParallel(), "post_attention_layernorm": SequenceParallel(),
@@ -155,12 +152,12 @@ def apply_tensor_parallel(model: Any, layout: Layout, tp_mesh: Any) -> None:
             parallelize_module(layer, tp_mesh, PrepareModuleOutput(**outputs, use_local_output=True))
 
 
-def apply_fsdp(model: Any, dp_mesh: Any, precision: str, device: Any, pipelined: bool) -> None:
+def apply_fsdp(model: Any, dp_mesh: Any, compute: str, pipelined: bool) -> None:
     """FSDP2: each decoder layer and the root sharded over the data-parallel ranks (float32 master weights; bf16
-    compute with float32 gradient reduction on CUDA under ``torch.precision: bf16``)."""
+    compute with float32 gradient reduction when ``compute`` is bfloat16, see ``mindcode.precision``)."""
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
-    bf16 = precision == "bf16" and device.type == "cuda"
+    bf16 = compute == "bfloat16"
     policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16 if bf16 else None,
                                   reduce_dtype=torch.float32 if bf16 else None)
     # with pipelining, every micro-batch would gather the weights again: keep them gathered through the step

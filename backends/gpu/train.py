@@ -30,6 +30,7 @@ from mindcode.config import TrainConfig, data_columns, learning_rate
 from mindcode.convert.lora import initial_adapter
 from mindcode.errors import MindcodeError
 from mindcode.parallel import check_model, resolve
+from mindcode.precision import training_precision
 from mindcode.train.preference import as_pairs
 
 
@@ -64,6 +65,7 @@ class Trainer:
         self.device = str(device)
         self.mesh = device_mesh(layout, device)
         self.fsdp = layout.data_parallel > 1 and config.torch.distributed == "fsdp"
+        self.precision = training_precision(config, device.type)
         self.init_dtype = checkpoint_dtype(t.init)
         torch.manual_seed(t.seed)
         self.model = self._build(shape, device)
@@ -77,7 +79,7 @@ class Trainer:
         self.summary = {"parallel": layout.as_dict(), "data_parallel": config.torch.distributed,
                         "optimizer_groups": {"weight_decay": int(self._sum(len(decay), "pp")),  # all stages'
                                              "no_weight_decay": int(self._sum(len(rest), "pp"))}}
-        self.autocast = device.type == "cuda" and config.torch.precision == "bf16" and not self.fsdp
+        self.autocast = self.precision.compute == "bfloat16" and not self.fsdp  # FSDP2's policy casts by itself
         self.schedule = self._pipeline(device) if layout.pipeline_stage > 1 else None
         if config.torch.compile:
             self.model = torch.compile(self.model)
@@ -105,7 +107,7 @@ class Trainer:
             if layout.model_parallel > 1:
                 apply_tensor_parallel(model, layout, self.mesh["tp"])
             if self.fsdp:
-                apply_fsdp(model, self.mesh["dp"], config.torch.precision, device, layout.pipeline_stage > 1)
+                apply_fsdp(model, self.mesh["dp"], self.precision.compute, layout.pipeline_stage > 1)
             materialize(model, device, t.init)
             if adapter is not None:
                 set_adapter(model, adapter)
@@ -246,8 +248,31 @@ class Trainer:
                 group["lr"] = lr
             self.optimizer.step()
             self.optimizer_step += 1
+            if "memory" not in self.summary:
+                self.summary["memory"] = self._measure()
         self.optimizer.zero_grad(set_to_none=True)
         return {"loss": loss, "lr": lr, "grad_norm": norm, "skipped": not finite}
+
+    def _measure(self) -> dict[str, Any]:
+        """Every rank's summed tensor bytes after its first update: its shards of the weights, their gradients and
+        AdamW's moments (what ``mindcode plan`` predicts exactly), and the CUDA allocator's peak."""
+        from torch.distributed.tensor import DTensor
+
+        def nbytes(tensors: Any) -> int:
+            local = [t.to_local() if isinstance(t, DTensor) else t for t in tensors]
+            return sum(t.numel() * t.element_size() for t in local)
+
+        params = list(self.model.parameters())
+        moments = [state[k] for state in self.optimizer.state.values() for k in ("exp_avg", "exp_avg_sq")]
+        mine = {"rank": self.rank, "weights": nbytes(params),
+                "gradients": nbytes(p.grad for p in params if p.grad is not None), "optimizer": nbytes(moments)}
+        if torch.cuda.is_available():
+            mine["cuda_max_allocated"] = torch.cuda.max_memory_allocated()
+        ranks = [mine]
+        if dist.is_initialized():
+            ranks = [None] * dist.get_world_size()
+            dist.all_gather_object(ranks, mine)
+        return {"measured_per_rank": ranks}
 
     def _global_norm(self, grads: list[Any]) -> Any:
         """The L2 norm of every gradient of the model, whatever shards them: DTensor gradients (FSDP2, tensor

@@ -69,6 +69,22 @@ def worst(run: Path, reference: Path, key: str) -> float:
     return max(abs(a - b) / abs(b) for a, b in zip(got, expected))
 
 
+def check_plan(run: Path, config: str, args: list[str], world: int) -> None:
+    """The plan's weights, gradients and AdamW moments equal every rank's summed tensor bytes exactly."""
+    from mindcode.parallel import resolve
+    from mindcode.plan.devices import get_device
+    from mindcode.plan.memory import train_terms
+
+    measured = json.loads((run / "summary.json").read_text())["memory"]["measured_per_rank"]
+    loaded = load_config(ROOT / config, [a for a in args if "=" in a])
+    layout = resolve(loaded.parallel_config, world)
+    assert len(measured) == world
+    for rank in measured:
+        terms = train_terms(loaded, layout, rank["rank"], get_device("cpu", "gpu"))["terms"]
+        assert {k: rank[k] for k in ("weights", "gradients", "optimizer")} == \
+            {k: terms[k] for k in ("weights", "gradients", "optimizer")}, rank
+
+
 def weights(directory: Path) -> dict[str, np.ndarray]:
     return {info.name: array for info, array in iter_tensors(directory)}
 
@@ -92,8 +108,10 @@ LAYOUTS = {
 
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_two_processes_take_the_single_process_steps(work, single, layout):
-    name = layout.split(" ")[0]
-    run = launch(work, name, TINY, *overrides(work, name, *LAYOUTS[layout]), nproc=4 if "4 processes" in layout else 2)
+    name, world = layout.split(" ")[0], 4 if "4 processes" in layout else 2
+    args = overrides(work, name, *LAYOUTS[layout])
+    run = launch(work, name, TINY, *args, nproc=world)
+    check_plan(run, TINY, args, world)
     loss, norm = worst(run, single, "loss"), worst(run, single, "grad_norm")
     print(f"\n{layout}: worst per-step relative difference: loss {loss:.2e}, grad norm {norm:.2e}")
     assert loss <= TOL and norm <= TOL
@@ -110,11 +128,25 @@ def test_two_processes_take_the_single_process_steps(work, single, layout):
 
 def test_fsdp2_with_lora_equals_one_process(work):
     single = Path(train(load_config(ROOT / LORA, overrides(work, "lora1")), progress=False)["output_dir"])
-    run = launch(work, "lora2", LORA, *overrides(work, "lora2", "torch.distributed=fsdp"))
+    args = overrides(work, "lora2", "torch.distributed=fsdp")
+    run = launch(work, "lora2", LORA, *args)
+    check_plan(run, LORA, args, 2)
     assert worst(run, single, "loss") <= TOL and worst(run, single, "grad_norm") <= TOL
     got, reference = weights(run / "final"), weights(single / "final")
     assert set(got) == set(reference) and all("lora_" in k for k in got)
     assert max(relative_error(got[k], reference[k]) for k in reference) <= TOL
+
+
+def test_uneven_shapes_from_the_shared_random_init_match_the_plan(work):
+    """FSDP2 shards of uneven sizes (rows not divisible by 2) and 3 layers, from the seed's random init (no
+    training.init): the plan still equals every rank's tensors; one process and two take the same steps."""
+    shape = ["model.model_config.intermediate_size=91", "model.model_config.num_layers=3",
+             "model.model_config.hidden_size=48", "training.init=''"]
+    one = Path(train(load_config(ROOT / TINY, overrides(work, "odd1", *shape)), progress=False)["output_dir"])
+    args = overrides(work, "odd2", *shape, "torch.distributed=fsdp")
+    run = launch(work, "odd2", TINY, *args)
+    check_plan(run, TINY, args, 2)
+    assert worst(run, one, "loss") <= TOL
 
 
 def descendants(pid: int) -> list[int]:

@@ -1,0 +1,259 @@
+"""The memory every rank of a job needs, term by term, from the same rules the backends follow.
+
+What is shared with the backends, not re-decided here: the layout and rank order (``mindcode.parallel``: which
+layers a pipeline stage holds, how tensor parallel splits each weight), the precision policy
+(``mindcode.precision``), and FSDP2's sharding (``torch.chunk`` of dim 0 over the data-parallel ranks; MindFormers'
+parallel optimizer shards the same way). Weights, gradients and AdamW moments are exact (the summed sizes of the
+tensors each rank holds; a test compares them with the gpu backend's real tensors). Activations, compute copies and
+the runtime's reserve are estimates:
+
+- activations per token and decoder layer, in the compute dtype: the norms' inputs and outputs (4h, split by
+  sequence parallel), q/k/v after projection and rotary (3h + 3kv), the attention output (h) and the MLP's four
+  intermediate tensors (4i), all but the norms split by model parallel; with attention that is not fused (no flash
+  attention) also the scores and probabilities (2 heads x seq). With recomputation a layer keeps only its input (h)
+  and one layer at a time is recomputed in full. A pipeline stage holds ``min(micro_batch_num, pp - stage)``
+  micro-batches (1F1B) or all of them (GPipe); the last stage adds the logits (compute dtype, a float32 copy and its
+  gradient).
+- compute copies: FSDP2 all-gathers two decoder layers (the one running and the one prefetched) and the root's
+  embedding, norm and head in the compute dtype; without FSDP2, bf16 autocast keeps a bf16 copy of every matrix it
+  multiplies; MindFormers casts every float32 parameter to its compute dtype.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from mindcode.convert.hf_to_ms import expected_weights
+from mindcode.parallel import TENSOR_PARALLEL, Layout, resolve, stage_layers
+from mindcode.plan.devices import GIB, Device
+from mindcode.precision import BYTES, inference_dtype, training_precision
+
+QUANTIZED_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)  # NF4 with double quantization (bitsandbytes, blocks of 64)
+
+
+def _chunk(size: int, parts: int, index: int) -> int:
+    """Rows rank ``index`` of ``parts`` holds after ``torch.chunk`` of dim 0 (FSDP2's sharding)."""
+    step = math.ceil(size / parts)
+    return max(0, min(step, size - index * step))
+
+
+def _tp_shape(name: str, dims: tuple[int, ...], layout: Layout) -> tuple[int, ...]:
+    mp = layout.model_parallel
+    module = ".".join(name.split(".")[3:5]) if ".layers." in name else name.rsplit(".", 1)[0]
+    split = TENSOR_PARALLEL.get(module)
+    if split == "colwise":
+        return (dims[0] // mp, *dims[1:])
+    if split == "rowwise":
+        return (dims[0], dims[1] // mp)
+    if module in ("model.embed_tokens", "lm_head") and not layout.vocab_emb_dp:
+        return (dims[0] // mp, dims[1])
+    return dims
+
+
+def rank_tensors(config: Any, layout: Layout, rank: int, shard: bool) -> list[dict[str, Any]]:
+    """The parameters rank ``rank`` holds: ``{name, numel, trainable, quantized}``, after its pipeline stage,
+    its tensor-parallel slice and, with ``shard``, its data-parallel shard of dim 0."""
+    shape = config.model.shape()
+    coords = layout.coords(rank)
+    last = layout.pipeline_stage - 1
+    layers = stage_layers(shape.num_layers, layout.pipeline_stage, coords.pipeline)
+    lora = config.lora
+    qlora = config.backend == "gpu" and config.torch.load_in_4bit
+    tensors = []
+    for name, dims in expected_weights(shape).items():
+        if ".layers." in name and int(name.split(".")[2]) not in layers:
+            continue
+        if (name == "model.embed_tokens.weight" and coords.pipeline != 0) or \
+                (name in ("model.norm.weight", "lm_head.weight") and coords.pipeline != last):
+            continue
+        local = _tp_shape(name, dims, layout)
+        linear = ".layers." in name and name.endswith("_proj.weight")
+        tensors.append({"name": name, "dims": local, "trainable": lora is None, "quantized": qlora and linear})
+        if lora is not None and linear and name.split(".")[-2] in lora.target_modules:
+            out_dim, in_dim = local
+            tensors.append({"name": name + ":lora_A", "dims": (lora.rank, in_dim), "trainable": True,
+                            "quantized": False})
+            tensors.append({"name": name + ":lora_B", "dims": (out_dim, lora.rank), "trainable": True,
+                            "quantized": False})
+    for t in tensors:
+        rows = _chunk(t["dims"][0], layout.data_parallel, coords.data) if shard else t["dims"][0]
+        t["numel"] = rows * math.prod(t["dims"][1:])
+    return tensors
+
+
+def _sharding(config: Any, layout: Layout, device: Device) -> tuple[bool, bool]:
+    """(weights and gradients sharded over data parallel, AdamW moments sharded over data parallel)."""
+    if layout.data_parallel == 1:
+        return False, False
+    if config.backend == "gpu":
+        fsdp = config.torch.distributed == "fsdp"
+        return fsdp, fsdp
+    optimizer = config.mindformers.enable_parallel_optimizer and device.kind != "cpu"
+    semi_auto = layout.model_parallel > 1 or layout.pipeline_stage > 1
+    return optimizer and semi_auto, optimizer  # data-parallel mode: the parallel optimizer shards its state only
+
+
+def _per_token_layer(config: Any, layout: Layout, flash: bool, seq: int) -> float:
+    """Activation elements one decoder layer keeps per token (see the module docstring)."""
+    shape = config.model.shape()
+    h, kv, i, mp = shape.hidden_size, shape.kv_heads * shape.head_dim, shape.intermediate_size, layout.model_parallel
+    norms = 4 * h / (mp if layout.use_seq_parallel else 1)
+    inner = (3 * h + 3 * kv + h + 4 * i) / mp
+    scores = 0 if flash else 2 * shape.num_heads / mp * seq
+    return norms + inner + scores
+
+
+def _rows_per_micro(config: Any, layout: Layout) -> int:
+    per_rank = config.training.batch_size // layout.data_parallel
+    if config.backend == "ascend" and layout.model_parallel == layout.pipeline_stage == 1:
+        return per_rank  # data-parallel mode: one graph differentiates all of the rank's micro-batches at once
+    return max(1, per_rank // config.training.gradient_accumulation_steps // layout.micro_batch_num)
+
+
+def _recompute(config: Any) -> bool:
+    return config.torch.gradient_checkpointing if config.backend == "gpu" else config.mindformers.recompute
+
+
+def _flash(config: Any, device: Device) -> bool:
+    if config.backend == "gpu":
+        return device.kind == "cuda"  # SDPA's flash / memory-efficient kernels
+    return device.kind == "ascend" and bool(config.model.model_config.get("use_flash_attention", False))
+
+
+def train_terms(config: Any, layout: Layout, rank: int, device: Device) -> dict[str, Any]:
+    precision = training_precision(config, device.kind)
+    shard_weights, shard_moments = _sharding(config, layout, device)
+    sharded = rank_tensors(config, layout, rank, shard=True)
+    whole = rank_tensors(config, layout, rank, shard=False)
+    master, compute = BYTES[precision.master], BYTES[precision.compute]
+    held = sharded if shard_weights else whole
+
+    def weight_bytes(t: dict) -> float:
+        if t["quantized"]:
+            return t["numel"] * QUANTIZED_BYTES
+        return t["numel"] * master
+
+    terms = {
+        "weights": sum(weight_bytes(t) for t in held),
+        "gradients": sum(t["numel"] * master for t in held if t["trainable"]),
+        "optimizer": sum(2 * t["numel"] * BYTES[precision.moments]
+                         for t in (sharded if shard_moments else whole) if t["trainable"]),
+    }
+    # compute copies
+    full = {t["name"]: t["numel"] for t in whole}
+    matrices = sum(n for name, n in full.items() if name.endswith("_proj.weight"))
+    if config.backend == "gpu" and shard_weights:
+        stage_layers_ = {int(n.split(".")[2]) for n in full if ".layers." in n}
+        per_layer = sum(n for name, n in full.items() if ".layers." in name) / max(1, len(stage_layers_))
+        root = sum(n for name, n in full.items() if ".layers." not in name)
+        terms["compute_copies"] = (min(2, len(stage_layers_)) * per_layer + root) * compute
+    elif precision.compute != precision.master:
+        terms["compute_copies"] = matrices * compute
+    else:
+        terms["compute_copies"] = 0.0
+
+    shape = config.model.shape()
+    seq = config.model.seq_length
+    coords = layout.coords(rank)
+    rows = _rows_per_micro(config, layout)
+    stages = layout.pipeline_stage
+    if stages == 1:
+        in_flight = 1
+    elif config.backend == "gpu" and config.torch.pipeline_schedule == "gpipe":
+        in_flight = layout.micro_batch_num
+    else:
+        in_flight = min(layout.micro_batch_num, stages - coords.pipeline)
+    tokens = rows * seq
+    layers = len(stage_layers(shape.num_layers, stages, coords.pipeline))
+    per_layer = _per_token_layer(config, layout, _flash(config, device), seq) * compute
+    h = shape.hidden_size
+    kept = h / (layout.model_parallel if layout.use_seq_parallel else 1) * compute
+    full_acts = tokens * in_flight * layers * per_layer
+    recomputed = tokens * (in_flight * layers * kept + per_layer)
+    terms["activations"] = recomputed if _recompute(config) else full_acts
+    if coords.pipeline == 0:
+        terms["activations"] += tokens * in_flight * h * compute  # the embedding's output
+    logits = 0.0
+    if coords.pipeline == stages - 1:
+        vocab = shape.vocab_size / (1 if layout.vocab_emb_dp else layout.model_parallel)
+        logits = tokens * vocab * (compute + 4 + 4) + tokens * 2 * h * compute
+    terms["logits"] = logits
+    terms["runtime"] = device.reserved
+    return {"terms": terms, "activations_without_recompute": full_acts, "micro_batch_rows": rows,
+            "micro_batches_in_flight": in_flight, "layers": layers}
+
+
+def predict_terms(config: Any, layout: Layout, rank: int, device: Device, batch: int, length: int,
+                  checkpoint_dtype: str) -> dict[str, Any]:
+    dtype = inference_dtype(config.backend, checkpoint_dtype, device.kind, config.model.model_config)
+    size = BYTES[dtype]
+    shape = config.model.shape()
+    tensors = rank_tensors(config, layout, rank, shard=False)
+    layers = len(stage_layers(shape.num_layers, layout.pipeline_stage, layout.coords(rank).pipeline))
+    kv = shape.kv_heads // layout.model_parallel * shape.head_dim
+    per_layer = _per_token_layer(config, layout, _flash(config, device), length) * size
+    terms = {
+        "weights": sum(t["numel"] for t in tensors if "lora_" not in t["name"]) * size,
+        "kv_cache": 2 * layers * batch * length * kv * size,
+        "activations": batch * length * per_layer,
+        "logits": batch * length * shape.vocab_size * size + batch * shape.vocab_size * 4,
+        "runtime": device.reserved,
+    }
+    return {"terms": terms, "dtype": dtype, "layers": layers}
+
+
+ADVICE = {
+    "weights": "shard or split the weights: torch.distributed=fsdp (gpu) / mindformers.enable_parallel_optimizer "
+               "(ascend), a larger parallel_config.model_parallel or pipeline_stage, or LoRA",
+    "gradients": "shard them over data parallel (FSDP2 / MindFormers' parallel optimizer), a larger model_parallel or "
+                 "pipeline_stage, or LoRA (gradients for the adapters only)",
+    "optimizer": "shard AdamW's moments over data parallel (FSDP2 / MindFormers' parallel optimizer), a larger "
+                 "model_parallel or pipeline_stage, or LoRA",
+    "compute_copies": "a larger model_parallel or pipeline_stage (fewer weights per device)",
+    "activations": "recompute (torch.gradient_checkpointing / mindformers.recompute), "
+                   "parallel_config.use_seq_parallel, or fewer rows per micro-batch (more micro_batch_num or "
+                   "training.gradient_accumulation_steps)",
+    "logits": "fewer rows per micro-batch, or parallel_config.vocab_emb_dp=false to split the head by vocabulary",
+    "kv_cache": "a smaller --batch_size or --max_length, or a larger parallel_config.model_parallel",
+    "runtime": "a device with more memory",
+}
+
+
+def plan(config: Any, device: Device, world_size: int | None = None, task: str = "train", batch: int = 1,
+         length: int | None = None, checkpoint_dtype: str = "bfloat16") -> dict[str, Any]:
+    """The plan for every rank of the job; ranks with the same terms are grouped into one rank shape."""
+    layout = resolve(config.parallel_config, world_size, where=f"{config.source}: parallel_config")
+    if task == "train":
+        per_rank = [train_terms(config, layout, r, device) for r in range(layout.world_size)]
+        precision = vars(training_precision(config, device.kind))
+    else:
+        length = length or config.model.shape().max_position_embeddings
+        per_rank = [predict_terms(config, layout, r, device, batch, length, checkpoint_dtype)
+                    for r in range(layout.world_size)]
+        precision = {"weights": per_rank[0]["dtype"]}
+    shapes: dict[tuple, dict[str, Any]] = {}
+    for rank, entry in enumerate(per_rank):
+        key = tuple(sorted(entry["terms"].items()))
+        if key not in shapes:
+            peak = sum(entry["terms"].values())
+            shapes[key] = {"ranks": [], "stage": layout.coords(rank).pipeline, **entry, "peak": peak}
+        shapes[key]["ranks"].append(rank)
+    groups = sorted(shapes.values(), key=lambda g: -g["peak"])
+    worst = groups[0]
+    fits = worst["peak"] <= device.capacity
+    biggest = max((k for k in worst["terms"] if k != "runtime"), key=lambda k: worst["terms"][k])
+    result = {
+        "task": task, "backend": config.backend, "config": config.source,
+        "device": {"name": device.name, "capacity": device.capacity, "reserved": device.reserved, "what": device.what},
+        "layout": layout.as_dict(), "world_size": layout.world_size, "precision": precision,
+        "rank_shapes": groups, "peak": worst["peak"], "peak_ranks": worst["ranks"], "fits": fits,
+        "biggest_term": biggest,
+    }
+    if task != "train":
+        result.update(batch=batch, length=length)
+    if not fits:
+        result["advice"] = (f"rank {worst['ranks'][0]} needs {worst['peak'] / GIB:.1f} GiB of {device.name}'s "
+                            f"{device.capacity / GIB:.1f} GiB; the biggest term is {biggest} "
+                            f"({worst['terms'][biggest] / GIB:.1f} GiB): {ADVICE[biggest]}")
+    return result

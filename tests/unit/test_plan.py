@@ -1,0 +1,106 @@
+"""mindcode plan: each term from first principles, the layouts' effect, the shipped configs fit, the CLI's verdict."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mindcode.config import load_config
+from mindcode.plan.devices import GIB, get_device
+from mindcode.plan.memory import plan
+from mindcode.presets import PRESETS
+
+ROOT = Path(__file__).resolve().parents[2]
+CODELLAMA = sorted((ROOT / "configs").glob("*/codellama_*.yaml"))
+
+
+def config(name, *overrides, backend="gpu"):
+    return load_config(ROOT / f"configs/{backend}/{name}.yaml", list(overrides))
+
+
+def worst_terms(result):
+    return result["rank_shapes"][0]["terms"]
+
+
+def test_one_device_full_fine_tune_is_16_bytes_a_parameter_plus_activations():
+    result = plan(config("tiny_cpu"), get_device("cpu", "gpu"))
+    terms = worst_terms(result)
+    params = PRESETS["tiny"].num_params()
+    assert terms["weights"] == terms["gradients"] == 4 * params and terms["optimizer"] == 8 * params
+    assert terms["activations"] > 0 and terms["logits"] > 0 and result["fits"]
+
+
+@pytest.mark.parametrize("key", ["model_parallel", "pipeline_stage"])
+def test_weights_per_device_halve_when_model_or_pipeline_parallel_doubles(key):
+    base = config("codellama_34b_finetune_16p", "parallel_config.model_parallel=4", "parallel_config.pipeline_stage=2")
+    doubled = config("codellama_34b_finetune_16p", "parallel_config.model_parallel=4", "parallel_config.pipeline_stage=2",
+                     f"parallel_config.{key}={8 if key == 'model_parallel' else 4}")
+    device = get_device("h100-80g", "gpu")
+    a = max(s["terms"]["weights"] for s in plan(base, device)["rank_shapes"])
+    b = max(s["terms"]["weights"] for s in plan(doubled, device)["rank_shapes"])
+    assert b == pytest.approx(a / 2, rel=0.03)  # the embedding and head sit on one stage only
+
+
+def test_34b_replicated_does_not_fit_and_mindformers_16p_layout_does():
+    replicated = config("codellama_34b_finetune_16p", "parallel_config.model_parallel=1",
+                        "parallel_config.pipeline_stage=1", "parallel_config.data_parallel=16", backend="ascend")
+    result = plan(replicated, get_device("ascend-910b", "ascend"))
+    assert not result["fits"] and result["biggest_term"] in ("weights", "gradients", "optimizer", "activations")
+    assert "ascend-910b's 64.0 GiB" in result["advice"]
+    published = plan(config("codellama_34b_finetune_16p", backend="ascend"), get_device("ascend-910b", "ascend"))
+    assert published["fits"] and published["layout"]["model_parallel"] == 8 and published["world_size"] == 16
+    assert {s["stage"] for s in published["rank_shapes"]} == {0, 1}  # the stages differ: embedding vs head
+
+
+def test_fsdp_shards_weights_gradients_and_moments_over_data_parallel():
+    ddp = plan(config("codellama_7b_finetune", "parallel_config.model_parallel=1", "parallel_config.data_parallel=8",
+                      "torch.distributed=ddp"), get_device("h100-80g", "gpu"))
+    fsdp = plan(config("codellama_7b_finetune", "parallel_config.model_parallel=1",
+                       "parallel_config.data_parallel=8"), get_device("h100-80g", "gpu"))
+    for term in ("weights", "gradients", "optimizer"):
+        assert worst_terms(fsdp)[term] == pytest.approx(worst_terms(ddp)[term] / 8, rel=1e-3)
+
+
+def test_lora_trains_only_adapters_and_qlora_stores_4_bit_bases():
+    lora = worst_terms(plan(config("codellama_7b_lora"), get_device("h100-80g", "gpu")))
+    qlora = worst_terms(plan(config("codellama_7b_lora", "torch.load_in_4bit=true", "torch.distributed=ddp"),
+                             get_device("h100-80g", "gpu")))
+    shape = PRESETS["codellama-7b"]
+    r, h, i, layers = 16, shape.hidden_size, shape.intermediate_size, shape.num_layers
+    adapters = layers * (4 * r * (h + h) + 3 * r * (h + i))  # q,k,v,o: h->h; gate, up: h->i, down: i->h
+    assert lora["optimizer"] == pytest.approx(8 * adapters / 8, rel=1e-2)  # FSDP over 8: a shard each
+    assert qlora["optimizer"] == 8 * adapters and qlora["gradients"] == 4 * adapters
+    assert qlora["weights"] < 0.25 * 4 * shape.num_params()  # the frozen base in NF4, embedding and head fp32
+
+
+def test_kv_cache_for_prediction():
+    result = plan(config("codellama_34b_finetune_16p", "parallel_config.pipeline_stage=1",
+                         "parallel_config.micro_batch_num=1", "parallel_config.data_parallel=1"),
+                  get_device("h100-80g", "gpu"), world_size=8, task="predict", batch=20, length=4096)
+    terms = worst_terms(result)
+    shape = PRESETS["codellama-34b"]
+    assert terms["kv_cache"] == 2 * shape.num_layers * 20 * 4096 * (shape.kv_heads // 8) * shape.head_dim * 2
+    assert terms["weights"] == pytest.approx(2 * shape.num_params() / 8, rel=0.01) and result["fits"]
+
+
+@pytest.mark.parametrize("path", CODELLAMA, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_shipped_codellama_config_fits_the_device_it_names(path):
+    result = plan(load_config(path), get_device(None, path.parent.name))
+    assert result["fits"], result["advice"]
+    assert result["world_size"] == int(path.read_text().split("\n")[2].split('" ')[1].split()[0])  # the launch line
+    assert f"mindcode plan --config configs/{path.parent.name}/{path.name}" in path.read_text()
+
+
+def test_cli_exits_1_with_one_line_naming_the_biggest_term():
+    done = subprocess.run([sys.executable, "-m", "mindcode", "plan", "--config",
+                           "configs/ascend/codellama_34b_finetune_16p.yaml", "parallel_config.model_parallel=1",
+                           "parallel_config.pipeline_stage=1", "parallel_config.data_parallel=16", "--json"],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 1
+    result = json.loads(done.stdout)
+    assert result["fits"] is False and result["peak"] > 64 * GIB and result["biggest_term"] in result["advice"]
+    human = subprocess.run([sys.executable, "-m", "mindcode", "plan", "--config", "configs/gpu/codellama_7b_lora.yaml"],
+                           cwd=ROOT, capture_output=True, text=True)
+    assert human.returncode == 0 and "fits: peak" in human.stdout and "ranks 0..7 (8)" in human.stdout
