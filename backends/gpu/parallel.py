@@ -97,6 +97,17 @@ def decoder_layers(model: Any) -> list[Any]:
     return list(layers.values()) if isinstance(layers, torch.nn.ModuleDict) else list(layers)
 
 
+def gradients_as_weights(model: Any) -> None:
+    """DTensor's embedding backward gives a vocabulary-split weight a whole (replicated) gradient: keep only this
+    rank's rows of it, as the weight is held (a local slice, no communication)."""
+    from torch.distributed.tensor import DTensor
+
+    for param in model.parameters():
+        grad = param.grad
+        if isinstance(grad, DTensor) and grad.placements != param.placements:
+            param.grad = grad.redistribute(param.device_mesh, param.placements)
+
+
 def apply_tensor_parallel(model: Any, layout: Layout, tp_mesh: Any) -> None:
     """Column-wise q/k/v/gate/up, row-wise o/down; with ``use_seq_parallel`` the norms and residual stream are split
     along the sequence inside each stage, whose input and output stay the full sequence (so positions, masks and

@@ -23,8 +23,8 @@ import torch.distributed as dist
 from backends.gpu import checkpoint
 from backends.gpu.lora import add_lora, set_adapter
 from backends.gpu.model import build_model, checkpoint_dtype, empty_model, materialize
-from backends.gpu.parallel import (apply_fsdp, apply_tensor_parallel, check_supported, device_mesh, local_device,
-                                   pipeline_stage_module)
+from backends.gpu.parallel import (apply_fsdp, apply_tensor_parallel, check_supported, device_mesh,
+                                   gradients_as_weights, local_device, pipeline_stage_module)
 from backends.gpu.preference import preference_losses, sequence_logps
 from mindcode.config import TrainConfig, data_columns, learning_rate
 from mindcode.convert.lora import initial_adapter
@@ -235,6 +235,8 @@ class Trainer:
     def _update(self, loss: float) -> dict[str, Any]:
         """MindFormers' clipping by the global norm, the schedule's learning rate and one AdamW step, unless anything
         is not finite."""
+        if self.layout.model_parallel > 1:
+            gradients_as_weights(self.model)
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
         norm = float(self._global_norm(grads))
         lr = learning_rate(self.config.schedule, self.optimizer_step, self.config.training.max_steps)
