@@ -39,6 +39,10 @@ class Backend(Protocol):
         """``(rank, world_size)``: joins the job's process group when launched by this backend's launcher
         (torchrun / msrun), binding this process's device first; ``(0, 1)`` otherwise."""
 
+    def write_run_config(self, config: Any, layout: Any, output_dir: Path) -> list[str]:
+        """For ``train --dry_run``: write what this backend would hand its framework for ``layout`` (the
+        ``mindcode.parallel.Layout``) into ``output_dir``, without importing the framework; the paths written."""
+
     def session(self, model: Any, prompts: list[list[int]], max_rows: int, length: int) -> Any:
         """A decoding session (``mindcode.predict.decode.Session``): next-token logits for up to ``max_rows``
         sequences of up to ``length`` tokens, starting from ``prompts``."""

@@ -138,3 +138,13 @@ def stage_layers(num_layers: int, stages: int, stage: int) -> range:
     ``LayerSetting`` places them (``check_model`` requires the division to be exact)."""
     per_stage = num_layers // stages
     return range(stage * per_stage, (stage + 1) * per_stage)
+
+
+def describe_ranks(layout: Layout, model: ModelConfig) -> list[dict[str, int | list[int]]]:
+    """Every rank's coordinates and the decoder layers it holds (first and last index)."""
+    ranks = []
+    for rank in range(layout.world_size):
+        coords = layout.coords(rank)
+        layers = stage_layers(model.num_layers, layout.pipeline_stage, coords.pipeline)
+        ranks.append({"rank": rank, **coords._asdict(), "layers": [layers[0], layers[-1]]})
+    return ranks

@@ -31,7 +31,7 @@ RUNS = {
                                    "CodeLlama-34B full fine-tune, 16 devices (2 nodes)"),
     "codellama_34b_finetune_32p": ("codellama-34b", 32, {"data_parallel": 2, "model_parallel": 4, "pipeline_stage": 4,
                                                          "micro_batch_num": 128, "use_seq_parallel": True,
-                                                         "vocab_emb_dp": False}, 128, 2000, 1.0e-5,
+                                                         "vocab_emb_dp": False}, 256, 2000, 1.0e-5,
                                    "CodeLlama-34B full fine-tune, 32 devices (4 nodes)"),
     "codellama_34b_pretrain": ("codellama-34b", 32, {"data_parallel": 2, "model_parallel": 4, "pipeline_stage": 4,
                                                      "micro_batch_num": 128, "use_seq_parallel": True,

@@ -52,6 +52,15 @@ class AscendBackend:
         init()
         return get_rank(), get_group_size()
 
+    def write_run_config(self, config: Any, layout: Any, output_dir: Path) -> list[str]:
+        """``OUTPUT_DIR/mindformers.yaml``: the MindFormers config this layout gets on Ascend devices (no MindSpore
+        needed to write it)."""
+        from backends.ascend.mindformers_config import mindformers_config, write_yaml
+
+        path = Path(output_dir) / "mindformers.yaml"
+        write_yaml(mindformers_config(config, "Ascend", layout), path)
+        return [str(path)]
+
     def session(self, model: Any, prompts: list[list[int]], max_rows: int, length: int) -> Any:
         from backends.ascend.session import Session
 

@@ -6,6 +6,7 @@ must not import mindspore or mindformers. Native checkpoints are HF directories 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,27 @@ class GpuBackend:
         from backends.gpu.parallel import init_distributed
 
         return init_distributed()
+
+    def write_run_config(self, config: Any, layout: Any, output_dir: Path) -> list[str]:
+        """``OUTPUT_DIR/parallel_layout.json``: the mesh, each rank's coordinates and layers, and how PyTorch's
+        engines are applied (what ``backends/gpu/parallel.py`` builds for this layout on CUDA)."""
+        from mindcode.parallel import TENSOR_PARALLEL, describe_ranks
+        from mindcode.precision import training_precision
+
+        values = {
+            "mesh": {"names": ["pp", "dp", "tp"],
+                     "shape": [layout.pipeline_stage, layout.data_parallel, layout.model_parallel]},
+            "layout": layout.as_dict(),
+            "data_parallel": config.torch.distributed if layout.data_parallel > 1 else None,
+            "tensor_parallel": TENSOR_PARALLEL if layout.model_parallel > 1 else None,
+            "pipeline_schedule": config.torch.pipeline_schedule if layout.pipeline_stage > 1 else None,
+            "activation_checkpointing": config.torch.gradient_checkpointing,
+            "precision_on_cuda": vars(training_precision(config, "cuda")),
+            "ranks": describe_ranks(layout, config.model.shape()),
+        }
+        path = Path(output_dir) / "parallel_layout.json"
+        path.write_text(json.dumps(values, indent=2) + "\n")
+        return [str(path)]
 
     def session(self, model: Any, prompts: list[list[int]], max_rows: int, length: int) -> Any:
         from backends.gpu.session import Session

@@ -35,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log_dir", default="output/launch_log")
     parser.add_argument("--cluster_time_out", type=int, default=7200)
     parser.add_argument("--dry_run", action="store_true", help="print the command and the preflight, run nothing")
+    parser.add_argument("--force", action="store_true", help="launch even when `mindcode plan` says it does not fit")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- VERB ARGS (e.g. -- train --config X.yaml)")
 
 
@@ -67,6 +68,23 @@ def preflight(args: argparse.Namespace, backend: str, port: int) -> dict[str, An
     return checks
 
 
+def memory_check(verb: list[str], backend: str, world: int, force: bool) -> str:
+    """A ``train`` job on this host's accelerator must fit by `mindcode plan` (``--force`` overrides)."""
+    from mindcode.config import load_config
+    from mindcode.plan.devices import detect_device
+    from mindcode.plan.memory import plan
+
+    device = detect_device(backend) if verb[0] == "train" else None
+    if device is None:
+        return "not checked (no accelerator here)" if verb[0] == "train" else "not a training job"
+    config = load_config(verb[verb.index("--config") + 1], [a for a in verb if "=" in a and not a.startswith("-")],
+                         backend=verb[verb.index("--backend") + 1] if "--backend" in verb else None)
+    result = plan(config, device, world)
+    if not result["fits"] and not force:
+        raise MindcodeError(f"preflight: {result['advice']} (--force to launch anyway)")
+    return f"peak {result['peak'] / 2**30:.1f} of {device.capacity / 2**30:.1f} GiB per device"
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     verb = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not verb:
@@ -82,11 +100,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             raise MindcodeError(f"{config}: no such config file")
         backend = (yaml.safe_load(config.read_text()) or {}).get("backend", "gpu")
     port = args.master_port or (8118 if backend == "ascend" else 29500)
+    memory = memory_check(verb, backend, args.nnodes * args.nproc_per_node, args.force)
+    if args.force and verb[0] == "train":
+        verb = [*verb, "--force"]  # checked here; the workers must not refuse it again
     launcher = ROOT / "scripts" / ("msrun_launcher.sh" if backend == "ascend" else "torchrun_launcher.sh")
     command = ["bash", str(launcher), " ".join(["mindcode", *verb]), str(args.nnodes * args.nproc_per_node),
                str(args.nproc_per_node), args.master_addr, str(port), str(args.node_rank), args.log_dir, "True",
                str(args.cluster_time_out)]
-    checks = preflight(args, backend, port)
+    checks = {**preflight(args, backend, port), "memory": memory}
     result = {"backend": backend, "command": command, "preflight": checks, "dry_run": args.dry_run}
     if not args.dry_run:
         result["returncode"] = subprocess.run(command).returncode

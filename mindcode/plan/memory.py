@@ -25,7 +25,7 @@ import math
 from typing import Any
 
 from mindcode.convert.hf_to_ms import expected_weights
-from mindcode.parallel import TENSOR_PARALLEL, Layout, resolve, stage_layers
+from mindcode.parallel import TENSOR_PARALLEL, Layout, check_model, resolve, stage_layers
 from mindcode.plan.devices import GIB, Device
 from mindcode.precision import BYTES, inference_dtype, training_precision
 
@@ -223,8 +223,10 @@ ADVICE = {
 def plan(config: Any, device: Device, world_size: int | None = None, task: str = "train", batch: int = 1,
          length: int | None = None, checkpoint_dtype: str = "bfloat16") -> dict[str, Any]:
     """The plan for every rank of the job; ranks with the same terms are grouped into one rank shape."""
-    layout = resolve(config.parallel_config, world_size, where=f"{config.source}: parallel_config")
+    where = f"{config.source}: parallel_config"
+    layout = resolve(config.parallel_config, world_size, where)
     if task == "train":
+        check_model(layout, config.model.shape(), config.model.seq_length, config.training.batch_size, where)
         per_rank = [train_terms(config, layout, r, device) for r in range(layout.world_size)]
         precision = vars(training_precision(config, device.kind))
     else:

@@ -161,3 +161,5 @@ def test_data_parallel_under_msrun_equals_one_worker(run_inputs):
     got = losses(run_inputs / "msdp2" / "ascend")
     worst = max(abs(a - b) / abs(b) for a, b in zip(got, losses(single["output_dir"])))
     assert len(got) == 6 and worst <= 1e-5, f"{worst:.2e}"
+    # the HF init was converted once for the node, not once per rank
+    assert sorted(p.name for p in (run_inputs / "msdp2" / "ascend" / "init").glob("*.ckpt")) == ["model.ckpt"]

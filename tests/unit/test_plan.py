@@ -104,3 +104,17 @@ def test_cli_exits_1_with_one_line_naming_the_biggest_term():
     human = subprocess.run([sys.executable, "-m", "mindcode", "plan", "--config", "configs/gpu/codellama_7b_lora.yaml"],
                            cwd=ROOT, capture_output=True, text=True)
     assert human.returncode == 0 and "fits: peak" in human.stdout and "ranks 0..7 (8)" in human.stdout
+
+
+def test_train_dry_run_writes_the_gpu_layout_and_plans_without_data_or_weights(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "mindcode", "train", "--config",
+                           "configs/gpu/codellama_34b_finetune_16p.yaml", "--dry_run", "--output_dir", str(tmp_path),
+                           "--json"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["world_size"] == 16 and result["plan"]["fits"] and len(result["absent"]) == 2
+    layout = json.loads((tmp_path / "parallel_layout.json").read_text())
+    assert layout["mesh"] == {"names": ["pp", "dp", "tp"], "shape": [2, 1, 8]}
+    assert layout["ranks"][8] == {"rank": 8, "pipeline": 1, "data": 0, "model": 0, "layers": [24, 47]}
+    assert layout["precision_on_cuda"] == {"master": "float32", "compute": "bfloat16", "moments": "float32"}
+    assert not list(tmp_path.glob("*.safetensors")) and not (tmp_path / "metrics.jsonl").exists()

@@ -13,7 +13,7 @@ def test_unknown_backend_lists_valid_names():
 def test_backends_implement_the_protocol(name):
     backend = get_backend(name)
     assert backend.name == name
-    methods = {"info", "build_model", "forward", "loss", "init_distributed", "session", "trainer", "save_checkpoint",
+    methods = {"info", "build_model", "forward", "loss", "init_distributed", "write_run_config", "session", "trainer", "save_checkpoint",
                "load_checkpoint"}
     for method in methods:
         assert callable(getattr(backend, method)), method
