@@ -39,12 +39,12 @@ def test_sft_predict_attach_dpo_evaluate(tmp_path):
     sft = mindcode("train", "--config", "configs/gpu/tiny_cpu.yaml", "--output_dir", tmp_path / "sft",
                    "--max_steps", 30, f"data.npy={tmp_path / 'sft_npy'}", seq)
 
-    # DPO pairs: the reference translation is chosen, the SFT model's own answer rejected
+    # DPO pairs: the reference translation is chosen, the SFT model's own (sampled) answer rejected
     mindcode("data", "dpo", "--data_path", tmp_path / "train.jsonl", "--source_lang", "java", "--target_lang", "cs",
              "--output_path", tmp_path / "pairs.jsonl")
     mindcode("predict", "--config", "configs/gpu/tiny_cpu.yaml", "--checkpoint", sft["final_weights"],
              "--tokenizer", TINY_TOKENIZER, "--input", tmp_path / "pairs.jsonl", "--chat", "--max_new_tokens", 40,
-             "--output", tmp_path / "sft_answers.jsonl", "--max_length", 256)
+             "--output", tmp_path / "sft_answers.jsonl", "--max_length", 256, "--do_sample", "true", "--seed", 0)
     attached = mindcode("data", "dpo-attach", "--data_path", tmp_path / "pairs.jsonl", "--predictions",
                         tmp_path / "sft_answers.jsonl", "--output_path", tmp_path / "pairs_full.jsonl",
                         "--on-error", "skip")

@@ -54,7 +54,10 @@ def make_attach(args: argparse.Namespace):
         completion = record.data.get("completion")
         if not isinstance(completion, str):
             raise RecordError(record, "completion", "missing or not a string")
-        predictions[str(require(record, "id", (str, int)))] = completion
+        pair_id = str(require(record, "id", (str, int)))
+        if pair_id in predictions:
+            raise RecordError(record, "id", f"{pair_id!r} appears twice (one prediction per pair)")
+        predictions[pair_id] = completion
 
     def convert(record: Record, rejects: Rejects) -> list[dict]:
         pair_id = str(require(record, "id", (str, int)))
@@ -65,6 +68,9 @@ def make_attach(args: argparse.Namespace):
             rejects.add(record, "no prediction for this id")
             return []
         rejected_text = predictions[pair_id]
+        if not rejected_text.strip():
+            rejects.add(record, "empty prediction")
+            return []
         conversational = isinstance(chosen, list)
         chosen_text = chosen[-1]["content"] if conversational else chosen
         if same_answer(chosen_text, rejected_text):

@@ -88,6 +88,13 @@ def test_dpo_pairs_and_attach(tmp_path):
     summary, out = convert(tmp_path, "dpo-attach", pairs, predictions=str(tmp_path / "preds.jsonl"))
     assert [r["id"] for r in out] == ["b"] and out[0]["rejected"] == "```java\nlong y;\n```"
     assert summary["skipped_by_reason"] == {"chosen == rejected": 1, "no prediction for this id": 1}
+    # an empty answer is no rejected answer; a pair predicted twice is an error, not a silent overwrite
+    (tmp_path / "preds.jsonl").write_text(json.dumps({"id": "b", "completion": " \n"}) + "\n")
+    summary, out = convert(tmp_path, "dpo-attach", pairs, predictions=str(tmp_path / "preds.jsonl"))
+    assert out == [] and summary["skipped_by_reason"]["empty prediction"] == 1
+    (tmp_path / "preds.jsonl").write_text("".join(json.dumps(p) + "\n" for p in [*preds, preds[1]]))
+    with pytest.raises(RecordError, match=r"preds\.jsonl: record 2, line 3, field 'id': 'b' appears twice"):
+        convert(tmp_path, "dpo-attach", pairs, predictions=str(tmp_path / "preds.jsonl"))
     _, conv = convert(tmp_path, "dpo", rows[:1], source_lang="python", target_lang="java", conversational=True)
     assert conv[0]["prompt"][0]["role"] == "user" and conv[0]["chosen"][0]["role"] == "assistant"
 
