@@ -25,9 +25,12 @@ class Backend(Protocol):
         Must not fail when the backend's framework is missing: that is what ``available`` reports.
         """
 
-    def build_model(self, config: ModelConfig, seq_length: int, checkpoint: str | Path | None = None) -> Any:
+    def build_model(self, config: ModelConfig, seq_length: int, checkpoint: str | Path | None = None,
+                    rows: int | None = None, settings: dict[str, Any] | None = None) -> Any:
         """A causal LM of this shape for inputs of ``seq_length`` tokens, with weights from ``checkpoint`` (this
-        backend's native format) or, without one, randomly initialised (float32 on the CPU)."""
+        backend's native format) or, without one, randomly initialised (float32 on the CPU). ``rows``: for
+        generation (``session``), with a KV cache for that many sequences; ``settings``: a config's MindFormers
+        dtype/kernel keys (ascend only)."""
 
     def forward(self, model: Any, input_ids: np.ndarray) -> np.ndarray:
         """Logits ``[batch, seq, vocab]`` (float32) for int ``input_ids`` ``[batch, seq]``."""

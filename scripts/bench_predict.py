@@ -2,10 +2,13 @@
 
     python scripts/bench_predict.py --new_tokens 64
     python scripts/bench_predict.py --backends gpu --preset codellama-7b   # on a CUDA GPU (random bf16 weights)
+    python scripts/bench_predict.py --kv_cache --new_tokens 64             # ascend: KV cache vs none, by --max_length
 
 Greedy decoding of random prompts (32 tokens) at batch 1 and batch 32, new tokens/s; all of them generate exactly
 ``--new_tokens`` tokens (EOS ignored) so the work is the same. The baseline runs transformers' ``generate`` on the
-same weights (gpu side). Prints one JSON object.
+same weights (gpu side). ``--kv_cache`` times the ascend backend's generation (MindFormers' incremental inference)
+at ``--max_length`` 128 and 512 next to the way it decoded before (a full fixed-shape forward per new token, all
+positions' logits to the host), for the same 8 prompts. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -33,7 +36,11 @@ def main() -> int:
     parser.add_argument("--new_tokens", type=int, default=64)
     parser.add_argument("--backends", default="gpu,ascend")
     parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--kv_cache", action="store_true", help="ascend: with and without the KV cache by length")
     args = parser.parse_args()
+    if args.kv_cache:
+        print(json.dumps(kv_cache(args.new_tokens)))
+        return 0
     import torch
 
     from tests.conftest import write_hf_checkpoint
@@ -68,6 +75,49 @@ def main() -> int:
         report[f"batch_{batch}_tokens_per_s"] = row
     print(json.dumps(report))
     return 0
+
+
+def full_forward_decode(backend, model, prompts, new_tokens: int, length: int) -> list[list[int]]:
+    """The decoding the KV cache replaced: every step re-runs the whole padded sequence."""
+    rows = [list(p) for p in prompts]
+    for _ in range(new_tokens):
+        ids = np.zeros((len(rows), length), np.int32)
+        for i, r in enumerate(rows):
+            ids[i, :len(r)] = r
+        logits = backend.forward(model, ids)
+        for i, r in enumerate(rows):
+            r.append(int(np.argmax(logits[i, len(r) - 1, 1:]) + 1))  # id 0 is never generated (MindFormers' pad)
+    return [r[len(p):] for r, p in zip(rows, prompts)]
+
+
+def kv_cache(new_tokens: int) -> dict:
+    from backends import get_backend
+    from tests.conftest import write_hf_checkpoint
+
+    work = Path(tempfile.mkdtemp(prefix="bench_kv_"))
+    hf = write_hf_checkpoint(work / "hf", PRESETS["tiny"], seed=0)
+    rng = np.random.default_rng(0)
+    prompts = [[1, *rng.integers(7, 1024, 31).tolist()] for _ in range(8)]
+    config = GenerationConfig(max_new_tokens=new_tokens, eos_token_id=-1)
+    report: dict = {"preset": "tiny", "prompts": 8, "prompt_tokens": 32, "new_tokens": new_tokens}
+    backend = get_backend("ascend")
+    for length in (128, 512):
+        generator = Generator("ascend", str(hf), str(TINY_TOKENIZER), max_length=length, max_rows=8)
+        generator.run(prompts, GenerationConfig(max_new_tokens=2, eos_token_id=-1))  # compile both graphs
+        start = time.perf_counter()
+        cached = generator.run(prompts, config)
+        with_cache = time.perf_counter() - start
+        model = backend.build_model(PRESETS["tiny"], length, generator.native)
+        full_forward_decode(backend, model, prompts, 2, length)  # compile
+        start = time.perf_counter()
+        plain = full_forward_decode(backend, model, prompts, new_tokens, length)
+        without = time.perf_counter() - start
+        report[f"max_length_{length}"] = {"kv_cache_s": round(with_cache, 3), "no_cache_s": round(without, 3),
+                                          "speed_up": round(without / with_cache, 2),
+                                          "same_tokens": [c[0] for c in cached] == plain}
+    report["kv_cache_512_over_128"] = round(report["max_length_512"]["kv_cache_s"] /
+                                            report["max_length_128"]["kv_cache_s"], 2)
+    return report
 
 
 if __name__ == "__main__":

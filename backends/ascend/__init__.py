@@ -25,10 +25,11 @@ class AscendBackend:
     def info(self) -> dict[str, Any]:
         return runtime.info()
 
-    def build_model(self, config: ModelConfig, seq_length: int, checkpoint: str | Path | None = None) -> Any:
+    def build_model(self, config: ModelConfig, seq_length: int, checkpoint: str | Path | None = None,
+                    rows: int | None = None, settings: dict[str, Any] | None = None) -> Any:
         from backends.ascend.model import build_model
 
-        return build_model(config, seq_length, checkpoint)
+        return build_model(config, seq_length, checkpoint, settings=settings, rows=rows)
 
     def forward(self, model: Any, input_ids: np.ndarray) -> np.ndarray:
         ms = runtime.mindspore()

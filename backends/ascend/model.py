@@ -47,17 +47,30 @@ def model_settings(model_config: dict[str, Any], device: str) -> tuple[dict[str,
 
 def mindformers_config(config: ModelConfig, seq_length: int, batch_size: int = 1,
                        settings: dict[str, Any] | None = None, **extra: Any) -> Any:
-    """MindFormers' ``LlamaConfig`` for this preset; ``settings`` from a config's ``model_config`` (see the module)."""
+    """MindFormers' ``LlamaConfig`` for this preset; ``settings`` from a config's ``model_config`` (see the module),
+    ``extra`` for everything else (``use_past`` and its cache, ``parallel_config``)."""
     mindformers = runtime.mindformers()
     resolved, _ = model_settings(settings or {}, runtime.device_target())
-    return mindformers.LlamaConfig(batch_size=batch_size, seq_length=seq_length, use_past=False,
-                                   **config.to_mindformers_config(), **resolved, **extra)
+    values = {"batch_size": batch_size, "seq_length": seq_length, "use_past": False,
+              **config.to_mindformers_config(), **resolved, **extra}
+    return mindformers.LlamaConfig(**values)
 
 
 def build_model(config: ModelConfig, seq_length: int, checkpoint: str | Path | None = None,
-                settings: dict[str, Any] | None = None, **extra: Any) -> Any:
+                settings: dict[str, Any] | None = None, rows: int | None = None, **extra: Any) -> Any:
+    """``rows``: build for MindFormers' incremental inference, with a KV cache for ``rows`` sequences of
+    ``seq_length`` tokens (``backends/ascend/session.py``); without it, for training and whole-sequence forwards."""
     mindformers = runtime.mindformers()
-    model = mindformers.LlamaForCausalLM(config=mindformers_config(config, seq_length, settings=settings, **extra))
+    if rows is not None:
+        from backends.ascend.session import cache_settings
+
+        extra = {**extra, **cache_settings(rows, seq_length)}
+        if runtime.device_target() == "CPU":
+            from backends.ascend import cpu_kernels
+
+            cpu_kernels.install()
+    model = mindformers.LlamaForCausalLM(config=mindformers_config(config, seq_length, batch_size=rows or 1,
+                                                                   settings=settings, **extra))
     if checkpoint is not None:
         load_into(model, checkpoint)
     return model

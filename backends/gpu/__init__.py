@@ -36,11 +36,13 @@ class GpuBackend:
             "device_count": count,
         }
 
-    def build_model(self, config: ModelConfig, seq_length: int, checkpoint: str | Path | None = None) -> Any:
+    def build_model(self, config: ModelConfig, seq_length: int, checkpoint: str | Path | None = None,
+                    rows: int | None = None, settings: dict[str, Any] | None = None,
+                    tensor_parallel: int = 1) -> Any:
         from backends.gpu.model import build_model
         from backends.gpu.parallel import local_device
 
-        return build_model(config, checkpoint, local_device())
+        return build_model(config, checkpoint, local_device(), tensor_parallel=tensor_parallel)
 
     def forward(self, model: Any, input_ids: np.ndarray) -> np.ndarray:
         import torch

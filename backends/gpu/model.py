@@ -44,15 +44,30 @@ def check_checkpoint(config: ModelConfig, checkpoint: str | Path) -> dict[str, A
 
 
 def build_model(config: ModelConfig, checkpoint: str | Path | None, device: Any,
-                load_in_4bit: bool = False) -> Any:
+                load_in_4bit: bool = False, tensor_parallel: int = 1) -> Any:
     """For inference: weights in the checkpoint's dtype on CUDA (float32 on the CPU), on ``device``; random
-    float32 weights without a checkpoint. ``load_in_4bit``: NF4 base weights for QLoRA (CUDA only)."""
+    float32 weights without a checkpoint. ``load_in_4bit``: NF4 base weights for QLoRA (CUDA only).
+    ``tensor_parallel``: this rank's slice of a model split over that many ranks (``parallel_config.model_parallel``
+    under torchrun), built on the meta device and filled from the checkpoint's slices only."""
     if load_in_4bit:
         return _load_4bit(checkpoint, device)
     if checkpoint is None:
         return transformers.LlamaForCausalLM(hf_config(config)).to(device).eval()
     check_checkpoint(config, checkpoint)
     dtype = DTYPES[checkpoint_dtype(checkpoint)] if device.type == "cuda" else torch.float32
+    if tensor_parallel > 1:
+        from torch.distributed.device_mesh import init_device_mesh
+
+        from backends.gpu.parallel import apply_tensor_parallel
+        from mindcode.parallel import ParallelConfig, check_model, resolve
+
+        model = empty_model(config).to(dtype)
+        layout = resolve(ParallelConfig(model_parallel=tensor_parallel), tensor_parallel)
+        check_model(layout, config, 1, 1, "tensor-parallel prediction")
+        mesh = init_device_mesh(device.type, (tensor_parallel,), mesh_dim_names=("tp",))
+        apply_tensor_parallel(model, layout, mesh["tp"])
+        materialize(model, device, checkpoint)
+        return model.eval()
     model = transformers.LlamaForCausalLM.from_pretrained(str(checkpoint), dtype=dtype, attn_implementation="sdpa",
                                                           device_map={"": device})
     return model.eval()

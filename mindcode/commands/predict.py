@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from backends import get_backend
 from mindcode.data.io import read_records, write_jsonl
 from mindcode.errors import MindcodeError
 from mindcode.predict.decode import GenerationConfig
@@ -52,15 +53,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--chat", action="store_true", help="inputs carry messages, rendered with --template")
     parser.add_argument("--template", default="llama-2", help="FastChat template for --chat (CodeLlama-Instruct)")
-    parser.add_argument("--max_length", type=int, default=0, help="prompt + new tokens (default: model.seq_length)")
+    parser.add_argument("--max_length", type=int, default=0, help="prompt + new tokens (default: the model's positions)")
     parser.add_argument("--n_samples", type=int, default=1, help="humaneval: samples per task")
     parser.add_argument("--limit", type=int, default=0, help="humaneval: only the first K tasks")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    model_config = (yaml.safe_load(open(args.config)) or {}).get("model", {}).get("model_config", {})
     backend = args.backend or (yaml.safe_load(open(args.config)) or {}).get("backend", "gpu")
-    max_length = args.max_length or int(model_config.get("seq_length", 2048))
+    max_length = args.max_length  # 0: the model's own positions (max_position_embeddings)
     stop = list(args.stop)
     rows: list[dict[str, Any]]
     if args.task == "humaneval":
@@ -85,16 +85,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                               num_beams=args.num_beams,
                               num_return_sequences=args.n_samples if args.task else args.num_return_sequences,
                               repetition_penalty=args.repetition_penalty, seed=args.seed, stop=stop)
+    # under torchrun (`mindcode launch --nproc_per_node N -- predict ...`): the model split over all N processes by
+    # tensor parallel (model_parallel N), every rank decoding the same tokens; rank 0 writes them
+    rank, world = get_backend(backend).init_distributed()
+    if world > 1 and backend != "gpu":
+        raise MindcodeError("multi-process prediction is the gpu backend's tensor parallel (use --backend gpu)")
     generator = Generator(backend, args.checkpoint, args.tokenizer, args.config, max_length,
-                          max_rows=args.batch_size * max(args.num_beams, config.num_return_sequences))
+                          max_rows=args.batch_size * max(args.num_beams, config.num_return_sequences),
+                          tensor_parallel=world)
     out = predict_rows(generator, rows, config, args.batch_size, args.chat, args.template, sys.stderr.isatty())
     if args.task == "humaneval":
         samples = []
         for row in out:
             for text in row.get("completions", [row.get("completion")]):
                 samples.append({"task_id": row["id"], "completion": text})
-        write_jsonl(args.output, samples)
-    else:
+        out = samples
+    if rank == 0:  # every rank decoded the same tokens
         write_jsonl(args.output, out)
     return {"backend": backend, "output": args.output, **generator.stats}
 

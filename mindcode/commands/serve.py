@@ -14,7 +14,7 @@ import yaml
 from mindcode.predict.run import Generator
 from mindcode.serve.server import MindcodeServer
 
-HELP = "serve a model over an OpenAI-compatible HTTP API, batching concurrent requests"
+HELP = "serve a model over an OpenAI-compatible HTTP API, batching requests continuously"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,17 +28,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--template", default="llama-2", help="FastChat template for chat requests")
     parser.add_argument("--batch_size", type=int, default=8, help="most sequences decoded together")
     parser.add_argument("--max_queue", type=int, default=64, help="queued requests before 503")
-    parser.add_argument("--max_length", type=int, default=0, help="prompt + new tokens (default: model.seq_length)")
+    parser.add_argument("--request_timeout", type=float, default=600.0, help="seconds a request may take (408 after)")
+    parser.add_argument("--max_length", type=int, default=0, help="prompt + new tokens (default: the model's positions)")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     raw = yaml.safe_load(open(args.config)) or {}
     backend = args.backend or raw.get("backend", "gpu")
-    max_length = args.max_length or int(raw.get("model", {}).get("model_config", {}).get("seq_length", 2048))
-    generator = Generator(backend, args.checkpoint, args.tokenizer, args.config, max_length,
-                          max_rows=args.batch_size * 4)
+    max_length = args.max_length  # 0: the model's own positions (max_position_embeddings)
+    generator = Generator(backend, args.checkpoint, args.tokenizer, args.config, max_length, max_rows=args.batch_size)
     server = MindcodeServer((args.host, args.port), generator, args.model_name, args.template, args.batch_size,
-                            args.max_queue)
+                            args.max_queue, args.request_timeout)
     host, port = server.server_address[:2]
     print(f"mindcode serve: {backend} model {args.model_name!r} on http://{host}:{port}/v1", file=sys.stderr,
           flush=True)

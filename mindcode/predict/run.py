@@ -26,7 +26,7 @@ HUMANEVAL_STOP = ["\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif", "\n```"]
 
 class Generator:
     def __init__(self, backend_name: str, checkpoint: str, tokenizer: str, config: str | None = None,
-                 max_length: int = 2048, max_rows: int = 8):
+                 max_length: int = 0, max_rows: int = 8, tensor_parallel: int = 1):
         from backends import get_backend
 
         self.backend = get_backend(backend_name)
@@ -54,7 +54,11 @@ class Generator:
             raise MindcodeError(f"{path}: no such checkpoint (an HF directory or a .ckpt)")
         if self.sp.get_piece_size() != self.shape.vocab_size:
             raise MindcodeError(f"{tokenizer}: {self.sp.get_piece_size()} pieces, the model has {self.shape.vocab_size}")
-        self.model = self.backend.build_model(self.shape, max_length, native)
+        # the model's own positions unless asked for fewer (not the training config's seq_length)
+        self.max_length = max_length or self.shape.max_position_embeddings
+        self.native = native
+        extra = {"tensor_parallel": tensor_parallel} if tensor_parallel > 1 else {}
+        self.model = self.backend.build_model(self.shape, self.max_length, native, rows=max_rows, **extra)
 
     def encode(self, text: str) -> list[int]:
         return [self.sp.bos_id(), *self.sp.encode(text)]

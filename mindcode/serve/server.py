@@ -1,9 +1,12 @@
-"""``mindcode serve``: an OpenAI-compatible HTTP server over either backend, batching concurrent requests.
+"""``mindcode serve``: an OpenAI-compatible HTTP server over either backend, batching continuously.
 
-Endpoints: ``GET /v1/models``, ``POST /v1/completions``, ``POST /v1/chat/completions`` (``"stream": true`` sends
-server-sent events). Requests wait in a bounded queue (full: 503); one worker thread takes up to ``batch_size``
-queued requests with the same sampling settings and decodes them as one batch. Bad requests get a 4xx with an
-OpenAI-style ``{"error": {"message", "type", "param"}}``.
+Endpoints: ``GET /v1/models``, ``POST /v1/completions``, ``POST /v1/chat/completions``. The HTTP side (this module:
+validation in ``requests.py``, responses, server-sent events) is separate from the scheduler (``scheduler.py``:
+which sequences run each decode step) and from the model (the backend's session). Each request gets its own
+event queue: a streamed request sends each piece of text as soon as its tokens are decoded; a request whose client
+goes away, or that runs past ``--request_timeout``, leaves the batch at the next step. Errors are per request,
+OpenAI-shaped ``{"error": {"message", "type", "param"}}``: 400 for a bad field, 404 for an unknown route or model,
+413 for an over-long body, 503 when the queue is full, 408 on time-out.
 """
 
 from __future__ import annotations
@@ -11,109 +14,19 @@ from __future__ import annotations
 import json
 import logging
 import queue
-import threading
+import select
 import time
 import uuid
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from mindcode.predict.decode import GenerationConfig
 from mindcode.predict.run import Generator, chat_prompt
+from mindcode.serve import requests
+from mindcode.serve.requests import RequestError
+from mindcode.serve.scheduler import Request, Scheduler
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1 << 20
-
-
-class RequestError(Exception):
-    def __init__(self, status: int, message: str, param: str | None = None, kind: str = "invalid_request_error"):
-        super().__init__(message)
-        self.status, self.param, self.kind = status, param, kind
-
-
-@dataclass
-class Job:
-    prompts: list[list[int]]
-    config: GenerationConfig
-    done: threading.Event = field(default_factory=threading.Event)
-    result: Any = None
-    error: Exception | None = None
-    batch_size: int = 0
-
-
-class Batcher:
-    """Queued jobs, decoded in batches by one worker thread (the model is not thread-safe)."""
-
-    def __init__(self, generator: Generator, batch_size: int, max_queue: int, wait_s: float = 0.01):
-        self.generator, self.batch_size, self.wait_s = generator, batch_size, wait_s
-        self.jobs: queue.Queue[Job] = queue.Queue(maxsize=max_queue)
-        threading.Thread(target=self._loop, daemon=True, name="mindcode-batcher").start()
-
-    def submit(self, job: Job) -> Job:
-        try:
-            self.jobs.put_nowait(job)
-        except queue.Full:
-            raise RequestError(503, "the server's request queue is full; retry later", kind="server_busy") from None
-        job.done.wait()
-        if job.error:
-            raise job.error
-        return job
-
-    def _loop(self) -> None:
-        while True:
-            batch = [self.jobs.get()]
-            deadline = time.monotonic() + self.wait_s
-            while sum(len(j.prompts) for j in batch) < self.batch_size:
-                try:
-                    job = self.jobs.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    break
-                batch.append(job)
-            groups: dict[str, list[Job]] = {}
-            for job in batch:
-                groups.setdefault(repr(job.config), []).append(job)
-            for jobs in groups.values():
-                self._run(jobs)
-
-    def _run(self, jobs: list[Job]) -> None:
-        prompts = [p for job in jobs for p in job.prompts]
-        try:
-            results = self.generator.run(prompts, jobs[0].config)
-        except Exception as exc:  # reported to every waiting request
-            for job in jobs:
-                job.error = RequestError(400 if "exceeds" in str(exc) else 500, str(exc))
-                job.done.set()
-            return
-        at = 0
-        for job in jobs:
-            job.result, job.batch_size = results[at:at + len(job.prompts)], len(prompts)
-            at += len(job.prompts)
-            job.done.set()
-
-
-def generation_config(body: dict[str, Any], eos: int) -> GenerationConfig:
-    def number(name: str, default: float, kind: type = float, low: float | None = None, high: float | None = None):
-        value = body.get(name, default)
-        if value is None:
-            value = default
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and int(value) != value):
-            raise RequestError(400, f"'{name}' must be a{'n integer' if kind is int else ' number'}", name)
-        if (low is not None and value < low) or (high is not None and value > high):
-            raise RequestError(400, f"'{name}' must be within [{low}, {high}]", name)
-        return kind(value)
-
-    stop = body.get("stop") or []
-    stop = [stop] if isinstance(stop, str) else stop
-    if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
-        raise RequestError(400, "'stop' must be a string or a list of strings", "stop")
-    temperature = number("temperature", 1.0, float, 0.0, 2.0)
-    n = number("n", 1, int, 1, 16)
-    return GenerationConfig(
-        max_new_tokens=number("max_tokens", 16, int, 1, 4096), do_sample=temperature > 0,
-        temperature=temperature or 1.0, top_p=number("top_p", 1.0, float, 0.0, 1.0),
-        top_k=number("top_k", 0, int, 0, 1 << 20), num_return_sequences=n,
-        repetition_penalty=number("repetition_penalty", 1.0, float, 0.01, 10.0),
-        seed=number("seed", 0, int), eos_token_id=eos, stop=stop)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -152,90 +65,146 @@ class Handler(BaseHTTPRequestHandler):
             if length > MAX_BODY:
                 raise RequestError(413, f"request body over {MAX_BODY} bytes")
             try:
-                body = json.loads(self.rfile.read(length) or b"null")
+                body = json.loads(self.rfile.read(length) or b"null", parse_constant=requests.reject_constant)
             except ValueError as exc:
                 raise RequestError(400, f"the body is not valid JSON ({exc})") from None
             if not isinstance(body, dict):
                 raise RequestError(400, "the body must be a JSON object")
-            self._complete(body, chat=route.endswith("chat/completions"))
+            self._complete(body, "chat" if route.endswith("chat/completions") else "completions")
         except RequestError as exc:
             self._error(exc)
 
-    def _complete(self, body: dict[str, Any], chat: bool) -> None:
+    def _prompts(self, body: dict[str, Any], kind: str) -> list[list[int]]:
         generator = self.server.generator
-        config = generation_config(body, generator.sp.eos_id())
-        if chat:
-            messages = body.get("messages")
-            if not isinstance(messages, list) or not messages or not all(
-                    isinstance(m, dict) and isinstance(m.get("content"), str)
-                    and m.get("role") in ("system", "user", "assistant") for m in messages):
-                raise RequestError(400, "'messages' must be a non-empty list of {role, content}", "messages")
+        if kind == "chat":
+            messages = requests.chat_messages(body)
             try:
-                prompts = [chat_prompt([(m["role"], m["content"]) for m in messages], self.server.template, generator)]
+                prompts = [chat_prompt(messages, self.server.template, generator)]
             except Exception as exc:
                 raise RequestError(400, f"messages: {exc}", "messages") from None
         else:
-            prompt = body.get("prompt")
-            texts = [prompt] if isinstance(prompt, str) else prompt
-            if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-                raise RequestError(400, "'prompt' must be a string or a list of strings", "prompt")
-            prompts = [generator.encode(t) for t in texts]
-        job = self.server.batcher.submit(Job(prompts, config))
-        choices, index = [], 0
-        for sequences in job.result:
-            for tokens in sequences:
-                text = generator.text(tokens, config.stop)
-                finish = "length" if len(tokens) >= config.max_new_tokens and text == generator.sp.decode(tokens) \
-                    else "stop"
-                choice = {"index": index, "finish_reason": finish, "_tokens": tokens}
-                choice.update({"message": {"role": "assistant", "content": text}} if chat
-                              else {"text": text, "logprobs": None})
-                choices.append(choice)
-                index += 1
-        usage_in = sum(len(p) for p in prompts)
-        usage_out = sum(len(c["_tokens"]) for c in choices)
-        response = {"id": f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}",
-                    "object": "chat.completion" if chat else "text_completion", "created": int(time.time()),
-                    "model": self.server.model_name,
-                    "usage": {"prompt_tokens": usage_in, "completion_tokens": usage_out,
-                              "total_tokens": usage_in + usage_out}}
-        headers = {"X-Mindcode-Batch-Size": str(job.batch_size)}
-        if body.get("stream"):
-            self._stream(response, choices, chat, headers)
-            return
-        for choice in choices:
-            choice.pop("_tokens")
-        self._send(200, {**response, "choices": choices}, headers)
+            prompts = [generator.encode(t) for t in requests.prompt_texts(body)]
+        longest = max(len(p) for p in prompts)
+        if longest >= generator.max_length:
+            raise RequestError(400, f"a prompt of {longest} tokens leaves no room in the model's {generator.max_length} "
+                                    f"positions", "messages" if kind == "chat" else "prompt")
+        return prompts
 
-    def _stream(self, response: dict[str, Any], choices: list[dict[str, Any]], chat: bool,
-                headers: dict[str, str]) -> None:
-        """Server-sent events, one chunk per token of each finished choice, then ``data: [DONE]``."""
+    def _complete(self, body: dict[str, Any], kind: str) -> None:
+        generator = self.server.generator
+        requests.check_fields(body, kind, self.server.model_name)
+        prompts = self._prompts(body, kind)
+        room = generator.max_length - max(len(p) for p in prompts)
+        config = requests.generation_config(body, generator.sp.eos_id(), room)
+        rows = len(prompts) * config.num_return_sequences
+        if rows > self.server.scheduler.rows:
+            raise RequestError(400, f"{rows} sequences (prompts x n) exceed the server's batch of "
+                                    f"{self.server.scheduler.rows}", "n")
+        request = Request(prompts, config, requests.logprobs_setting(body, kind), self.server.request_timeout)
+        if not self.server.scheduler.submit(request):
+            raise RequestError(503, "the server's request queue is full; retry later", kind="server_busy")
+        head = {"id": f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{uuid.uuid4().hex[:24]}",
+                "created": int(time.time()), "model": self.server.model_name}
+        if body.get("stream"):
+            self._stream(request, head, kind)
+        else:
+            self._respond(request, head, kind, prompts)
+
+    def _events(self, request: Request):
+        """The request's events as they come; stops (and takes the request out of the batch) when the client has
+        gone away or the time-out has passed."""
+        deadline = request.started + request.timeout_s + 5
+        while True:
+            try:
+                event = request.events.get(timeout=0.05)
+            except queue.Empty:
+                if self._client_gone() or time.monotonic() > deadline:
+                    request.cancel()
+                    return
+                continue
+            yield event
+            if event[0] in ("end", "error"):
+                return
+
+    def _client_gone(self) -> bool:
+        readable, _, _ = select.select([self.connection], [], [], 0)
+        if not readable:
+            return False
+        try:
+            import socket
+
+            return self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+
+    def _respond(self, request: Request, head: dict[str, Any], kind: str, prompts: list[list[int]]) -> None:
+        texts = {s.index: "" for s in request.sequences}
+        logprobs: dict[int, list[dict]] = {s.index: [] for s in request.sequences}
+        finish: dict[int, str] = {}
+        for event in self._events(request):
+            if event[0] == "error":
+                raise RequestError(500, event[1], kind="server_error")
+            if event[0] == "token":
+                _, index, delta, info = event
+                texts[index] += delta
+                if info is not None:
+                    logprobs[index].append(info)
+            elif event[0] == "done":
+                finish[event[1]] = event[2]
+        if request.cancelled or "timeout" in finish.values():
+            raise RequestError(408, f"the request ran past the server's time-out of {request.timeout_s} s",
+                               kind="timeout")
+        choices = []
+        for seq in request.sequences:
+            choice = {"index": seq.index, "finish_reason": finish.get(seq.index, "stop")}
+            if kind == "chat":
+                choice["message"] = {"role": "assistant", "content": texts[seq.index]}
+                choice["logprobs"] = _chat_logprobs(logprobs[seq.index]) if request.logprobs is not None else None
+            else:
+                choice["text"] = texts[seq.index]
+                choice["logprobs"] = _completion_logprobs(logprobs[seq.index]) if request.logprobs is not None \
+                    else None
+            choices.append(choice)
+        used_in = sum(len(p) for p in prompts) * request.config.num_return_sequences
+        used_out = sum(len(s.tokens) for s in request.sequences)
+        payload = {**head, "object": "chat.completion" if kind == "chat" else "text_completion", "choices": choices,
+                   "usage": {"prompt_tokens": used_in, "completion_tokens": used_out,
+                             "total_tokens": used_in + used_out}}
+        self._send(200, payload, {"X-Mindcode-Batch-Size": str(max(request.batch_sizes, default=0))})
+
+    def _stream(self, request: Request, head: dict[str, Any], kind: str) -> None:
+        """Server-sent events: a chunk as each piece of text is decoded, a final chunk per choice, ``[DONE]``."""
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Connection", "close")
-        for key, value in headers.items():
-            self.send_header(key, value)
         self.end_headers()
-        kind = "chat.completion.chunk" if chat else "text_completion"
-        sp = self.server.generator.sp
-        for choice in choices:
-            tokens, previous = choice["_tokens"], ""
-            full = choice["message"]["content"] if chat else choice["text"]
-            for i in range(1, len(tokens) + 1):
-                text = sp.decode(tokens[:i])[: len(full)]
-                delta, previous = text[len(previous):], text
-                if delta:
-                    self._event({**response, "object": kind, "choices": [self._delta(choice["index"], delta, chat)]})
-            self._event({**response, "object": kind,
-                         "choices": [{**self._delta(choice["index"], "", chat), "finish_reason": choice["finish_reason"]}]})
-        self.wfile.write(b"data: [DONE]\n\n")
-        self.wfile.flush()
         self.close_connection = True
+        chunk = {**head, "object": "chat.completion.chunk" if kind == "chat" else "text_completion"}
+        try:
+            for event in self._events(request):
+                if event[0] == "error":
+                    self._event({"error": {"message": event[1], "type": "server_error", "param": None}})
+                    return
+                if event[0] == "token" and event[2]:
+                    _, index, delta, info = event
+                    choice = self._delta(index, delta, kind)
+                    if info is not None:
+                        choice["logprobs"] = (_chat_logprobs([info]) if kind == "chat"
+                                              else _completion_logprobs([info]))
+                    self._event({**chunk, "choices": [choice]})
+                elif event[0] == "done":
+                    self._event({**chunk, "choices": [{**self._delta(event[1], "", kind), "finish_reason": event[2]}]})
+            if request.cancelled:
+                return
+            self.wfile.write(b"data: [DONE]\n\n")
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            request.cancel()  # the client went away: its rows leave the batch
 
     @staticmethod
-    def _delta(index: int, text: str, chat: bool) -> dict[str, Any]:
-        body = {"delta": {"content": text}} if chat else {"text": text}
+    def _delta(index: int, text: str, kind: str) -> dict[str, Any]:
+        body = {"delta": {"content": text}} if kind == "chat" else {"text": text}
         return {"index": index, "finish_reason": None, **body}
 
     def _event(self, payload: dict[str, Any]) -> None:
@@ -243,12 +212,25 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
+def _completion_logprobs(items: list[dict]) -> dict[str, Any]:
+    """OpenAI's completions shape: parallel lists of tokens, their log-probabilities and the top alternatives."""
+    return {"tokens": [i["token"] for i in items], "token_logprobs": [i["logprob"] for i in items],
+            "top_logprobs": [i["top"] for i in items], "text_offset": [i["offset"] for i in items]}
+
+
+def _chat_logprobs(items: list[dict]) -> dict[str, Any]:
+    return {"content": [{"token": i["token"], "logprob": i["logprob"], "bytes": list(i["token"].encode()),
+                         "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode())}
+                                          for t, lp in i["top"].items()]} for i in items]}
+
+
 class MindcodeServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], generator: Generator, model_name: str, template: str,
-                 batch_size: int = 8, max_queue: int = 64):
+                 batch_size: int = 8, max_queue: int = 64, request_timeout: float = 600.0):
         super().__init__(address, Handler)
         self.generator, self.model_name, self.template = generator, model_name, template
+        self.request_timeout = request_timeout
         self.created = int(time.time())
-        self.batcher = Batcher(generator, batch_size, max_queue)
+        self.scheduler = Scheduler(generator, batch_size, max_queue)
