@@ -4,7 +4,9 @@
     mindcode convert-weight --model llama --input_path HF_DIR --output_path model.ckpt --dtype bf16
 
 Every verb prints a short human summary, or with ``--json`` one JSON object on stdout. Errors are one line on
-stderr (exit 1); ``--debug`` shows the traceback.
+stderr (exit 1); ``--debug`` shows the traceback. MindSpore's, MindFormers' and PyTorch's own log lines go to the
+run's ``logs/frameworks.log`` (``mindcode.terminal``), not to the terminal; ``--debug`` or ``MINDCODE_LOG=info``
+leaves them there.
 """
 
 from __future__ import annotations
@@ -12,22 +14,24 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import logging
+import os
 import sys
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from types import ModuleType
 
 import mindcode
-from mindcode.commands import (add_common_arguments, convert_weight, data, env, launch, plan, predict, quickstart,
-                               report, serve, train)
+from mindcode.commands import (add_common_arguments, convert_weight, data, doctor, env, launch, plan, predict,
+                               quickstart, report, serve, train)
 from mindcode.commands import eval as eval_
 
-from mindcode.errors import MindcodeError
+from mindcode import errors, terminal
 
 # verb -> module with HELP, add_arguments(parser), run(args) -> dict, and summary(result) -> str
 VERBS: dict[str, ModuleType] = {
     "env": env,
+    "doctor": doctor,
     "convert-weight": convert_weight,
     "data": data,
     "eval": eval_,
@@ -55,8 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 @contextlib.contextmanager
 def framework_output_to_stderr() -> Iterator[None]:
-    """While a verb runs, file descriptor 1 points at stderr: frameworks that log to stdout (MindFormers does, at
-    import) cannot corrupt the one result the verb prints there."""
+    """With ``--debug`` (framework output left on the terminal), file descriptor 1 points at stderr while the verb
+    runs: frameworks that print to stdout (MindFormers does, at import) cannot corrupt the one result printed there."""
     sys.stdout.flush()
     saved = os.dup(1)
     os.dup2(2, 1)
@@ -68,27 +72,41 @@ def framework_output_to_stderr() -> Iterator[None]:
         os.close(saved)
 
 
+def log_dir(module: ModuleType, args: argparse.Namespace, verb: str) -> Path:
+    """Where a verb's framework logs go: its own choice (``log_dir(args)``: the run's folder), else runs/logs/VERB."""
+    if hasattr(module, "log_dir"):
+        try:
+            return Path(module.log_dir(args)) / "logs"
+        except Exception:  # noqa: BLE001 - a bad config is reported by the verb itself, with the right message
+            pass
+    return Path("runs") / "logs" / verb
+
+
 def run_verb(module: ModuleType, args: argparse.Namespace, prog: str) -> int:
-    """Run one verb with mindcode's error and output conventions; returns the exit status."""
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    try:
-        with framework_output_to_stderr():
+    """Run one verb with mindcode's output conventions; returns the exit status."""
+    verb = prog.split()[-1]
+    quiet = not args.debug and os.environ.get("MINDCODE_LOG", "").lower() not in ("info", "debug")
+    capture = terminal.quiet(log_dir(module, args, verb)) if quiet else framework_output_to_stderr()
+    failure = None
+    with capture as log_path:
+        logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, force=True,
+                            format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+        try:
             result = module.run(args)
-    except (MindcodeError, OSError) as exc:
-        if args.debug:
-            raise
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # one line for anything unexpected too; --debug has the rest
-        if args.debug:
-            raise
-        print(f"{prog}: error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
+        except Exception as exc:  # one line, always; --debug has the rest
+            if args.debug:
+                raise
+            failure = errors.one_line(exc)
+    pointer = f" (framework logs: {log_path})" if log_path and log_path.is_file() and log_path.stat().st_size else ""
+    if failure is not None:
+        print(f"{prog}: error: {failure}{pointer}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(result, sort_keys=True))
     else:
         print(module.summary(result))
+        if pointer:
+            print(f"framework logs: {log_path}", file=sys.stderr)
     return 0 if result.get("ok", True) else 1
 
 

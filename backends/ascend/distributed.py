@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
+from mindcode.terminal import progress_bar
 
 from backends.ascend import runtime
 from mindcode.errors import MindcodeError
@@ -77,7 +77,7 @@ def merge_ranks(input_dir: str | Path, strategy: str | Path, output_path: str | 
         if missing:
             raise MindcodeError(f"{input_dir}: the strategy ({devices} devices) needs rank_{missing[0]}/, "
                                 f"which is missing")
-        bar = tqdm(total=1, desc="merge ranks", disable=not progress)
+        bar = progress_bar(total=1, desc="merge ranks", disable=not progress)
         tmp = scratch / "merged.ckpt"
         ms.transform_checkpoint_by_rank(0, {r: ranks[r] for r in needed}, str(tmp), strategy_file, None)
         bar.update()
@@ -104,7 +104,7 @@ def split_ranks(input_path: str | Path, strategy: str | Path, output_dir: str | 
     try:
         strategy_file, devices = _strategy_file(strategy)
         result = scratch / "out"
-        for rank in tqdm(range(devices), desc="split ranks", unit=" rank", disable=not progress):
+        for rank in progress_bar(range(devices), desc="split ranks", unit=" rank", disable=not progress):
             (result / f"rank_{rank}").mkdir(parents=True)
             ms.transform_checkpoint_by_rank(rank, {0: str(input_path)}, str(result / f"rank_{rank}" / "model.ckpt"),
                                             None, strategy_file)

@@ -146,11 +146,16 @@ class Trainer:
 
     def step(self, input_ids: np.ndarray, labels: np.ndarray, reference: np.ndarray | None = None) -> dict[str, Any]:
         self.model.train()
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
         if reference is None:
             loss, extra = self._sft_backward(input_ids, labels), {}
         else:
             loss, extra = self._preference_backward(input_ids, labels, reference)
-        return {**self._update(loss), **extra, "tokens": int((input_ids[:, :-1] != 0).sum())}
+        result = {**self._update(loss), **extra, "tokens": int((input_ids[:, :-1] != 0).sum())}
+        if torch.cuda.is_available():
+            result["device_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        return result
 
     def logps(self, input_ids: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Summed log-probabilities and token counts of pairs, ``[b, 2]`` each, without training."""

@@ -11,10 +11,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
+from mindcode.terminal import interactive
 from mindcode.convert.hf_to_ms import DTYPE_FLAGS, FORMATS, convert_hf_to_ms
 from mindcode.convert.lora import export_peft, read_adapter
 from mindcode.convert.ms_to_hf import convert_ms_to_hf
@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    progress = sys.stderr.isatty()
+    progress = interactive()
     if args.action in ("merge-ranks", "split-ranks"):
         if not args.strategy:
             raise MindcodeError(f"{args.action} needs --strategy (the strategy file(s) of the per-rank layout)")

@@ -10,9 +10,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
+from mindcode.terminal import interactive
 from mindcode.commands import add_common_arguments
 from mindcode.data import checks, synthetic
 from mindcode.data.build import COLUMNS, tokenize_dataset
@@ -87,7 +87,7 @@ def _io_arguments(parser: argparse.ArgumentParser, data_required: bool = True) -
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    progress = sys.stderr.isatty()
+    progress = interactive()
     if args.step == "tokenize":
         return tokenize_dataset(args.dataset_type, args.input_glob, args.model_file, args.seq_length,
                                 args.output_file, args.torch_output, args.template, args.pack, args.on_error,

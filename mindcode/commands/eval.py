@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from mindcode.terminal import interactive
 from mindcode.commands import add_common_arguments
 from mindcode.errors import MindcodeError
 from mindcode.eval import bleu, humaneval, repair, texts
@@ -60,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.step == "humaneval":
         summary = humaneval.evaluate(args.samples, args.k, args.workers, args.timeout, args.problem_file,
-                                     {"memory_mb": args.memory_mb}, progress=sys.stderr.isatty())
+                                     {"memory_mb": args.memory_mb}, progress=interactive())
         base = args.samples
     elif args.step == "bleu":
         summary, base = run_bleu(args), args.predictions

@@ -112,11 +112,34 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if not args.dry_run:
         result["returncode"] = subprocess.run(command).returncode
         result["ok"] = result["returncode"] == 0
+        if not result["ok"]:
+            result["failed_ranks"] = worker_errors(Path(args.log_dir))
     return result
+
+
+def log_dir(args: argparse.Namespace) -> str:
+    return args.log_dir
+
+
+def worker_errors(directory: Path) -> list[dict[str, Any]]:
+    """Each worker log's last error line (msrun: ``worker_N.log``; torchrun: ``*/attempt_K/N/stderr.log``)."""
+    logs = {int(p.stem.split("_")[1]): p for p in directory.glob("worker_*.log") if p.stem.split("_")[1].isdigit()}
+    for path in sorted(directory.glob("*/attempt_*/*/stderr.log")):
+        if path.parent.name.isdigit():
+            logs[int(path.parent.name)] = path  # the latest attempt wins
+    found = []
+    for rank, path in sorted(logs.items()):
+        lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+        errors = [line for line in lines if "error" in line.lower() and not line.startswith("File ")]
+        if errors or lines:
+            found.append({"rank": rank, "line": (errors or lines)[-1][:300], "log": str(path)})
+    return [f for f in found if "error" in f["line"].lower()] or found
 
 
 def summary(result: dict[str, Any]) -> str:
     shown = " ".join(f'"{a}"' if " " in a else a for a in result["command"])
     checks = "; ".join(f"{k}: {v}" for k, v in result["preflight"].items())
     state = "dry run" if result["dry_run"] else f"exit status {result['returncode']}"
-    return f"[{result['backend']}] {shown}\npreflight: {checks}\n{state}"
+    lines = [f"[{result['backend']}] {shown}", f"preflight: {checks}", state]
+    lines += [f"  rank {f['rank']}: {f['line']} ({f['log']})" for f in result.get("failed_ranks", [])]
+    return "\n".join(lines)

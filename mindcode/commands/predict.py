@@ -9,12 +9,13 @@
 from __future__ import annotations
 
 import argparse
-import sys
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from backends import get_backend
+from mindcode.terminal import interactive
 from mindcode.data.io import read_records, write_jsonl
 from mindcode.errors import MindcodeError
 from mindcode.predict.decode import GenerationConfig
@@ -58,6 +59,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=0, help="humaneval: only the first K tasks")
 
 
+def log_dir(args: argparse.Namespace) -> str:
+    return str(Path(args.output).parent)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     backend = args.backend or (yaml.safe_load(open(args.config)) or {}).get("backend", "gpu")
     max_length = args.max_length  # 0: the model's own positions (max_position_embeddings)
@@ -93,7 +98,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     generator = Generator(backend, args.checkpoint, args.tokenizer, args.config, max_length,
                           max_rows=args.batch_size * max(args.num_beams, config.num_return_sequences),
                           tensor_parallel=world)
-    out = predict_rows(generator, rows, config, args.batch_size, args.chat, args.template, sys.stderr.isatty())
+    out = predict_rows(generator, rows, config, args.batch_size, args.chat, args.template, interactive())
     if args.task == "humaneval":
         samples = []
         for row in out:

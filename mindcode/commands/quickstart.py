@@ -7,9 +7,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
+from mindcode.terminal import interactive
 from mindcode.quickstart.pipeline import run_quickstart
 
 HELP = "run the whole pipeline on the embedded tiny default and write a report"
@@ -21,9 +21,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="redo finished steps")
 
 
+def log_dir(args: argparse.Namespace) -> str:
+    return args.output_dir
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    return run_quickstart(args.output_dir, backends, args.force, progress=sys.stderr.isatty())
+    return run_quickstart(args.output_dir, backends, args.force, progress=interactive())
 
 
 def summary(result: dict[str, Any]) -> str:

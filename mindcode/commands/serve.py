@@ -6,13 +6,13 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 import yaml
 
 from mindcode.predict.run import Generator
 from mindcode.serve.server import MindcodeServer
+from mindcode.terminal import say
 
 HELP = "serve a model over an OpenAI-compatible HTTP API, batching requests continuously"
 
@@ -32,6 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max_length", type=int, default=0, help="prompt + new tokens (default: the model's positions)")
 
 
+def log_dir(args: argparse.Namespace) -> str:
+    return "runs/serve"
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     raw = yaml.safe_load(open(args.config)) or {}
     backend = args.backend or raw.get("backend", "gpu")
@@ -40,8 +44,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     server = MindcodeServer((args.host, args.port), generator, args.model_name, args.template, args.batch_size,
                             args.max_queue, args.request_timeout)
     host, port = server.server_address[:2]
-    print(f"mindcode serve: {backend} model {args.model_name!r} on http://{host}:{port}/v1", file=sys.stderr,
-          flush=True)
+    say(f"mindcode serve: {backend} model {args.model_name!r} on http://{host}:{port}/v1")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

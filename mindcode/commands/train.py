@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 from backends import get_backend
+from mindcode.terminal import interactive
 from mindcode.commands.plan import summary as plan_summary
 from mindcode.config import check_data, load_config
 from mindcode.errors import MindcodeError
@@ -42,6 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", help="section.key=value, e.g. schedule.learning_rate=3e-4")
 
 
+def log_dir(args: argparse.Namespace) -> str:
+    """Framework logs go to OUTPUT_DIR/logs."""
+    return args.output_dir or load_config(args.config, list(args.overrides), backend=args.backend).training.output_dir
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     overrides = list(args.overrides)
     for flag, key in (("output_dir", "training.output_dir"), ("max_steps", "training.max_steps"),
@@ -56,7 +61,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if not args.force:
         check_fits(config, world)
     resume = args.resume_from or args.resume or None
-    return train(config, resume=resume, progress=sys.stderr.isatty(), rank=rank, world_size=world)
+    return train(config, resume=resume, progress=interactive(), rank=rank, world_size=world)
 
 
 def check_fits(config: Any, world: int) -> None:

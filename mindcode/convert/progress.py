@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
+from mindcode.terminal import progress_bar
 
 from mindcode.convert import ckpt_io, safetensors_io
 from mindcode.errors import MindcodeError
@@ -27,7 +27,7 @@ class Run:
     def __init__(self, total: int, desc: str, progress: bool):
         self.start = time.perf_counter()
         self.total = total
-        self.bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc, disable=not progress)
+        self.bar = progress_bar(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc, disable=not progress)
 
     def advance(self, n: int) -> None:
         self.bar.update(n)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
+from mindcode.terminal import progress_bar
 
 from mindcode.data.arrays import NpyWriter
 from mindcode.data import preference
@@ -127,7 +127,7 @@ def tokenize_dataset(dataset_type: str, input_glob: str, model_file: str, seq_le
     columns = COLUMNS[dataset_type]
     records = iter_inputs(input_glob, text_field)
     outputs = Outputs(output_file, torch_output, columns, length, dataset_type)
-    bar = tqdm(desc="tokenize", unit=" records", disable=not progress)
+    bar = progress_bar(desc="tokenize", unit=" records", disable=not progress)
     try:
         if dataset_type == "qa":
             _tokenize_qa(records, encoder, template, pack, length, stats, rejects, outputs, bar)

@@ -22,7 +22,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
+from mindcode.terminal import progress_bar
 
 from mindcode.data.io import read_records
 from mindcode.errors import MindcodeError
@@ -122,7 +122,7 @@ def oss_instruct(endpoint: Endpoint, seeds_path: str, output_path: str, max_toke
             raise MindcodeError(f"{record.where()}, field 'seed': missing or empty")
         seeds.append((record.index, seed, record.data.get("lang", "")))
     out = _Output(Path(output_path))
-    for index, seed, lang in tqdm(seeds, desc="oss-instruct", disable=not progress):
+    for index, seed, lang in progress_bar(seeds, desc="oss-instruct", disable=not progress):
         if index in out.done:
             continue
         prompt = OSS_INSTRUCT_PROMPT.format(seed=seed, lang=lang)
@@ -145,7 +145,7 @@ def magpie(endpoint: Endpoint, count: int, output_path: str, template: str = "ll
     pre_query = pieces[0][0] + pieces[1][0]  # the template's text before a user message
     end_of_query = (pieces[1][1] + pieces[2][0]).strip() or None  # what ends it: where the instruction stops
     out = _Output(Path(output_path))
-    for index in tqdm(range(count), desc="magpie", disable=not progress):
+    for index in progress_bar(range(count), desc="magpie", disable=not progress):
         if index in out.done:
             continue
         stop = [end_of_query] if end_of_query else []

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
+from mindcode.terminal import progress_bar
 
 from mindcode.data.io import RecordError, read_records, write_jsonl
 from mindcode.errors import MindcodeError
@@ -90,7 +90,7 @@ def evaluate(samples_path: str, ks: list[int], workers: int | None = None, timeo
     results: list[dict[str, Any] | None] = [None] * len(samples)
     tasks = ({"id": i, "program": program_of(problems[s["task_id"]], s), "timeout": timeout, "limits": limits or {}}
              for i, s in enumerate(samples))
-    bar = tqdm(total=len(samples), desc="humaneval", unit=" samples", disable=not progress)
+    bar = progress_bar(total=len(samples), desc="humaneval", unit=" samples", disable=not progress)
 
     def done(i: int, result: dict[str, Any]) -> None:
         results[i] = result

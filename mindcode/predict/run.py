@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
+from mindcode.terminal import progress_bar
 
 from mindcode.convert.hf_to_ms import convert_hf_to_ms, read_hf_config
 from mindcode.convert.ms_to_hf import convert_ms_to_hf, resolve_config
@@ -98,7 +98,7 @@ def chat_prompt(messages: list[tuple[str, str]], template: str, generator: Gener
 def predict_rows(generator: Generator, rows: list[dict[str, Any]], config: GenerationConfig, batch_size: int,
                  chat: bool = False, template: str = "llama-2", progress: bool = True) -> list[dict[str, Any]]:
     start, out, new_tokens = time.perf_counter(), [], 0
-    bar = tqdm(total=len(rows), desc="predict", unit=" prompts", disable=not progress)
+    bar = progress_bar(total=len(rows), desc="predict", unit=" prompts", disable=not progress)
     for i in range(0, len(rows), batch_size):
         batch = rows[i:i + batch_size]
         prompts = []

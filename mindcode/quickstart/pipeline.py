@@ -11,7 +11,6 @@ unless ``--force``.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 
 from mindcode.data.io import write_json_array, write_jsonl
 from mindcode.errors import MindcodeError
+from mindcode.terminal import say
 from mindcode.quickstart import dataset
 from mindcode.tokenizer import TINY_TOKENIZER
 
@@ -42,10 +42,6 @@ class Context:
 
     def dir(self, step: str) -> Path:
         return self.run_dir / step
-
-
-def say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------------------------------------------- steps

@@ -73,7 +73,7 @@ def _plots(metrics: dict[str, list[dict[str, Any]]], out: Path) -> dict[str, str
     return images
 
 
-def _tables(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
+def _tables(results: dict[str, Any], metrics: dict[str, list[dict[str, Any]]]) -> list[tuple[str, list[str], list[list[str]]]]:
     tables = []
     parity = results.get("10_parity", {})
     if parity:
@@ -97,6 +97,20 @@ def _tables(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[str
                 for b, d in TRAIN_DIRS.items() if d in results]
     if training:
         tables.append(("Training", ["backend", "first loss", "final loss", "tokens/s", "device"], training))
+    cost = []
+    for backend, folder in TRAIN_DIRS.items():
+        rows = metrics.get(backend, [])
+        if not rows:
+            continue
+        times = sorted(r["step_time_s"] for r in rows[5:] or rows)  # after compilation / warm-up
+        device = max((r.get("device_memory_mb", 0) for r in rows), default=0)
+        layout = results.get(folder, {}).get("parallel", {})
+        cost.append([backend, f"{times[len(times) // 2] * 1000:.1f}", f"{times[-1] * 1000:.1f}",
+                     f"{max(r.get('peak_rss_mb', 0) for r in rows):.0f}", f"{device:.0f}" if device else "-",
+                     "dp{data_parallel}/mp{model_parallel}/pp{pipeline_stage}".format(**layout) if layout else "-"])
+    if cost:
+        tables.append(("Per-step cost", ["backend", "median step (ms)", "slowest step (ms)", "peak RSS (MB)",
+                                         "device peak (MB)", "layout (per rank)"], cost))
     timing = [[name, f"{r.get('_seconds', 0):.1f}"] for name, r in results.items()]
     tables.append(("Timing", ["step", "seconds"], timing + [["total", f"{sum(r.get('_seconds', 0) for r in results.values()):.1f}"]]))
     return tables
@@ -117,7 +131,7 @@ def write_report(run_dir: str | Path) -> dict[str, Any]:
     run = Path(run_dir)
     results, metrics = _load(run)
     images = _plots(metrics, run) if metrics else {}
-    tables = _tables(results) + [("Environment", ["what", "version"], _environment())]
+    tables = _tables(results, metrics) + [("Environment", ["what", "version"], _environment())]
 
     md = ["# mindcode quickstart report", "",
           "The whole pipeline on the embedded tiny default: data, tokenization, training on both backends from one "

@@ -25,9 +25,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
+from mindcode.terminal import progress_bar
 
 from mindcode.config import TrainConfig, check_data
+from mindcode.convert.progress import peak_rss_mb
 from mindcode.errors import MindcodeError
 from mindcode.train import preference
 from mindcode.train.init import random_init
@@ -87,7 +88,7 @@ def train(config: TrainConfig, resume: str | bool | None = None, progress: bool 
 
     began = time.perf_counter()
     checkpoints, losses, tokens_per_s, skipped = [], [], [], 0
-    bar = tqdm(total=t.max_steps, initial=start, desc=f"train [{config.backend}]", unit="step",
+    bar = progress_bar(total=t.max_steps, initial=start, desc=f"train [{config.backend}]", unit="step",
                disable=not progress or rank != 0)
 
     def batch_at(step: int) -> tuple:
@@ -104,7 +105,10 @@ def train(config: TrainConfig, resume: str | bool | None = None, progress: bool 
                                     f"set training.on_nan=skip to skip such batches")
             skipped += 1
         record = {"step": step + 1, "loss": m["loss"], "lr": m["lr"], "grad_norm": m["grad_norm"],
-                  "tokens_per_s": round(m["tokens"] * data_ranks / seconds, 1), "step_time_s": round(seconds, 4)}
+                  "tokens_per_s": round(m["tokens"] * data_ranks / seconds, 1), "step_time_s": round(seconds, 4),
+                  "peak_rss_mb": peak_rss_mb()}
+        if "device_memory_mb" in m:  # the accelerator's peak allocation during this step
+            record["device_memory_mb"] = m["device_memory_mb"]
         if reference is not None:
             record.update(preference.metrics(config, m["logps"], m["counts"], reference[sampler.batch(step)]))
         if m.get("skipped"):

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
+from mindcode.terminal import progress_bar
 
 from mindcode.config import TrainConfig
 from mindcode.errors import MindcodeError
@@ -73,7 +73,7 @@ def reference_logps(config: TrainConfig, trainer: Any, out: Path, rank: int, wor
         return values
     size = max(1, config.training.batch_size // world_size)
     values = np.zeros((rows, 2), np.float32)
-    bar = tqdm(total=rows, desc="reference logps", unit=" pairs", disable=not progress or rank != 0)
+    bar = progress_bar(total=rows, desc="reference logps", unit=" pairs", disable=not progress or rank != 0)
     for start in range(0, rows, size):
         indices = np.minimum(np.arange(start, start + size), rows - 1)  # a fixed batch shape; the tail repeats
         logps, _counts = trainer.logps(*trainer.batches(indices))

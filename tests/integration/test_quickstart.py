@@ -30,11 +30,14 @@ def run_dir(tmp_path_factory):
     result = subprocess.run([sys.executable, "-m", "mindcode", "quickstart", "--output_dir", str(out), "--json"],
                             capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
-    return out, json.loads(result.stdout)
+    return out, json.loads(result.stdout), result.stderr
 
 
 def test_both_backends_train_and_agree(run_dir):
-    out, summary = run_dir
+    out, summary, stderr = run_dir
+    # a quiet terminal: mindcode's step headers, no framework warnings (those are in RUN_DIR/logs/)
+    assert not [line for line in stderr.splitlines() if "WARNING" in line or "CRITICAL" in line], stderr
+    assert stderr.count("== [") == 10 and (out / "logs" / "frameworks.log").stat().st_size > 0
     assert summary["backends"] == ["ascend", "gpu"]
     parity = json.loads((out / "10_parity" / "result.json").read_text())
     assert parity["loss_max_rel_diff"] <= 1e-4 and parity["logits_rel_error_same_weights"] <= 1e-5
@@ -47,7 +50,7 @@ def test_both_backends_train_and_agree(run_dir):
 
 
 def test_rerun_skips_finished_steps(run_dir):
-    out, _ = run_dir
+    out, _, _ = run_dir
     start = time.monotonic()
     result = subprocess.run([sys.executable, "-m", "mindcode", "quickstart", "--output_dir", str(out)],
                             capture_output=True, text=True, cwd=ROOT, timeout=300)
@@ -56,7 +59,7 @@ def test_rerun_skips_finished_steps(run_dir):
 
 
 def test_report_renders_in_a_headless_browser(run_dir):
-    out, _ = run_dir
+    out, _, _ = run_dir
     html = out / "report.html"
     assert "src='data:image/png;base64," in html.read_text() and (out / "report.md").exists()
     profile = tempfile.mkdtemp()
@@ -68,14 +71,14 @@ def test_report_renders_in_a_headless_browser(run_dir):
     shutil.rmtree(profile, ignore_errors=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert 'data-images-ok="yes"' in result.stdout  # every image decoded, set by the page's own script
-    assert "<h2>Parity</h2>" in result.stdout
+    assert "<h2>Parity</h2>" in result.stdout and "<h2>Per-step cost</h2>" in result.stdout
     console_errors = [line for line in result.stderr.splitlines() if "CONSOLE" in line and ("Uncaught" in line
                                                                                            or "Error" in line)]
     assert not console_errors, console_errors
 
 
 def test_report_command_regenerates(run_dir, tmp_path):
-    out, _ = run_dir
+    out, _, _ = run_dir
     (out / "report.md").unlink()
     result = subprocess.run([sys.executable, "-m", "mindcode", "report", str(out)], capture_output=True, text=True,
                             cwd=ROOT)

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tqdm import tqdm
+from mindcode.terminal import progress_bar
 
 from mindcode.data.converters import alpaca, commitpack, dpo, oss_instruct, repair, translation
 from mindcode.data.io import Rejects, RecordError, expand_inputs, read_records, write_rows
@@ -36,7 +36,7 @@ def run(convert: Converter, input_glob: str, output_path: str, on_error: str = "
     counts = {"records": 0, "written": 0}
 
     def rows():
-        bar = tqdm(desc="convert", unit=" records", disable=not progress)
+        bar = progress_bar(desc="convert", unit=" records", disable=not progress)
         for path in expand_inputs(input_glob):
             for record in read_records(path):
                 counts["records"] += 1
