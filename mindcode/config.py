@@ -273,10 +273,14 @@ def validate(config: TrainConfig) -> None:
     config.model.shape()  # unknown model keys fail here, before any model is built
 
 
-def data_columns(config: TrainConfig) -> list[str]:
-    """The tokenized columns a stage trains on (``mindcode data tokenize --dataset_type qa`` or ``dpo``)."""
+def data_columns(config: TrainConfig, available: set[str] | None = None) -> list[str]:
+    """The tokenized columns a stage trains on (``mindcode data tokenize --dataset_type qa`` or ``dpo``), in the
+    order the trainers read them. Pretraining rows (``--dataset_type wiki``: MindFormers' input-only format) have no
+    ``labels``; every token of them is trained, so their input ids are read again as the labels."""
     if config.preference_stage:
         return ["chosen_input_ids", "chosen_labels", "rejected_input_ids", "rejected_labels"]
+    if available is not None and "labels" not in available:
+        return ["input_ids", "input_ids"]
     return ["input_ids", "labels"]
 
 

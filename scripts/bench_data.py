@@ -29,15 +29,21 @@ TASKS = ["a function that sums a list", "a class for a stack", "binary search ov
          "a parser for key=value lines", "a memoised fibonacci", "a function that reverses words"]
 
 
+# How code answers start: right at the code, after a newline, inside a fence, indented (the template's trailing
+# space then stays a token of its own, which MindFormers trains)
+STARTS = ["", "\n", "```python\n", "\n\n", "    "]
+
+
 def make_conversations(n: int, seed: int = 0) -> list[dict]:
-    """Code-instruction conversations (a third of them two turns), answers starting with code."""
+    """Code-instruction conversations (a third of them two turns), answers starting with code in the ways real code
+    answers do."""
     rng = random.Random(seed)
     rows = []
     for i in range(n):
         body = "\n".join(f"    {rng.choice(['x', 'y', 'total'])} = {rng.choice(['x', 'y'])} + {rng.randint(0, 99)}"
                          for _ in range(rng.randint(2, 12)))
         turns = [{"from": "human", "value": f"{rng.choice(VERBS)} {rng.choice(TASKS)} (task {i})."},
-                 {"from": "gpt", "value": f"def task_{i}(x, y):\n{body}\n    return x"}]
+                 {"from": "gpt", "value": f"{STARTS[i % len(STARTS)]}def task_{i}(x, y):\n{body}\n    return x"}]
         if i % 3 == 0:
             turns += [{"from": "human", "value": "Add type hints."},
                       {"from": "gpt", "value": f"def task_{i}(x: int, y: int) -> int:\n{body}\n    return x"}]

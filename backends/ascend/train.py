@@ -194,7 +194,9 @@ class Trainer:
 
         self._ds = ds
         self.path = config.data.mindrecord
-        self.columns = data_columns(config)
+        from backends.ascend.mindrecord import record_columns
+
+        self.columns = data_columns(config, set(record_columns(self.path)))  # input-only rows: labels = input ids
         self.num_rows = ds.MindDataset(self.path, columns_list=self.columns[:1], shuffle=False).get_dataset_size()
 
     def _mindformers_config(self) -> Any:
@@ -222,10 +224,11 @@ class Trainer:
 
     def batches(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Rows by index through MindSpore's own MindRecord reader (pairs: the chosen rows, then the rejected)."""
-        data = self._ds.MindDataset(self.path, columns_list=self.columns,
-                                    sampler=self._ds.SubsetSampler(indices.tolist()))
+        names = list(dict.fromkeys(self.columns))
+        data = self._ds.MindDataset(self.path, columns_list=names, sampler=self._ds.SubsetSampler(indices.tolist()))
         rows = list(data.create_tuple_iterator(output_numpy=True, num_epochs=1))
-        columns = [np.stack([r[i] for r in rows]) for i in range(len(self.columns))]
+        read = {name: np.stack([r[i] for r in rows]) for i, name in enumerate(names)}
+        columns = [read[name] for name in self.columns]
         if len(columns) == 4:
             return np.concatenate([columns[0], columns[2]]), np.concatenate([columns[1], columns[3]])
         return columns[0], columns[1]

@@ -83,7 +83,9 @@ class Trainer:
         self.schedule = self._pipeline(device) if layout.pipeline_stage > 1 else None
         if config.torch.compile:
             self.model = torch.compile(self.model)
-        self.columns = [np.load(Path(config.data.npy) / f"{c}.npy", mmap_mode="r") for c in data_columns(config)]
+        folder = Path(config.data.npy)
+        names = data_columns(config, {p.stem for p in folder.glob("*.npy")})
+        self.columns = [np.load(folder / f"{c}.npy", mmap_mode="r") for c in names]
         self.num_rows = len(self.columns[0])
 
     def _build(self, shape: Any, device: Any) -> Any:

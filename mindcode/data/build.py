@@ -20,7 +20,7 @@ from mindcode.terminal import progress_bar
 from mindcode.data.arrays import NpyWriter
 from mindcode.data import preference
 from mindcode.data.conversations import conversation_of
-from mindcode.data.io import Record, RecordError, Rejects, expand_inputs, read_records, require
+from mindcode.data.io import utf8_lines, Record, RecordError, Rejects, expand_inputs, read_records, require
 from mindcode.data.templates import ConversationError, render, render_fim
 from mindcode.data.tokenize import ConversationEncoder, Packer, Stats, chunk_text, fit, to_rows
 from mindcode.errors import MindcodeError
@@ -45,13 +45,21 @@ def iter_inputs(pattern: str, text_field: str = "text") -> Iterator[Record]:
 
 
 def _paragraphs(path: Path) -> Iterator[Record]:
-    """Plain text: paragraphs separated by blank lines, each a record ``{"text": ...}``."""
-    text = path.read_text(encoding="utf-8")
-    line = 1
-    for index, para in enumerate(p for p in text.split("\n\n")):
-        if para.strip():
-            yield Record({"text": para}, str(path), index, line)
-        line += para.count("\n") + 2
+    """Plain text: paragraphs separated by blank lines, each a record ``{"text": ...}``, read a line at a time."""
+    lines: list[str] = []
+    index, start = 0, 1
+    with utf8_lines(path) as numbered:
+        for number, line in numbered:
+            if line.strip("\r\n"):
+                if not lines:
+                    start = number
+                lines.append(line)
+                continue
+            if lines:
+                yield Record({"text": "".join(lines).rstrip("\n")}, str(path), index, start)
+                index, lines = index + 1, []
+    if lines:
+        yield Record({"text": "".join(lines).rstrip("\n")}, str(path), index, start)
 
 
 class Outputs:
@@ -123,7 +131,8 @@ def tokenize_dataset(dataset_type: str, input_glob: str, model_file: str, seq_le
         raise MindcodeError(f"--seq_length {seq_length}: must be at least 2")
     length = seq_length + 1
     encoder = ConversationEncoder(model_file)
-    stats, rejects = Stats(), Rejects(on_error)
+    target = Path(output_file) if output_file else Path(torch_output) / "data"
+    stats, rejects = Stats(), Rejects(on_error, output_path=target)
     columns = COLUMNS[dataset_type]
     records = iter_inputs(input_glob, text_field)
     outputs = Outputs(output_file, torch_output, columns, length, dataset_type)
@@ -141,6 +150,7 @@ def tokenize_dataset(dataset_type: str, input_glob: str, model_file: str, seq_le
         outputs.commit()
     except BaseException:
         outputs.abort()
+        rejects.discard()
         raise
     finally:
         bar.close()
@@ -154,11 +164,10 @@ def tokenize_dataset(dataset_type: str, input_glob: str, model_file: str, seq_le
         **({"pairs": stats.samples} if dataset_type == "dpo" else {}),  # rows counts both halves of a pair
         "output_file": output_file,
         "torch_output": torch_output,
-        "rejects_file": rejects.write(output_file or Path(torch_output) / "data"),
+        "rejects_file": rejects.write(),
         "seconds": round(time.perf_counter() - start, 3),
     }
     summary["tokens_per_s"] = round(stats.tokens / summary["seconds"]) if summary["seconds"] else None
-    target = Path(output_file) if output_file else Path(torch_output) / "data"
     Path(f"{target}.summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 

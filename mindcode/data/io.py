@@ -69,10 +69,25 @@ def read_records(path: str | Path) -> Iterator[Record]:
     return readers[suffix](path)
 
 
+@contextlib.contextmanager
+def utf8_lines(path: Path) -> Iterator[Iterator[tuple[int, str]]]:
+    """``(line number, line)`` of a UTF-8 text file, streamed; bytes that are not UTF-8 are one error naming the
+    file, the line and the byte."""
+    with path.open("rb") as f:
+        def lines() -> Iterator[tuple[int, str]]:
+            for number, raw in enumerate(f, 1):
+                try:
+                    yield number, raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise MindcodeError(f"{path}: line {number}: not UTF-8 (byte 0x{raw[exc.start]:02x} at column "
+                                        f"{exc.start + 1}); convert the file to UTF-8") from None
+        yield lines()
+
+
 def _read_jsonl(path: Path) -> Iterator[Record]:
-    with path.open(encoding="utf-8") as f:
+    with utf8_lines(path) as numbered:
         index = 0
-        for number, line in enumerate(f, 1):
+        for number, line in numbered:
             if not line.strip():
                 continue
             record = Record({}, str(path), index, number)
@@ -88,6 +103,14 @@ def _read_jsonl(path: Path) -> Iterator[Record]:
 
 def _read_json(path: Path) -> Iterator[Record]:
     """A JSON array of objects, decoded one element at a time (a JSON object file is one record)."""
+    try:
+        yield from _read_json_array(path)
+    except UnicodeDecodeError as exc:
+        raise MindcodeError(f"{path}: byte {exc.start} of a read chunk is not UTF-8 ({exc.reason}); convert the file "
+                            f"to UTF-8 (`mindcode data validate` names the line for .jsonl)") from None
+
+
+def _read_json_array(path: Path) -> Iterator[Record]:
     decoder = json.JSONDecoder()
     with path.open(encoding="utf-8") as f:
         buf, pos, line, index = f.read(_CHUNK), 0, 1, 0
@@ -138,6 +161,13 @@ def _skip_ws(f: IO[str], buf: str, pos: int, line: int) -> tuple[str, int, int]:
 
 
 def _read_csv(path: Path) -> Iterator[Record]:
+    try:
+        yield from _read_csv_rows(path)
+    except UnicodeDecodeError as exc:
+        raise MindcodeError(f"{path}: not UTF-8 ({exc.reason} in a read chunk); convert the file to UTF-8") from None
+
+
+def _read_csv_rows(path: Path) -> Iterator[Record]:
     csv.field_size_limit(1 << 30)  # code cells are long
     with path.open(encoding="utf-8", newline="") as f:
         reader = csv.DictReader(f)
@@ -215,11 +245,14 @@ def write_rows(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
 
 @dataclass
 class Rejects:
-    """What ``--on-error skip`` set aside: counted by reason, and each one written with its reason."""
+    """What ``--on-error skip`` set aside: counted by reason, and each one written with its reason as it happens
+    (to a temp file beside the output, renamed to ``OUTPUT.rejects.jsonl`` by ``write``; nothing is held in memory)."""
 
     on_error: str = "fail"
     reasons: Counter = field(default_factory=Counter)
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    output_path: str | Path | None = None
+    _file: IO[str] | None = None
+    _tmp: Path | None = None
 
     def __post_init__(self) -> None:
         if self.on_error not in ("fail", "skip"):
@@ -237,17 +270,34 @@ class Rejects:
     def add(self, record: Record, reason: str, message: str | None = None) -> None:
         """Count a record skipped on purpose (by a filter, say) whatever ``on_error`` is."""
         self.reasons[reason] += 1
-        self.rows.append({"path": record.path, "index": record.index, "line": record.line, "reason": reason,
-                          "error": message or reason, "record": record.data})
+        if self.output_path is None:
+            return
+        if self._file is None:
+            final = Path(f"{self.output_path}.rejects.jsonl")
+            final.parent.mkdir(parents=True, exist_ok=True)
+            self._tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+            self._file = self._tmp.open("w", encoding="utf-8")
+        self._file.write(json.dumps({"path": record.path, "index": record.index, "line": record.line,
+                                     "reason": reason, "error": message or reason, "record": record.data},
+                                    ensure_ascii=False) + "\n")
 
     @property
     def count(self) -> int:
         return sum(self.reasons.values())
 
-    def write(self, output_path: str | Path) -> str | None:
-        """Write ``OUTPUT.rejects.jsonl`` beside the output when anything was rejected; returns its path."""
-        if not self.rows:
+    def write(self) -> str | None:
+        """Put ``OUTPUT.rejects.jsonl`` in place when anything was rejected; returns its path."""
+        if self._file is None:
             return None
-        path = f"{output_path}.rejects.jsonl"
-        write_jsonl(path, self.rows)
-        return path
+        self._file.close()
+        final = Path(f"{self.output_path}.rejects.jsonl")
+        os.replace(self._tmp, final)
+        self._file = None
+        return str(final)
+
+    def discard(self) -> None:
+        """A failed run leaves no rejects file."""
+        if self._file is not None:
+            self._file.close()
+            self._tmp.unlink(missing_ok=True)
+            self._file = None

@@ -7,8 +7,11 @@ tokenized as one string (sentencepiece adds its dummy prefix to each), each temp
 Where the trained span starts inside a round is found without per-token offsets: the round and the text before
 the answer are both encoded (in batches, sentencepiece's threads), and the tokens they share are template tokens.
 A token that straddles the boundary (``▁def`` for ``ASSISTANT: def``) carries answer characters, so it is trained.
-This equals MindFormers' labels on well-formed data; unlike MindFormers, a sample that would lose all its labels is
-never written silently masked: it is skipped and counted with its reason.
+The template's trailing space belongs to the answer as MindFormers counts it (it masks ``len(tok(instruction)) - 3``
+ids: BOS, EOS and that space): when an answer starts with a newline, indentation or a tab, the space stays a
+standalone ``▁`` token after ``ASSISTANT:`` and is trained, which is the token a model has to produce first when
+its prompt ends at ``ASSISTANT:``. So the labels equal MindFormers' on every input it accepts; unlike MindFormers,
+a sample that would lose all its labels is never written silently masked: it is skipped and counted with its reason.
 """
 
 from __future__ import annotations
@@ -77,6 +80,7 @@ class ConversationEncoder:
         self.special = {"bos": self.bos, "eos": self.eos}
         # Text encoded without the dummy prefix space: encode "\n" + text and drop the tokens of "\n".
         self.newline = self.sp.encode("\n")
+        self.space = self.sp.piece_to_id("▁")  # a space that starts nothing: the template's last one
 
     def special_id(self, kind: str) -> int:
         if kind not in self.special:
@@ -129,6 +133,9 @@ class ConversationEncoder:
         prefixes = [(r, off) for r, marks in enumerate(switches) for off, _ in marks if off > 0]
         prefix_ids = self.sp.encode([rounds[r][:off] for r, off in prefixes], num_threads=self.threads)
         boundary = {key: _common_prefix(ids, round_ids[key[0]]) for key, ids in zip(prefixes, prefix_ids)}
+        for key, ids in zip(prefixes, prefix_ids):  # a trailing lone space is the answer's first token
+            if ids and ids[-1] == self.space and boundary[key] == len(ids) and _trained_from(switches[key[0]], key[1]):
+                boundary[key] -= 1
 
         # 3. Assemble: BOS, rounds with their labels, special tokens.
         samples = []
@@ -161,6 +168,10 @@ class ConversationEncoder:
             if ids[:k] != self.newline:
                 raise MindcodeError(f"{self.model_file}: cannot encode {rounds[r][:40]!r} without a leading space")
             round_ids[r] = ids[k:]
+
+
+def _trained_from(marks: list[tuple[int, bool]], offset: int) -> bool:
+    return next(trained for off, trained in marks if off == offset)
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
@@ -234,6 +245,7 @@ def chunk_text(token_stream: Iterator[list[int]], length: int, stats: Stats) -> 
             row = np.asarray(buffer[:length], dtype=np.int32)
             del buffer[:length]
             stats.tokens += length
+            stats.trained_tokens += length - 1  # input-only rows: each token is the next one's label (not the first)
             stats.unk_tokens += int((row == 0).sum())
             stats.rows += 1
             yield row

@@ -139,6 +139,9 @@ def train(config: TrainConfig, resume: str | bool | None = None, progress: bool 
         "final_loss": losses[-1] if losses else None,
         "first_loss": losses[0] if losses else None,
         "skipped_steps": skipped,
+        # the sampler takes whole global batches: the rows left over after the last one of each epoch are not seen
+        "rows_dropped_per_epoch": sampler.num_rows % t.batch_size,
+        "epochs": round(t.max_steps / sampler.batches_per_epoch, 3),
         "tokens_per_s": round(sum(tokens_per_s) / len(tokens_per_s), 1) if tokens_per_s else None,
         "seconds": round(time.perf_counter() - began, 2),
         "checkpoints": checkpoints,

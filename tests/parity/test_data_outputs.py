@@ -2,6 +2,7 @@
 and the qa labels equal MindFormers' llama_preprocess scheme on well-formed conversations."""
 
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -16,11 +17,17 @@ pytestmark = pytest.mark.slow
 TOK = str(TINY_TOKENIZER)
 
 
+# Code-shaped answers: most real ones start with a newline or indentation, where the template's trailing space
+# stays a lone token (MindFormers trains it); also tabs, CRLF, non-ASCII and empty lines.
+ANSWER_STARTS = ["", "\n", "\n\n", "    ", "\t", "\r\n", "```python\n", "é ", " ", "\n    # ünïcode ✓\n\n"]
+
+
 def conversations(n):
     rows = []
     for i in range(n):
+        start = ANSWER_STARTS[i % len(ANSWER_STARTS)]
         turns = [{"from": "human", "value": f"Write function number {i} in Python."},
-                 {"from": "gpt", "value": f"def f{i}(x):\n    return x * {i}"}]
+                 {"from": "gpt", "value": f"{start}def f{i}(x):\n    return x * {i}"}]
         if i % 3 == 0:
             turns += [{"from": "human", "value": "Now add a docstring."},
                       {"from": "gpt", "value": f'def f{i}(x):\n    """Times {i}."""\n    return x * {i}'}]
@@ -135,4 +142,32 @@ def test_cli_validate_and_inspect(tmp_path):
            "--model_file", TOK, "--index", "1"]
     result = subprocess.run(cmd, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert "ASSISTANT:[[ def f1(x):\n    return x * 1</s>]]" in result.stdout
+    assert "ASSISTANT:[[ \ndef f1(x):\n    return x * 1</s>]]" in result.stdout  # the space before it is trained
+
+
+def test_pretraining_rows_train_on_both_backends_alike(tmp_path):
+    """`--dataset_type wiki` writes MindFormers' input-only rows; both trainers train every token of them (labels =
+    input ids), from one init, with the same per-step losses."""
+    from mindcode.config import load_config
+    from mindcode.presets import PRESETS
+    from mindcode.train.loop import train
+    from tests.conftest import write_hf_checkpoint
+
+    root = Path(__file__).resolve().parents[2]
+    source = (root / "mindcode" / "data" / "tokenize.py").read_text()  # real code, blank-line paragraphs
+    (tmp_path / "code.txt").write_text(source * 4)
+    summary = tokenize_dataset("wiki", str(tmp_path / "code.txt"), TOK, 128, output_file=str(tmp_path / "w.mindrecord"),
+                               torch_output=str(tmp_path / "w_npy"), progress=False)
+    assert summary["rows"] >= 8 and summary["masked_fraction"] < 0.01  # all but each row's first token trained
+    assert not (tmp_path / "w_npy" / "labels.npy").exists()  # input-only, as MindFormers writes pretraining data
+    write_hf_checkpoint(tmp_path / "init", PRESETS["tiny"], seed=1)
+    losses = {}
+    for backend in ("gpu", "ascend"):
+        overrides = [f"data.mindrecord={tmp_path / 'w.mindrecord'}", f"data.npy={tmp_path / 'w_npy'}",
+                     f"training.init={tmp_path / 'init'}", f"training.output_dir={tmp_path / backend}",
+                     "training.max_steps=5"]
+        out = train(load_config(root / f"configs/{backend}/tiny_cpu.yaml", overrides), progress=False)
+        losses[backend] = [json.loads(line)["loss"] for line in open(Path(out["output_dir"]) / "metrics.jsonl")]
+        assert out["rows_dropped_per_epoch"] == summary["rows"] % 4  # the sampler's leftovers are reported
+    worst = max(abs(a - g) / g for a, g in zip(losses["ascend"], losses["gpu"]))
+    assert len(losses["gpu"]) == 5 and worst <= 1e-4, losses

@@ -32,7 +32,7 @@ def run(convert: Converter, input_glob: str, output_path: str, on_error: str = "
         progress: bool = True) -> dict[str, Any]:
     """Convert every record of every input file; returns the JSON summary."""
     start = time.perf_counter()
-    rejects = Rejects(on_error)
+    rejects = Rejects(on_error, output_path=output_path)
     counts = {"records": 0, "written": 0}
 
     def rows():
@@ -50,13 +50,17 @@ def run(convert: Converter, input_glob: str, output_path: str, on_error: str = "
                 yield from out
         bar.close()
 
-    write_rows(output_path, rows())
+    try:
+        write_rows(output_path, rows())
+    except BaseException:
+        rejects.discard()
+        raise
     return {
         "output_path": output_path,
         "records": counts["records"],
         "written": counts["written"],
         "skipped": rejects.count,
         "skipped_by_reason": dict(rejects.reasons),
-        "rejects_file": rejects.write(output_path),
+        "rejects_file": rejects.write(),
         "seconds": round(time.perf_counter() - start, 3),
     }

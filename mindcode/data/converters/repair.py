@@ -17,6 +17,7 @@ import difflib
 import hashlib
 import re
 
+from mindcode.errors import MindcodeError
 from mindcode.data.io import Record, Rejects, require
 
 HELP = "megadiff rows -> RepairLLaMA IR4/OR2 pairs or CodeLlama FIM parts"
@@ -87,9 +88,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def make(args: argparse.Namespace):
     sp = None
     if args.max_tokens:
-        from mindcode.tokenizer import TINY_TOKENIZER, load_sentencepiece
+        from mindcode.tokenizer import load_sentencepiece
 
-        sp = load_sentencepiece(args.model_file or TINY_TOKENIZER)
+        if not args.model_file:
+            raise MindcodeError("--max_tokens counts tokens with the model's tokenizer: give --model_file "
+                                "(e.g. CodeLlama-7b-hf/tokenizer.model)")
+        sp = load_sentencepiece(args.model_file)
+    elif args.model_file:
+        raise MindcodeError("--model_file is only used with --max_tokens")
     seen: set[bytes] = set()
 
     def convert(record: Record, rejects: Rejects) -> list[dict]:
@@ -109,9 +115,15 @@ def make(args: argparse.Namespace):
         if args.form == "fim":
             before, _old, new, after = bug_chunk(norm_buggy, norm_fixed)
             out = {**meta, "fim_prefix": "".join(before), "fim_suffix": "".join(after), "fim_middle": "".join(new)}
+            if not out["fim_middle"].strip():
+                rejects.add(record, "the fix only deletes lines (nothing to generate)")
+                return []
             text = out["fim_prefix"] + out["fim_suffix"] + out["fim_middle"]
         else:
             source, target = ir4_or2(norm_buggy, norm_fixed)
+            if not target.strip():
+                rejects.add(record, "the fix only deletes lines (nothing to generate)")
+                return []
             out = {**meta, "input": source, "output": target}
             text = source + target
         if sp is not None and len(sp.encode(text)) > args.max_tokens:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 
+from mindcode.errors import MindcodeError
 from mindcode.data.io import Record, RecordError, Rejects, require
 
 HELP = "code translation / refinement sets -> chat messages"
@@ -48,6 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def make(args: argparse.Namespace):
+    if bool(args.source_lang) != bool(args.target_lang):
+        given = "--source_lang" if args.source_lang else "--target_lang"
+        raise MindcodeError(f"{given} without {'--target_lang' if args.source_lang else '--source_lang'}: give both "
+                            f"language keys, or neither (then --subset picks them by position)")
     def row(record: Record, src_lang: str, tgt_lang: str, code: str, target: str) -> list[dict]:
         return [{"id": str(record.data.get("id", record.index)), "source_lang": src_lang, "target_lang": tgt_lang,
                  "dataset": args.source, "messages": translation_messages(code, target, src_lang, tgt_lang)}]

@@ -9,6 +9,7 @@ from mindcode.data import converters
 from mindcode.data.converters import CONVERTERS, dpo
 from mindcode.data.converters.repair import ir4_or2, strip_java_comments
 from mindcode.data.io import RecordError, read_records
+from mindcode.errors import MindcodeError
 
 
 def convert(tmp_path, name, rows, on_error="fail", suffix=".jsonl", **options):
@@ -130,8 +131,23 @@ def test_repair_converter_filters_and_fim(tmp_path):
     _, fim = convert(tmp_path, "repair", rows[:1], form="fim")
     assert fim[0]["fim_middle"] == "    for (int i = 0; i < xs.length; i++) {\n"
     assert fim[0]["fim_prefix"].endswith("int total = 0;\n") and fim[0]["fim_suffix"].startswith("        total")
-    summary, out = convert(tmp_path, "repair", rows[:1], max_tokens=5, on_error="skip")
+    summary, out = convert(tmp_path, "repair", rows[:1], max_tokens=5, on_error="skip",
+                           model_file="mindcode/assets/tiny_code.model")
     assert out == [] and summary["skipped_by_reason"] == {"longer than 5 tokens": 1}
+    # --max_tokens counts with the tokenizer that will train: without --model_file it is an error, not a guess
+    with pytest.raises(MindcodeError, match="--max_tokens counts tokens with the model's tokenizer"):
+        convert(tmp_path, "repair", rows[:1], max_tokens=5)
+    # a fix that only deletes lines has nothing to generate: skipped and counted, in both forms
+    deleting = [{"buggy_function": BUGGY, "fixed_function": BUGGY.replace("    int total = 0;\n", "")}]
+    for form in ("ir4-or2", "fim"):
+        summary, out = convert(tmp_path, "repair", deleting, on_error="skip", form=form)
+        assert out == [] and summary["skipped_by_reason"] == {"the fix only deletes lines (nothing to generate)": 1}
+
+
+def test_translation_needs_both_language_keys_or_neither(tmp_path):
+    with pytest.raises(MindcodeError, match="--source_lang without --target_lang: give both"):
+        convert(tmp_path, "translation", [{"id": 1, "C#": "x", "Java": "y"}], source="codetransocean",
+                source_lang="Java")
 
 
 def test_strip_java_comments_keeps_strings():

@@ -72,8 +72,29 @@ def test_rejects_fail_raises_skip_counts(tmp_path):
     error = RecordError(record, "code", "missing")
     with pytest.raises(RecordError):
         Rejects("fail").handle(error)
-    rejects = Rejects("skip")
+    rejects = Rejects("skip", output_path=tmp_path / "out.jsonl")
     rejects.handle(error)
     assert rejects.reasons == {"code: missing": 1}
-    path = rejects.write(tmp_path / "out.jsonl")
+    assert not (tmp_path / "out.jsonl.rejects.jsonl").exists()  # written as it happens, under a temp name
+    path = rejects.write()
     assert json.loads(open(path).read())["error"] == "f.jsonl: record 4, line 5, field 'code': missing"
+
+
+@pytest.mark.parametrize("suffix, line", [(".jsonl", 3), (".txt", 5)])
+def test_bytes_that_are_not_utf8_name_the_file_and_line(tmp_path, suffix, line):
+    from mindcode.data.build import iter_inputs
+    from mindcode.errors import MindcodeError
+
+    path = tmp_path / f"bad{suffix}"
+    good = b'{"text": "ok"}\n' if suffix == ".jsonl" else b"ok\n\n"
+    path.write_bytes(good * 2 + b'{"text": "caf\xe9"}\n')
+    with pytest.raises(MindcodeError, match=rf"bad\{suffix}: line {line}: not UTF-8 \(byte 0xe9 at column 14\)"):
+        list(iter_inputs(str(path)))
+
+
+def test_text_files_stream_paragraphs_with_their_lines(tmp_path):
+    from mindcode.data.build import iter_inputs
+
+    (tmp_path / "t.txt").write_text("def a():\n    pass\n\n\ndef b():\n    return 1\n")
+    records = list(iter_inputs(str(tmp_path / "t.txt")))
+    assert [(r.data["text"], r.line) for r in records] == [("def a():\n    pass", 1), ("def b():\n    return 1", 5)]
