@@ -2,6 +2,7 @@
 
     python scripts/bench_data.py --conversations 20000                          # mindcode alone
     python scripts/bench_data.py --reference PATH/TO/mindformers/tools/dataset_preprocess/llama
+    python scripts/bench_data.py --large 0.2,2     # peak RSS of streaming a 0.2 GB and a 2 GB JSONL (flat = streamed)
 
 ``--reference`` is a folder holding a copy of MindFormers' ``llama_preprocess.py`` (and its ``conversation.py``);
 it is run as its own process, then both MindRecord files are read back and compared row for row.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -72,7 +74,11 @@ def main() -> int:
     parser.add_argument("--model_file", default=str(TINY_TOKENIZER))
     parser.add_argument("--reference", help="folder with MindFormers' llama_preprocess.py and conversation.py")
     parser.add_argument("--repeat", type=int, default=3, help="runs per tool; the best time counts")
+    parser.add_argument("--large", help="comma-separated sizes in GB: peak RSS of validate/convert/tokenize on each")
     args = parser.parse_args()
+    if args.large:
+        print(json.dumps(large_inputs([float(x) for x in args.large.split(",")], args.model_file)))
+        return 0
 
     work = Path(tempfile.mkdtemp(prefix="bench_data_"))
     data = work / "conversations.json"
@@ -105,6 +111,44 @@ def main() -> int:
         })
     print(json.dumps(report))
     return 0 if report.get("identical_labels", True) and report.get("identical_input_ids", True) else 1
+
+
+def peak_rss_mb(cmd: list[str]) -> tuple[float, float]:
+    """(seconds, peak RSS in MB) of one whole process."""
+    import resource
+
+    start = time.perf_counter()
+    done = subprocess.run(["/usr/bin/env", "python3", "-c", "import resource, subprocess, sys; "
+                           "subprocess.run(sys.argv[1:], check=True, capture_output=True); "
+                           "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)", *cmd],
+                          cwd=ROOT, capture_output=True, text=True, check=True)
+    del resource
+    return time.perf_counter() - start, int(done.stdout.strip()) / 1024
+
+
+def large_inputs(sizes_gb: list[float], model_file: str) -> dict:
+    """JSONL files of code conversations of each size, read whole by `data validate` (the streaming readers) and,
+    up to 0.25 GB (tokenizing 2 GB takes half an hour here), by `data tokenize`: a peak RSS that does not grow with
+    the input means nothing is held whole."""
+    work = Path(tempfile.mkdtemp(prefix="bench_large_"))
+    block = "".join(json.dumps(r) + "\n" for r in make_conversations(2000)).encode()
+    report: dict = {"block_bytes": len(block)}
+    for size in sizes_gb:
+        path = work / f"c{size}.jsonl"
+        with path.open("wb") as f:
+            for _ in range(max(1, int(size * 1e9 / len(block)))):
+                f.write(block)
+        seconds, rss = peak_rss_mb([sys.executable, "-m", "mindcode", "data", "validate", "--input", str(path)])
+        entry = {"bytes": path.stat().st_size, "validate_s": round(seconds, 1), "validate_peak_rss_mb": round(rss)}
+        if size <= 0.25:
+            seconds, rss = peak_rss_mb([sys.executable, "-m", "mindcode", "data", "tokenize", "--dataset_type", "qa",
+                                        "--input_glob", str(path), "--model_file", model_file, "--seq_length", "512",
+                                        "--torch_output", str(work / f"npy{size}")])
+            entry.update({"tokenize_s": round(seconds, 1), "tokenize_peak_rss_mb": round(rss)})
+            shutil.rmtree(work / f"npy{size}", ignore_errors=True)
+        report[f"{size}_GB"] = entry
+        path.unlink()
+    return report
 
 
 if __name__ == "__main__":
