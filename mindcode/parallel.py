@@ -15,7 +15,7 @@ a model-parallel group, i.e. one node's fast links).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from mindcode.errors import MindcodeError
 from mindcode.presets import ModelConfig
@@ -83,8 +83,9 @@ def resolve(section: ParallelConfig, world_size: int | None = None, where: str =
     ``data_parallel`` left out is the remainder; otherwise ``dp * mp * pp`` must equal the process count.
     """
     mp, pp = section.model_parallel, section.pipeline_stage
+    dp_given = section.data_parallel if section.data_parallel is not None else 1
     for key, value in (("model_parallel", mp), ("pipeline_stage", pp), ("micro_batch_num", section.micro_batch_num),
-                       ("data_parallel", section.data_parallel or 1)):
+                       ("data_parallel", dp_given)):
         if value < 1:
             raise MindcodeError(f"{where}.{key}: must be >= 1, got {value}")
     if world_size is None:
@@ -138,6 +139,20 @@ def stage_layers(num_layers: int, stages: int, stage: int) -> range:
     ``LayerSetting`` places them (``check_model`` requires the division to be exact)."""
     per_stage = num_layers // stages
     return range(stage * per_stage, (stage + 1) * per_stage)
+
+
+def data_parallel_sharding(config: Any, layout: Layout, device_kind: str) -> tuple[bool, bool]:
+    """(weights and gradients sharded over the data-parallel ranks, AdamW moments sharded over them): gpu with
+    ``torch.distributed: fsdp`` (FSDP2) shards both; ascend's parallel optimizer shards both under semi-auto parallel
+    and only the moments in data-parallel mode (on Ascend; MindSpore's CPU target runs without it)."""
+    if layout.data_parallel == 1:
+        return False, False
+    if config.backend == "gpu":
+        fsdp = config.torch.distributed == "fsdp"
+        return fsdp, fsdp
+    optimizer = config.mindformers.enable_parallel_optimizer and device_kind != "cpu"
+    semi_auto = layout.model_parallel > 1 or layout.pipeline_stage > 1
+    return optimizer and semi_auto, optimizer
 
 
 def describe_ranks(layout: Layout, model: ModelConfig) -> list[dict[str, int | list[int]]]:

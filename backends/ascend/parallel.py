@@ -17,15 +17,24 @@ from typing import Any
 from mindcode.errors import MindcodeError
 from mindcode.parallel import Layout
 
-STRATEGY_FILE = "strategy/ckpt_strategy.ckpt"  # under the run's output dir; MindSpore writes one per rank's stage
+# MindFormers writes each rank's strategy as OUTPUT_DIR/mindformers/strategy/ckpt_strategy_rank_N.ckpt (its output
+# dir + "strategy/", this name with the rank appended); the export merges them from there
+STRATEGY_FILE = "ckpt_strategy.ckpt"
 
 
 def semi_auto(layout: Layout) -> bool:
     return layout.model_parallel > 1 or layout.pipeline_stage > 1
 
 
-def check_target(layout: Layout, device: str, where: str) -> None:
+def strategy_dir(output_dir: str | Path) -> Path:
+    return Path(output_dir) / "mindformers" / "strategy"
+
+
+def check_target(layout: Layout, device: str, where: str, lora: bool = False) -> None:
     """On MindSpore's CPU target only data parallelism runs (semi-auto parallel is refused at graph compile)."""
+    if lora and semi_auto(layout):
+        raise MindcodeError(f"{where}: lora with model_parallel/pipeline_stage > 1 is not supported on ascend (its "
+                            f"adapters are not split by the strategy files); train LoRA data parallel")
     if device == "CPU" and semi_auto(layout):
         key = "model_parallel" if layout.model_parallel > 1 else "pipeline_stage"
         raise MindcodeError(f"{where}.{key} {getattr(layout, key)}: MindSpore's semi-auto parallel needs Ascend "
@@ -62,7 +71,7 @@ def mindformers_sections(layout: Layout, section: Any, output_dir: str | Path, d
         "use_parallel": True,
         "parallel": {"parallel_mode": 1, "gradients_mean": False, "full_batch": True, "enable_alltoall": False,
                      "search_mode": "sharding_propagation", "enable_parallel_optimizer": section.enable_parallel_optimizer,
-                     "strategy_ckpt_save_file": str(Path(output_dir) / STRATEGY_FILE),
+                     "strategy_ckpt_save_file": STRATEGY_FILE,
                      "parallel_optimizer_config": {"gradient_accumulation_shard": False,
                                                    "parallel_optimizer_threshold": 64}},
         **common,

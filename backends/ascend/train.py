@@ -23,7 +23,7 @@ from backends.ascend.checkpoint import save_checkpoint
 from backends.ascend.lora import adapter_arrays, add_lora
 from backends.ascend.mindformers_config import CPU_WRAPPER, mindformers_config, write_yaml
 from backends.ascend.model import build_model, model_settings
-from backends.ascend.parallel import check_target, data_shard, semi_auto
+from backends.ascend.parallel import check_target, data_shard, semi_auto, strategy_dir
 from backends.ascend.preference import preference_loss_cell, sequence_logps_cell
 from mindcode.config import TrainConfig, data_columns
 from mindcode.convert.hf_to_ms import convert_hf_to_ms
@@ -123,7 +123,7 @@ class Trainer:
         where = f"{config.source}: parallel_config"
         self.layout = resolve(config.parallel_config, world_size, where)
         check_model(self.layout, model_config, config.model.seq_length, t.batch_size, where)
-        check_target(self.layout, self.device, where)
+        check_target(self.layout, self.device, where, lora=config.lora is not None)
         self.rank, self.world_size = rank, world_size
         self.semi_auto = semi_auto(self.layout)
         self.data_shard = data_shard(self.layout, rank)
@@ -301,8 +301,8 @@ class Trainer:
     def export(self, directory: Path) -> None:
         """The trained weights with MindFormers names in the init's dtype: ``final/model.ckpt``, or with LoRA the
         adapter alone (``final/adapter.ckpt`` + a PEFT-style ``adapter_config.json``, as MindFormers writes one).
-        Semi-auto parallel: every rank writes its slices, then rank 0 merges them through the strategy files
-        (MindSpore's own checkpoint transform, as ``convert-weight merge-ranks``)."""
+        Semi-auto parallel (no LoRA): every rank writes its slices, then rank 0 merges them through the strategy
+        files (MindSpore's own checkpoint transform, as ``convert-weight merge-ranks``), in the parameters' dtype."""
         lora = self.config.lora
         if self.semi_auto:
             self._export_merged(directory)
@@ -329,11 +329,11 @@ class Trainer:
         self._ms.save_checkpoint(self.model, str(ranks / f"rank_{self.rank}" / "model.ckpt"))
         barrier()
         if self.rank == 0:
-            strategy = Path(self.mf_config.parallel.strategy_ckpt_save_file)
+            folder = strategy_dir(self.config.training.output_dir)  # ckpt_strategy_rank_N.ckpt, MindFormers' names
+            strategy = folder / "ckpt_strategy_rank_0.ckpt"
             if self.layout.pipeline_stage > 1:  # one strategy file per stage: MindSpore merges them first
-                merged = strategy.with_name("merged_strategy.ckpt")
-                self._ms.merge_pipeline_strategys(str(strategy.parent), str(merged))
-                strategy = merged
+                strategy = folder.parent / "merged_strategy.ckpt"
+                self._ms.merge_pipeline_strategys(str(folder), str(strategy))
             directory.mkdir(parents=True, exist_ok=True)
             merge_ranks(ranks, strategy, directory / "model.ckpt", progress=False)
         barrier()

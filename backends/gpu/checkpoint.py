@@ -1,6 +1,9 @@
 """gpu checkpoints: training state through ``torch.distributed.checkpoint`` (each rank writes its own shards), the
 final HF directory written from the shards by DCP's HF writer, LoRA adapters as PEFT directories, and safetensors
 files written from numpy (numpy has no bfloat16).
+
+Every rank writes into the run's folder and rank 0 renames and consolidates: on several nodes the output dir must
+be a filesystem they share (as MindFormers' distributed checkpoints need too).
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ def _barrier() -> None:
 
 def save(model: Any, optimizer: Any, directory: Path, rank: int, step: int, layout: Layout) -> None:
     _barrier()  # rank 0 has made the folder
-    torch.save(torch.get_rng_state(), directory / f"rng_rank{rank}.pt")
+    rng = {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() else None}
+    torch.save(rng, directory / f"rng_rank{rank}.pt")  # dropout draws from CUDA's generator on a GPU
     model_state, optimizer_state = get_state_dict(model, optimizer, options=OPTIONS)
     dcp.save({"model": model_state, "optimizer": optimizer_state}, checkpoint_id=str(directory))
     if rank == 0:
@@ -50,13 +54,14 @@ def save(model: Any, optimizer: Any, directory: Path, rank: int, step: int, layo
 
 def load(model: Any, optimizer: Any, directory: Path, rank: int, layout: Layout) -> int:
     """Training state back into ``model`` and ``optimizer``; returns the optimizer step. Same layout only."""
-    step_file = directory / STEP_FILE
-    if not step_file.is_file() or not (directory / ".metadata").is_file():
-        raise MindcodeError(f"{directory}: not a gpu-backend checkpoint (no {STEP_FILE} / DCP .metadata)")
-    saved = json.loads(step_file.read_text())
-    if saved.get("layout") != layout.as_dict():
-        raise MindcodeError(f"{directory}: written with parallel_config {saved.get('layout')}, this run has "
-                            f"{layout.as_dict()}; resume with the same layout")
+    problem = _check_checkpoint(directory, layout)
+    if dist.is_initialized():  # every rank raises, or none: a rank that cannot see the folder must not hang the rest
+        problems = [None] * dist.get_world_size()
+        dist.all_gather_object(problems, problem)
+        problem = next((p for p in problems if p), None)
+    if problem:
+        raise MindcodeError(problem)
+    saved = json.loads((directory / STEP_FILE).read_text())
     model_state, optimizer_state = get_state_dict(model, optimizer, options=OPTIONS)
     state = {"model": model_state, "optimizer": optimizer_state}
     dcp.load(state, checkpoint_id=str(directory))
@@ -65,8 +70,23 @@ def load(model: Any, optimizer: Any, directory: Path, rank: int, layout: Layout)
                    options=StateDictOptions(ignore_frozen_params=True, strict=False))
     rng = directory / f"rng_rank{rank}.pt"
     if rng.is_file():
-        torch.set_rng_state(torch.load(rng))
+        states = torch.load(rng)
+        torch.set_rng_state(states["cpu"])
+        if states["cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state(states["cuda"])
     return int(saved["optimizer_step"])
+
+
+def _check_checkpoint(directory: Path, layout: Layout) -> str | None:
+    step_file = directory / STEP_FILE
+    if not step_file.is_file() or not (directory / ".metadata").is_file():
+        return (f"{directory}: not a gpu-backend checkpoint here (no {STEP_FILE} / DCP .metadata; every node must see "
+                f"the run's folder)")
+    saved = json.loads(step_file.read_text())
+    if saved.get("layout") != layout.as_dict():
+        return (f"{directory}: written with parallel_config {saved.get('layout')}, this run has {layout.as_dict()}; "
+                f"resume with the same layout")
+    return None
 
 
 def _fresh(directory: Path) -> Path:
@@ -118,18 +138,19 @@ def export_adapter(model: Any, config: Any, directory: Path, rank: int) -> None:
     """The LoRA adapters, gathered whole (they are small) onto rank 0's CPU, as a PEFT adapter directory."""
     options = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=True)
     state = get_model_state_dict(model, options=options)
+    tmp = _fresh(directory)
     if rank == 0:
         tensors = {}
         for name, value in state.items():
             weight, part = parse_lora_key(name, "the trained model")
             tensors[lora_key(weight, part, "peft")] = value.float().contiguous()
         lora = config.lora
-        directory.mkdir(parents=True, exist_ok=True)
         from safetensors.torch import save_file
 
-        save_file(tensors, str(directory / "adapter_model.safetensors"), metadata={"format": "pt"})
+        save_file(tensors, str(tmp / "adapter_model.safetensors"), metadata={"format": "pt"})
         values = peft_config(lora.rank, lora.alpha, lora.target_modules, lora.dropout, config.training.init)
-        (directory / "adapter_config.json").write_text(json.dumps(values, indent=2) + "\n")
+        (tmp / "adapter_config.json").write_text(json.dumps(values, indent=2) + "\n")
+        _publish(tmp, directory)
     _barrier()
 
 

@@ -18,6 +18,7 @@ import transformers
 
 from mindcode.convert.safetensors_io import checkpoint_dtype
 from mindcode.errors import MindcodeError
+from mindcode.precision import inference_dtype
 from mindcode.presets import ModelConfig
 
 # DCP in one process (no process group) is the intended use here, not a mistake to warn about
@@ -54,7 +55,7 @@ def build_model(config: ModelConfig, checkpoint: str | Path | None, device: Any,
     if checkpoint is None:
         return transformers.LlamaForCausalLM(hf_config(config)).to(device).eval()
     check_checkpoint(config, checkpoint)
-    dtype = DTYPES[checkpoint_dtype(checkpoint)] if device.type == "cuda" else torch.float32
+    dtype = DTYPES[inference_dtype("gpu", checkpoint_dtype(checkpoint), device.type)]
     if tensor_parallel > 1:
         from torch.distributed.device_mesh import init_device_mesh
 
@@ -86,7 +87,8 @@ def hf_name(name: str) -> str:
 
 def materialize(model: Any, device: Any, checkpoint: str | Path) -> None:
     """Allocate this rank's part of ``model`` on ``device`` and read it from the HF ``checkpoint``: every rank
-    reads only the slices of its shards (``torch.distributed.checkpoint``'s HF reader), cast to float32."""
+    reads only the slices of its shards (``torch.distributed.checkpoint``'s HF reader), cast to the parameters' dtype
+    (float32 master weights for training; the checkpoint's own for tensor-parallel inference)."""
     import torch.distributed.checkpoint as dcp
 
     model.to_empty(device=device)

@@ -29,7 +29,7 @@ from backends.gpu.preference import preference_losses, sequence_logps
 from mindcode.config import TrainConfig, data_columns, learning_rate
 from mindcode.convert.lora import initial_adapter
 from mindcode.errors import MindcodeError
-from mindcode.parallel import check_model, resolve
+from mindcode.parallel import check_model, data_parallel_sharding, resolve
 from mindcode.precision import training_precision
 from mindcode.train.preference import as_pairs
 
@@ -64,10 +64,10 @@ class Trainer:
         device = local_device()
         self.device = str(device)
         self.mesh = device_mesh(layout, device)
-        self.fsdp = layout.data_parallel > 1 and config.torch.distributed == "fsdp"
+        self.fsdp = data_parallel_sharding(config, layout, device.type)[0]  # the rule mindcode plan follows
         self.precision = training_precision(config, device.type)
         self.init_dtype = checkpoint_dtype(t.init)
-        torch.manual_seed(t.seed)
+        torch.manual_seed(t.seed + self.coords.data)  # dropout: each data-parallel rank its own masks
         self.model = self._build(shape, device)
         named = [(n, p) for n, p in self._module().named_parameters() if p.requires_grad]  # LoRA: adapters only
         decay = [p for n, p in named if p.ndim > 1 and not n.endswith(".bias")]
@@ -96,6 +96,8 @@ class Trainer:
         adapter = initial_adapter(shape, lora.rank, lora.alpha, lora.target_modules, t.seed) if lora else None
         if config.torch.load_in_4bit:  # QLoRA: bitsandbytes quantizes while loading, on this rank's GPU
             model = build_model(shape, t.init, device, load_in_4bit=True)
+            if config.torch.gradient_checkpointing:
+                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             model = add_lora(model, lora)
             set_adapter(model, adapter)
         else:
@@ -115,7 +117,7 @@ class Trainer:
                 set_adapter(model, adapter)
         if layout.data_parallel > 1 and not self.fsdp:
             model = torch.nn.parallel.DistributedDataParallel(
-                model, process_group=self.mesh["dp"].get_group(),
+                model, process_group=self.mesh["dp"].get_group(), gradient_as_bucket_view=True,  # no 2nd grad copy
                 device_ids=[device.index] if device.type == "cuda" else None)
         return model
 
@@ -173,7 +175,8 @@ class Trainer:
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast)
 
     def _gradient_sync(self, enabled: bool) -> Any:
-        """Data-parallel gradient reduction only on the last micro-batch of a step."""
+        """Data-parallel gradient reduction only on the last micro-batch of a step. (With pipeline stages torch's
+        PipelineStage decides it: it reduces at the end of each schedule step, i.e. once per accumulation part.)"""
         if self.fsdp:
             self.model.set_requires_gradient_sync(enabled)
             return contextlib.nullcontext()

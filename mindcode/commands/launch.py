@@ -68,6 +68,16 @@ def preflight(args: argparse.Namespace, backend: str, port: int) -> dict[str, An
     return checks
 
 
+def _flag(verb: list[str], name: str) -> str | None:
+    """The value of ``--name VALUE`` or ``--name=VALUE`` in the launched verb's arguments."""
+    for i, arg in enumerate(verb):
+        if arg == name and i + 1 < len(verb):
+            return verb[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
 def memory_check(verb: list[str], backend: str, world: int, force: bool) -> str:
     """A ``train`` job on this host's accelerator must fit by `mindcode plan` (``--force`` overrides)."""
     from mindcode.config import load_config
@@ -77,8 +87,8 @@ def memory_check(verb: list[str], backend: str, world: int, force: bool) -> str:
     device = detect_device(backend) if verb[0] == "train" else None
     if device is None:
         return "not checked (no accelerator here)" if verb[0] == "train" else "not a training job"
-    config = load_config(verb[verb.index("--config") + 1], [a for a in verb if "=" in a and not a.startswith("-")],
-                         backend=verb[verb.index("--backend") + 1] if "--backend" in verb else None)
+    config = load_config(_flag(verb, "--config"), [a for a in verb if "=" in a and not a.startswith("-")],
+                         backend=_flag(verb, "--backend"))
     result = plan(config, device, world)
     if not result["fits"] and not force:
         raise MindcodeError(f"preflight: {result['advice']} (--force to launch anyway)")
@@ -91,11 +101,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise MindcodeError("give the verb to launch after --, e.g. -- train --config configs/gpu/tiny_cpu.yaml")
     if any(" " in a for a in verb):
         raise MindcodeError("launcher arguments cannot contain spaces (msrun/torchrun get one command string)")
-    backend = verb[verb.index("--backend") + 1] if "--backend" in verb else None
+    backend = _flag(verb, "--backend")
     if backend is None:
-        if "--config" not in verb:
+        if _flag(verb, "--config") is None:
             raise MindcodeError("the launched verb needs --config (its backend picks msrun or torchrun)")
-        config = Path(verb[verb.index("--config") + 1])
+        config = Path(_flag(verb, "--config"))
         if not config.is_file():
             raise MindcodeError(f"{config}: no such config file")
         backend = (yaml.safe_load(config.read_text()) or {}).get("backend", "gpu")

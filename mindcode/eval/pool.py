@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import select
 import subprocess
 import sys
 import threading
@@ -13,23 +14,25 @@ from typing import Any
 
 from mindcode.errors import MindcodeError
 
+READ_MARGIN_S = 30.0  # a worker answers within a task's timeout plus this, or it is replaced
+
 
 class SandboxPool:
     def __init__(self, workers: int | None = None):
         self.size = workers or os.cpu_count() or 1
-        self.procs = []
-        for _ in range(self.size):
-            proc = subprocess.Popen([sys.executable, "-s", "-m", "mindcode.eval.sandbox"], stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, text=True, bufsize=1, env=_worker_env())
-            hello = proc.stdout.readline()
-            if not hello:
-                self.close()
-                raise MindcodeError("the sandbox worker failed to start (python -m mindcode.eval.sandbox)")
-            self.protections = json.loads(hello)["protections"]
-            self.procs.append(proc)
+        self.procs: list[subprocess.Popen] = []
+        self._lock = threading.Lock()
+        try:
+            for _ in range(self.size):
+                self.procs.append(self._start())
+        except MindcodeError:
+            self.close()
+            raise
 
     def run(self, tasks: Iterable[dict[str, Any]], on_result: Callable[[int, dict[str, Any]], None]) -> None:
-        """Run tasks ``{"id", "program", "timeout", "limits"?}``; ``on_result(id, result)`` is called per task."""
+        """Run tasks ``{"id", "candidate", "prelude"?, "test"?, "entry_point"?, "timeout", "limits"?}`` (see
+        ``mindcode.eval.sandbox``); ``on_result(id, result)`` is called per task. A worker that does not answer
+        within the task's timeout plus a margin is killed and replaced, and the task reported as timed out."""
         todo: queue.Queue = queue.Queue()
         for task in tasks:
             todo.put(task)
@@ -45,10 +48,14 @@ class SandboxPool:
                         return
                     proc.stdin.write(json.dumps(task) + "\n")
                     proc.stdin.flush()
-                    line = proc.stdout.readline()
-                    if not line:
-                        raise MindcodeError("a sandbox worker died")
-                    result = json.loads(line)
+                    ready, _, _ = select.select([proc.stdout], [], [], task["timeout"] + READ_MARGIN_S)
+                    line = proc.stdout.readline() if ready else ""
+                    if not line:  # hung or dead: it is replaced, and the sample did not pass
+                        proc = self._replace(proc)
+                        result = {"id": task["id"], "result": "timed out", "passed": False,
+                                  "seconds": task["timeout"] + READ_MARGIN_S}
+                    else:
+                        result = json.loads(line)
                     with lock:
                         on_result(result.pop("id"), result)
             except BaseException as exc:  # surfaced below
@@ -61,6 +68,23 @@ class SandboxPool:
             thread.join()
         if errors:
             raise errors[0]
+
+    def _start(self) -> subprocess.Popen:
+        proc = subprocess.Popen([sys.executable, "-s", "-m", "mindcode.eval.sandbox"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True, bufsize=1, env=_worker_env())
+        hello = proc.stdout.readline()
+        if not hello:
+            raise MindcodeError("the sandbox worker failed to start (python -m mindcode.eval.sandbox)")
+        self.protections = json.loads(hello)["protections"]
+        return proc
+
+    def _replace(self, proc: subprocess.Popen) -> subprocess.Popen:
+        proc.kill()
+        proc.wait()
+        new = self._start()
+        with self._lock:
+            self.procs[self.procs.index(proc)] = new
+        return new
 
     def close(self) -> None:
         for proc in self.procs:

