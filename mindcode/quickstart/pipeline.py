@@ -63,7 +63,9 @@ def step_convert(ctx: Context, out: Path) -> dict[str, Any]:
     data = ctx.dir("01_data")
     alpaca = converters.run(converters.alpaca.make(argparse.Namespace()), str(data / "code_alpaca.json"),
                             str(out / "train_alpaca.json"), progress=False)
-    trans_args = argparse.Namespace(source="codexglue-trans", direction="java-cs")
+    parser = argparse.ArgumentParser()  # the converter's own options, as `mindcode data translation` parses them
+    converters.translation.add_arguments(parser)
+    trans_args = parser.parse_args(["--source", "codexglue-trans", "--direction", "java-cs"])
     trans = converters.run(converters.translation.make(trans_args), str(data / "java_cs_train.jsonl"),
                            str(out / "train_java_cs.jsonl"), progress=False)
     test = converters.run(converters.translation.make(trans_args), str(data / "java_cs_test.jsonl"),

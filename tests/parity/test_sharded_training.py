@@ -198,3 +198,21 @@ def test_a_bf16_init_trains_and_exports_bf16(work):
         losses = [m["loss"] for m in metrics(run)]
         assert losses[-1] < losses[0] - 0.5  # it learns from the bf16 weights
     assert worst(two, one, "loss") <= TOL
+
+
+@pytest.mark.cuda
+def test_on_cuda_each_rank_binds_its_gpu_and_computes_in_bf16(work):
+    """CUDA only: one process trains in bf16 on cuda:0 (peak allocation reported); with 2 GPUs, 2 FSDP2 ranks bind
+    cuda:0 and cuda:1 (NCCL) and take the single process's steps to bf16 accuracy."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    one = train(load_config(ROOT / TINY, overrides(work, "cuda1", "torch.precision=bf16")), progress=False)
+    assert one["device"] == "cuda:0" and all("device_memory_mb" in m for m in metrics(Path(one["output_dir"])))
+    if torch.cuda.device_count() < 2:
+        return
+    run = launch(work, "cuda2", TINY, *overrides(work, "cuda2", "torch.precision=bf16", "torch.distributed=fsdp"))
+    measured = json.loads((run / "summary.json").read_text())["memory"]["measured_per_rank"]
+    assert all(r["cuda_max_allocated"] > 0 for r in measured)
+    assert worst(run, Path(one["output_dir"]), "loss") <= 2e-2  # bf16 compute
