@@ -41,17 +41,15 @@ def rotary_construct(self, query, key, freqs_cis, batch_valid_length):
 
 
 def cache_construct(self, key, value, slot_mapping, batch_valid_length=None):
-    """``PagedAttentionMgr.construct`` (``ReshapeAndCache``): write each token's key and value at its slot."""
-    blocks, block_size, kv_heads, head_dim = self.key_cache.shape
-    slots = ops.reshape(slot_mapping, (-1, 1)).astype(mstype.int32)
+    """``PagedAttentionMgr.construct`` (``ReshapeAndCache``): write each token's key and value at its slot, in place
+    (a scatter into the cache parameter: the cost is the tokens written, not the cache's size)."""
+    _blocks, block_size, kv_heads, head_dim = self.key_cache.shape
+    slots = ops.reshape(slot_mapping, (-1,)).astype(mstype.int32)
+    where = ops.stack((slots // block_size, slots % block_size), -1)  # [tokens, 2]: block, offset
     new_k = ops.reshape(key, (-1, kv_heads, head_dim)).astype(self.key_cache.dtype)
     new_v = ops.reshape(value, (-1, kv_heads, head_dim)).astype(self.value_cache.dtype)
-    flat_k = ops.reshape(self.key_cache, (blocks * block_size, kv_heads, head_dim))
-    flat_v = ops.reshape(self.value_cache, (blocks * block_size, kv_heads, head_dim))
-    flat_k = ops.tensor_scatter_update(flat_k, slots, new_k)
-    flat_v = ops.tensor_scatter_update(flat_v, slots, new_v)
-    k_done = ops.assign(self.key_cache, ops.reshape(flat_k, self.key_cache.shape))
-    v_done = ops.assign(self.value_cache, ops.reshape(flat_v, self.value_cache.shape))
+    k_done = ops.scatter_nd_update(self.key_cache, where, new_k)
+    v_done = ops.scatter_nd_update(self.value_cache, where, new_v)
     return ops.depend(key, ops.depend(k_done, v_done))
 
 
