@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install browser quickstart test test-unit tokenizer clean
+.PHONY: install browser toolchains quickstart test test-unit tokenizer clean
 
 install: $(STAMP)
 
@@ -27,7 +27,18 @@ browser:
 	   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
 	  echo "warning: could not install chromium; the report's browser test will fail in CI"
 
-test: $(STAMP) browser
+# Debian's compilers and runtimes for `mindcode eval humaneval --language js|java|go|cpp|rust` and its tests
+# (libboost for bigcode's C++ headers, libssl for HumanEvalPack's md5 problem, testify and the rand/regex/md5 crates).
+TOOLCHAINS := nodejs g++ libboost-dev libssl-dev default-jdk-headless golang-go golang-github-stretchr-testify-dev \
+              librust-rand-dev librust-regex-dev librust-md5-dev
+toolchains:
+	@missing=$$(for p in $(TOOLCHAINS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	command -v rustc >/dev/null 2>&1 || [ -x "$$HOME/.cargo/bin/rustc" ] || missing="$$missing rustc cargo"; \
+	[ -z "$$missing" ] || (command -v apt-get >/dev/null 2>&1 && apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) || \
+	  echo "warning: could not install$$missing; the multi-language evaluation tests will fail in CI"
+
+test: $(STAMP) browser toolchains
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: $(STAMP)

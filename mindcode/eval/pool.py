@@ -107,6 +107,7 @@ def _worker_env() -> dict[str, str]:
     """A small environment: programs under test see no credentials or tokens of the caller."""
     keep = ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "SYSTEMROOT")
     env = {k: v for k, v in os.environ.items() if k in keep}
+    env["OPENBLAS_NUM_THREADS"] = env["OMP_NUM_THREADS"] = "1"  # numpy is preloaded: no BLAS threads to fork
     # An uninstalled checkout still needs to find mindcode.
     import mindcode
 

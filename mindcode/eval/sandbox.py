@@ -45,6 +45,7 @@ CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
 PR_SET_KEEPCAPS = 8
+PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE = 47, 2
 CAP_DAC_READ_SEARCH = 2
 LINUX_CAPABILITY_VERSION_3 = 0x20080522
 PR_SET_CHILD_SUBREAPER = 36
@@ -88,16 +89,20 @@ class _CapData(ctypes.Structure):
     _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
 
 
-def drop_to_nobody() -> None:
-    """setuid(nobody) keeping CAP_DAC_READ_SEARCH alone (effective and permitted), nothing inheritable."""
+def drop_to_nobody(across_exec: bool = False) -> None:
+    """setuid(nobody) keeping CAP_DAC_READ_SEARCH alone (effective and permitted); ``across_exec`` makes it ambient,
+    so that a toolchain it then runs can traverse into a root-owned prefix too (Landlock bounds where)."""
     _libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0)
     os.setgroups([])
     os.setgid(NOBODY)
     os.setuid(NOBODY)
     header = _CapHeader(LINUX_CAPABILITY_VERSION_3, 0)
-    data = (_CapData * 2)(_CapData(1 << CAP_DAC_READ_SEARCH, 1 << CAP_DAC_READ_SEARCH, 0), _CapData(0, 0, 0))
+    bit = 1 << CAP_DAC_READ_SEARCH
+    data = (_CapData * 2)(_CapData(bit, bit, bit if across_exec else 0), _CapData(0, 0, 0))
     if _libc.capset(ctypes.byref(header), data) != 0:
         raise OSError(ctypes.get_errno(), "capset failed")
+    if across_exec and _libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_DAC_READ_SEARCH, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "could not keep the traverse capability across exec")
 
 
 def _syscall(number: int, *args: Any) -> int:
@@ -210,6 +215,9 @@ def _test_process(task: dict[str, Any], workdir: str, result_fd: int, limits: di
     os.dup2(null, 0)
     os.dup2(out, 1)
     os.dup2(out, 2)
+    if task.get("steps"):
+        os.write(result_fd, _run_program(task, workdir, limits, protections).encode("utf-8", "replace")[:4000])
+        os._exit(0)
     requests_r, requests_w = os.pipe()
     replies_r, replies_w = os.pipe()
     # confined first, so that the candidate's sandbox nests inside this one: it may signal the candidate (Landlock's
@@ -234,7 +242,7 @@ def _test_process(task: dict[str, Any], workdir: str, result_fd: int, limits: di
     os.close(requests_r)
     os.close(replies_w)
     verdict = split.run_test(task["prelude_code"], task["test_code"], task.get("entry_point"),
-                             split.Proxy(requests_w, replies_r))
+                             split.Proxy(requests_w, replies_r), task.get("call_check", True))
     try:
         os.kill(pid, signal.SIGKILL)  # its namespace goes with it
     except ProcessLookupError:
@@ -243,6 +251,91 @@ def _test_process(task: dict[str, Any], workdir: str, result_fd: int, limits: di
     body = verdict.encode("utf-8", "replace")[:4000]
     os.write(result_fd, body)
     os._exit(0)
+
+
+def _run_program(task: dict[str, Any], workdir: str, limits: dict[str, Any], protections: dict[str, Any]) -> str:
+    """A compiled (or not Python) program: write its files, run each step (compile, run) as the candidate, in a PID
+    namespace of its own and with its own timeout; the verdict comes from the steps' exit statuses, read here."""
+    if task.get("seed"):  # a warm build cache, the candidate's to use and change (a copy per sample)
+        shutil.copytree(task["seed"], workdir, dirs_exist_ok=True, symlinks=True)
+        if protections["privileges"].startswith("nobody"):
+            for root, dirs, files in os.walk(workdir):
+                for name in dirs + files:
+                    os.lchown(os.path.join(root, name), NOBODY, NOBODY)
+    for name, text in task["files"].items():
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        os.write(fd, text.encode())
+        os.close(fd)
+    reads = sorted(set(protections["reads_allowed"]) | set(task.get("reads", [])))
+    _confine(workdir, {**limits, "processes": limits["processes"] + 4}, 4 * task["timeout"],
+             {**protections, "reads_allowed": reads})
+    for step in task["steps"]:
+        status, output = _run_step(step, workdir, limits, {**protections, "reads_allowed": reads},
+                                   task.get("env", {}))
+        if status == "timed out":
+            return "timed out" if step["kind"] == "run" else f"failed: compilation timed out ({step['timeout']} s)"
+        if status != 0:
+            how = f"exit status {status}" if isinstance(status, int) else status
+            if step["kind"] == "compile":
+                return f"failed: compilation error ({how}): {output}"
+            return f"failed: {how}: {output}"
+        if step.get("quiet") and output:  # bigcode's rule for JavaScript: console.assert only prints
+            return f"failed: the program wrote output: {output}"
+    return "passed"
+
+
+def _run_step(step: dict[str, Any], workdir: str, limits: dict[str, Any], protections: dict[str, Any],
+              env: dict[str, str]) -> tuple[int | str, str]:
+    """Run ``step["argv"]`` as the candidate: (exit status or "signal X" or "timed out", the tail of its output)."""
+    log = f".{step['kind']}.log"
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setpgid(0, 0)
+            if protections["pid_namespace"]:
+                _libc.unshare(CLONE_NEWPID)
+            child = os.fork()  # PID 1 of the new namespace: everything it leaves dies with it
+            if child:
+                _, status = os.waitpid(child, 0)
+                os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
+            out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+            os.dup2(out, 1)
+            os.dup2(out, 2)
+            os.closerange(3, 65536)
+            _confine(workdir, limits, 4 * step["timeout"], protections)  # CPU seconds: compilers use threads
+            if protections["privileges"].startswith("nobody"):
+                drop_to_nobody(across_exec=True)
+            _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # after the uid change, which clears it
+            os.execve(step["argv"][0], step["argv"], {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": workdir,
+                                                      "TMPDIR": workdir,
+                                                      **{k: v.replace("{workdir}", workdir) for k, v in env.items()}})
+        except BaseException as exc:
+            os.write(2, f"cannot run {step['argv'][0]}: {exc}".encode())
+        finally:
+            os._exit(127)
+    pidfd = os.pidfd_open(pid)
+    ready, _, _ = select.select([pidfd], [], [], step["timeout"])
+    if not ready:
+        os.killpg(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    os.close(pidfd)
+    try:
+        fd = os.open(log, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        size = os.fstat(fd).st_size
+        os.lseek(fd, max(0, size - 1000), os.SEEK_SET)
+        output = os.read(fd, 1000).decode("utf-8", "replace").replace(workdir + "/", "").strip()  # stable text
+        os.close(fd)
+    except OSError:
+        output = ""
+    if not ready:
+        return "timed out", output
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+    if code > 128 and code - 128 < signal.NSIG:
+        try:
+            return f"signal {signal.Signals(code - 128).name}", output
+        except ValueError:
+            pass
+    return code, output
 
 
 def _kill_descendants() -> None:
@@ -360,7 +453,8 @@ def detect_protections() -> dict[str, Any]:
 # Imported once in the worker so that each forked child starts with them (HumanEval prompts import most of these);
 # a child importing them itself costs milliseconds per sample.
 PRELOAD = ("typing", "math", "re", "collections", "itertools", "functools", "hashlib", "string", "heapq", "bisect",
-           "statistics", "fractions", "decimal", "random", "copy", "operator", "datetime", "json", "numbers")
+           "statistics", "fractions", "decimal", "random", "copy", "operator", "datetime", "json", "numbers",
+           "numpy")  # numpy: bigcode's HumanEvalPack programs import it
 
 
 def main() -> int:

