@@ -18,6 +18,8 @@ from backends import get_backend
 from mindcode.terminal import interactive
 from mindcode.data.io import read_records, write_jsonl
 from mindcode.errors import MindcodeError
+from mindcode.eval import pack
+from mindcode.eval.languages import LANGUAGES
 from mindcode.predict.decode import GenerationConfig
 from mindcode.predict.run import HUMANEVAL_STOP, Generator, predict_rows
 
@@ -33,7 +35,8 @@ def _bool(text: str) -> bool:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("task", nargs="?", choices=["humaneval"], help="humaneval: sample the bundled problems")
+    parser.add_argument("task", nargs="?", choices=["humaneval", "humanevalfix"],
+                        help="humaneval: sample the bundled (or --problem_file) problems; humanevalfix: fixes")
     parser.add_argument("--config", required=True, help="a training config (its backend and model shape)")
     parser.add_argument("--backend", choices=["ascend", "gpu"], help="override the config's backend")
     parser.add_argument("--checkpoint", required=True, help="HF directory or MindSpore .ckpt (either backend)")
@@ -57,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max_length", type=int, default=0, help="prompt + new tokens (default: the model's positions)")
     parser.add_argument("--n_samples", type=int, default=1, help="humaneval: samples per task")
     parser.add_argument("--limit", type=int, default=0, help="humaneval: only the first K tasks")
+    parser.add_argument("--language", choices=list(LANGUAGES), default="python",
+                        help="humaneval: the problems' language (bigcode's prompts, stop words and truncation)")
+    parser.add_argument("--problem_file", help="humaneval: HumanEvalPack JSONL (needed but for python)")
 
 
 def log_dir(args: argparse.Namespace) -> str:
@@ -68,13 +74,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     max_length = args.max_length  # 0: the model's own positions (max_position_embeddings)
     stop = list(args.stop)
     rows: list[dict[str, Any]]
-    if args.task == "humaneval":
+    if args.task:
         from mindcode.eval.humaneval import default_problem_file, read_problems
 
-        problems = list(read_problems(default_problem_file()).values())
+        fix = args.task == "humanevalfix"
+        if not args.problem_file and (fix or args.language != "python"):
+            raise MindcodeError(f"{args.task} --language {args.language} needs --problem_file (HumanEvalPack JSONL)")
+        problems = [p for p in read_problems(args.problem_file or default_problem_file(), fix).values()
+                    if p["language"] == args.language]
+        if not problems:
+            raise MindcodeError(f"{args.problem_file}: no {args.language} problems")
         problems = problems[: args.limit] if args.limit else problems
-        rows = [{"id": p["task_id"], "prompt": p["prompt"].strip()} for p in problems]
-        stop += HUMANEVAL_STOP
+        rows = [{"id": p["task_id"], "prompt": pack.prompt(p, fix)} for p in problems]
+        stop += HUMANEVAL_STOP if args.language == "python" else pack.stop_words(args.language)
         if args.n_samples > 1 and not args.do_sample:
             raise MindcodeError("--n_samples > 1 needs --do_sample true")
     else:
@@ -99,10 +111,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                           max_rows=args.batch_size * max(args.num_beams, config.num_return_sequences),
                           tensor_parallel=world)
     out = predict_rows(generator, rows, config, args.batch_size, args.chat, args.template, interactive())
-    if args.task == "humaneval":
+    if args.task:
         samples = []
         for row in out:
             for text in row.get("completions", [row.get("completion")]):
+                text = text if args.language == "python" else pack.postprocess(args.language, text)
                 samples.append({"task_id": row["id"], "completion": text})
         out = samples
     if rank == 0:  # every rank decoded the same tokens

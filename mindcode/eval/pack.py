@@ -116,8 +116,8 @@ def postprocess(language: str, completion: str) -> str:
         lines = text.split("\n")
         for i, line in enumerate(lines[1:], 1):
             if line.strip() and not line.startswith((" ", "\t")):
-                return "\n".join(lines[:i])
-        return text
+                return "\n".join(lines[:i]).rstrip()
+        return text.rstrip()
     depth = 2 if language == "java" else 1  # Java's prompt opens the class and the method
     for i, char in enumerate(text):
         depth += {"{": 1, "}": -1}.get(char, 0)
@@ -131,3 +131,12 @@ def postprocess(language: str, completion: str) -> str:
 def stop_words(language: str) -> list[str]:
     assert language in LANGUAGES, language
     return list(STOP_WORDS.get(language, ()))
+
+
+def prompt(problem: dict[str, Any], fix: bool = False) -> str:
+    """The plain-continuation prompt bigcode's harness gives a base model: the problem's prompt (synthesis); for
+    HumanEvalFix (tests given) the buggy function and its test, the instruction, then the declaration to continue."""
+    if not fix:
+        return problem["prompt"].strip()
+    context = problem["declaration"] + problem["buggy_solution"] + "\n" + problem["test"]
+    return f"{context}\nFix bugs in {problem['entry_point']}.\n\n{problem['declaration']}".strip()

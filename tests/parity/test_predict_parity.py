@@ -148,3 +148,30 @@ def test_tensor_parallel_prediction_on_two_processes_gives_the_same_tokens(check
     assert two.returncode == 0, two.stderr[-2000:]
     assert (tmp_path / "one.jsonl").read_text() == (tmp_path / "two.jsonl").read_text()
     assert all(len(json.loads(line)["token_ids"]) == 30 for line in (tmp_path / "two.jsonl").read_text().splitlines())
+
+
+@pytest.mark.parametrize("task", ["humaneval", "humanevalfix"])
+def test_predict_humanevalpack_go_feeds_eval_unchanged(checkpoint, tmp_path, task):
+    """bigcode's prompts, Go stop words and brace truncation; the samples go to ``eval`` as written."""
+    from tests.unit.eval import evalpack
+    from tests.unit.eval.test_languages import need
+
+    need("go")
+    problems = tmp_path / "go.jsonl"
+    problems.write_text("".join(json.dumps(p) + "\n" for p in evalpack.problems("go")))
+    samples = tmp_path / "samples.jsonl"
+    result = subprocess.run([sys.executable, "-m", "mindcode", "predict", task, "--language", "go", "--problem_file",
+                             str(problems), "--config", str(ROOT / "configs/gpu/tiny_cpu.yaml"), "--tokenizer",
+                             str(TINY_TOKENIZER), "--checkpoint", str(checkpoint), "--output", str(samples),
+                             "--max_new_tokens", "24", "--max_length", "1024"], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in samples.read_text().splitlines()]
+    assert [r["task_id"] for r in rows] == ["Go/0", "Go/1"]
+    assert all("\nfunc" not in r["completion"] and "\n//" not in r["completion"] for r in rows)
+    result = subprocess.run([sys.executable, "-m", "mindcode", "eval", task, "--language", "go", "--problem_file",
+                             str(problems), "--samples", str(samples), "--k", "1", "--json"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["samples"] == 2 and list(summary["by_language"]) == ["go"]
+    assert sum(summary["outcomes"].values()) == 2  # a 0.2M-parameter model: what is tested is the path

@@ -1,0 +1,64 @@
+"""bigcode's HumanEvalPack conventions: truncation of generations, the HumanEvalFix prompt, program assembly."""
+
+import pytest
+
+from mindcode.eval import pack
+
+from tests.unit.eval import evalpack
+
+
+@pytest.mark.parametrize("language, raw, cut", [
+    ("cpp", "    return x+y;\n}\nint main(){ return 0; }\n", "    return x+y;\n}"),
+    ("js", "  if (x) { return 1; }\n  return 2;\n};\nconsole.log(add(1, 2));\n", "  if (x) { return 1; }\n  return 2;\n}"),
+    ("java", "        return x + y;\n    }\n}\n\npublic class Main {\n}\n", "        return x + y;\n    }\n}"),
+    ("java", "        return x + y;\n    }\n    public static void main(String[] a) {", "        return x + y;\n    }\n}"),
+    ("rust", "    x + y\n}\n\nfn main() {\n}\n", "    x + y\n}"),
+    ("go", "    return x + y\n}\n\nfunc main() {\n}\n", "    return x + y\n}"),
+    ("go", "    return x + y // sum\n}\n// Another function\n", "    return x + y // sum\n}"),
+    ("python", "    return x + y\n\n\nprint(add(1, 2))\n", "    return x + y"),
+    ("python", "    return x + y\n\nx = 1\n", "    return x + y"),
+])
+def test_a_generation_is_cut_where_the_harness_cuts_it(language, raw, cut):
+    assert pack.postprocess(language, raw) == cut
+
+
+def test_the_fix_prompt_shows_the_buggy_function_its_tests_and_the_instruction():
+    problem = evalpack.problems("java")[0]
+    text = pack.prompt(problem, fix=True)
+    assert problem["buggy_solution"].strip() in text and "public class Main" in text
+    assert "Fix bugs in add." in text and text.endswith(problem["declaration"].strip())
+    assert pack.prompt(problem) == problem["prompt"].strip()
+
+
+def test_go_imports_what_a_sample_uses_and_drops_what_it_repeats():
+    problem = evalpack.problems("go")[0]
+    code = problem["prompt"] + "    return int(math.Sqrt(float64(x*x))) + y\n}\n"
+    program = pack.program("go", problem, code)
+    assert program.count('"math"') == 1 and program.count("package main") == 1
+    repeated = 'import (\n    "testing"\n)\n' + problem["declaration"] + "    return x + y\n}\n"
+    assert pack.program("go", problem, repeated).count('"testing"') == 1
+
+
+def test_rust_gets_main_and_the_declarations_uses_once():
+    problem = evalpack.problems("rust")[0]
+    bare = "fn add(x:i32, y:i32) -> i32{\n    x + y\n}\n"
+    program = pack.program("rust", problem, bare)
+    assert program.count("fn main(){}") == 1 and program.count("use rand::Rng;") == 1
+    assert program.count("fn add(") == 1  # the declaration's own signature is not added a second time
+    twice = pack.program("rust", problem, problem["prompt"] + "    x + y\n}\nfn main() { println!(\"x\"); }\n")
+    assert twice.count("fn main()") == 1
+
+
+def test_a_completion_continues_the_prompt_either_way():
+    problem = {"prompt": "def f():\n", "declaration": "def f():\n"}
+    assert pack.function(problem, {"completion": "    return 1\n"}) == "def f():\n    return 1\n"
+    assert pack.function(problem, {"completion": "\n    return 1\n"}) == "def f():\n    return 1\n"
+    assert pack.function(problem, {"solution": "def f(): return 2"}) == "def f(): return 2"
+
+
+def test_task_ids_name_their_language():
+    assert pack.language_of({"task_id": "HumanEval/3"}) == "python"
+    assert [pack.language_of({"task_id": f"{p}/0"}) for p in ("Python", "JavaScript", "Java", "Go", "C++", "Rust")] \
+        == ["python", "js", "java", "go", "cpp", "rust"]
+    with pytest.raises(ValueError, match="Kotlin/1"):
+        pack.language_of({"task_id": "Kotlin/1"})
