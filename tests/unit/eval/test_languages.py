@@ -114,3 +114,16 @@ def test_as_a_normal_user_compiled_samples_are_contained_too(language, secret):
         pool.run(tasks, lambda i, r: out.update({i: r}))
     assert out[0]["passed"] and not out[1]["passed"] and "TOKEN" not in out[1]["result"]
     assert not sleepers(tag)
+
+
+def test_translations_are_scored_per_language_pair(tmp_path):
+    """A translated function is a ``solution`` run against the target language's tests; ``source_lang`` groups it."""
+    need("cpp")
+    problems = evalpack.problems("python") + evalpack.problems("cpp")
+    path = write(tmp_path / "problems.jsonl", problems)
+    rows = [{"task_id": p["task_id"], "solution": p["declaration"] + p[key], "source_lang": source}
+            for p in problems for key, source in (("canonical_solution", "java"), ("buggy_solution", "go"))]
+    summary = evaluate(write(tmp_path / "t.jsonl", rows), [1], workers=2, problem_file=path, progress=False)
+    assert set(summary["by_pair"]) == {"java->python", "go->python", "java->cpp", "go->cpp"}
+    assert summary["by_pair"]["java->cpp"]["pass@1"] == 1.0 and summary["by_pair"]["go->cpp"]["pass@1"] == 0.0
+    assert summary["by_language"]["python"]["samples"] == 4 and summary["pass@1"] == 0.5
