@@ -100,10 +100,12 @@ def _mindrecord() -> str:
 
 
 def _sandbox() -> str:
-    from mindcode.eval.sandbox import detect_protections
+    from mindcode.eval.pool import SandboxPool
 
-    found = detect_protections()
-    return ", ".join(f"{k}: {v}" for k, v in found.items() if k in ("network", "filesystem_writes", "privileges"))
+    with SandboxPool(1) as pool:  # a real worker: what it finds is what an evaluation gets
+        found = pool.protections
+    keys = ("network", "filesystem_writes", "privileges", "sample_group")
+    return ", ".join(f"{k}: {v}" for k, v in found.items() if k in keys)
 
 
 def _chromium() -> str:

@@ -290,3 +290,16 @@ def test_memory_is_bounded_per_sample_not_per_process(pool):
     assert not run(pool, program, timeout=8.0, memory_mb=1024)["passed"]
     assert run(pool, program, timeout=8.0, memory_mb=4096)["passed"]  # the same program, room enough: it passes
     assert not any("not per sample" in gap for gap in pool.protections["open"])
+
+
+def test_a_test_that_never_ends_is_stopped_by_the_workers_alarm(pool):
+    """The worker runs the problem's test itself: a test stuck on a candidate's answer is cut at the timeout, and the
+    worker goes on with the next sample."""
+    program = "def add(a, b):\n    return [0] * 3\n"
+    stuck = {"prelude": "", "test": "def check(candidate):\n    while candidate(1, 2) != 3:\n        pass\n",
+             "entry_point": "add"}
+    out = {}
+    start = time.monotonic()
+    pool.run([{"id": 0, "candidate": program, **stuck, "timeout": 1.0}], lambda i, r: out.update(r))
+    assert out["result"] == "timed out" and time.monotonic() - start < 3.0
+    assert sample(pool, "return a + b")["passed"]
