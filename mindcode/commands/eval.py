@@ -23,6 +23,7 @@ from mindcode.eval.languages import LANGUAGES
 
 HELP = "evaluate: HumanEval pass@k (sandboxed), BLEU/CodeBLEU/exact match, repair exact match"
 NESTED = True
+HUMANEVAL_STEPS = ("humaneval", "humanevalfix", "humanevalexplain")  # completions of the prompt / the declaration
 
 
 def _ks(text: str) -> list[int]:
@@ -38,7 +39,9 @@ def _ks(text: str) -> list[int]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     steps = parser.add_subparsers(dest="step", metavar="EVALUATOR", required=True)
     for name, text in (("humaneval", "functional correctness and pass@k in a sandbox (six languages)"),
-                       ("humanevalfix", "HumanEvalFix: fixed functions (completions of the declaration), pass@k")):
+                       ("humanevalfix", "HumanEvalFix: fixed functions (completions of the declaration), pass@k"),
+                       ("humanevalexplain", "HumanEvalExplain: code written from descriptions (completions of the "
+                                            "declaration), pass@k")):
         sub = steps.add_parser(name, help=text)
         sub.add_argument("--samples", required=True, help='JSONL of {"task_id", "completion"} (or "solution")')
         sub.add_argument("--k", type=_ks, default=[1, 10, 100], help="comma-separated k values (default 1,10,100)")
@@ -69,11 +72,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    if args.step in ("humaneval", "humanevalfix"):
+    if args.step in HUMANEVAL_STEPS:
         limits = {"memory_mb": args.memory_mb} if args.memory_mb else {}
         summary = humaneval.evaluate(args.samples, args.k, args.workers, args.timeout, args.problem_file, limits,
                                      progress=interactive(), language=args.language,
-                                     fix=args.step == "humanevalfix")
+                                     fix=args.step != "humaneval")
         base = args.samples
     elif args.step == "bleu":
         summary, base = run_bleu(args), args.predictions
@@ -105,7 +108,7 @@ def run_bleu(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def markdown(summary: dict[str, Any]) -> str:
-    if summary["evaluator"] in ("humaneval", "humanevalfix"):
+    if summary["evaluator"] in HUMANEVAL_STEPS:
         ks = [k for k in summary if k.startswith("pass@")]
         o = summary["outcomes"]
         lines = [
@@ -134,7 +137,7 @@ def markdown(summary: dict[str, Any]) -> str:
 
 
 def summary(result: dict[str, Any]) -> str:
-    if result["evaluator"] in ("humaneval", "humanevalfix"):
+    if result["evaluator"] in HUMANEVAL_STEPS:
         ks = ", ".join(f"{k} {result[k]:.4f}" for k in result if k.startswith("pass@"))
         o = result["outcomes"]
         return (f"{ks} on {result['samples']} samples ({result['tasks_attempted']}/{result['tasks_total']} tasks, "

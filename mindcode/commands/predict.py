@@ -35,8 +35,9 @@ def _bool(text: str) -> bool:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("task", nargs="?", choices=["humaneval", "humanevalfix"],
-                        help="humaneval: sample the bundled (or --problem_file) problems; humanevalfix: fixes")
+    parser.add_argument("task", nargs="?", choices=["humaneval", "humanevalfix", "humanevalexplain"],
+                        help="humaneval: sample the bundled (or --problem_file) problems; humanevalfix: fixes; "
+                             "humanevalexplain: descriptions, or with --descriptions the code written from them")
     parser.add_argument("--config", required=True, help="a training config (its backend and model shape)")
     parser.add_argument("--backend", choices=["ascend", "gpu"], help="override the config's backend")
     parser.add_argument("--checkpoint", required=True, help="HF directory or MindSpore .ckpt (either backend)")
@@ -63,6 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--language", choices=list(LANGUAGES), default="python",
                         help="humaneval: the problems' language (bigcode's prompts, stop words and truncation)")
     parser.add_argument("--problem_file", help="humaneval: HumanEvalPack JSONL (needed but for python)")
+    parser.add_argument("--descriptions", help='humanevalexplain: {"task_id", "description"} JSONL written by its '
+                                               "first run; the second writes the code (eval humanevalexplain)")
 
 
 def log_dir(args: argparse.Namespace) -> str:
@@ -78,14 +81,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         from mindcode.eval.humaneval import default_problem_file, read_problems
 
         fix = args.task == "humanevalfix"
-        if not args.problem_file and (fix or args.language != "python"):
+        pack_only = args.task != "humaneval"
+        if not args.problem_file and (pack_only or args.language != "python"):
             raise MindcodeError(f"{args.task} --language {args.language} needs --problem_file (HumanEvalPack JSONL)")
-        problems = [p for p in read_problems(args.problem_file or default_problem_file(), fix).values()
+        problems = [p for p in read_problems(args.problem_file or default_problem_file(), pack_only).values()
                     if p["language"] == args.language]
         if not problems:
             raise MindcodeError(f"{args.problem_file}: no {args.language} problems")
         problems = problems[: args.limit] if args.limit else problems
-        rows = [{"id": p["task_id"], "prompt": pack.prompt(p, fix)} for p in problems]
+        rows = explain_rows(args, problems) if args.task == "humanevalexplain" else [
+            {"id": p["task_id"], "prompt": pack.prompt(p, fix)} for p in problems]
         stop += HUMANEVAL_STOP if args.language == "python" else pack.stop_words(args.language)
         if args.n_samples > 1 and not args.do_sample:
             raise MindcodeError("--n_samples > 1 needs --do_sample true")
@@ -113,14 +118,33 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out = predict_rows(generator, rows, config, args.batch_size, args.chat, args.template, interactive())
     if args.task:
         samples = []
+        by_id = {p["task_id"]: p for p in problems}
         for row in out:
+            task_id = row["id"].split("#")[0]  # explain's second half numbers each description: TASK#N
             for text in row.get("completions", [row.get("completion")]):
+                if args.task == "humanevalexplain" and not args.descriptions:
+                    samples.append({"task_id": task_id, "description": pack.clean_description(by_id[task_id], text)})
+                    continue
                 text = text if args.language == "python" else pack.postprocess(args.language, text)
-                samples.append({"task_id": row["id"], "completion": text})
+                samples.append({"task_id": task_id, "completion": text})
         out = samples
     if rank == 0:  # every rank decoded the same tokens
         write_jsonl(args.output, out)
     return {"backend": backend, "output": args.output, **generator.stats}
+
+
+def explain_rows(args: argparse.Namespace, problems: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """HumanEvalExplain's prompts: describe each function; or, given the descriptions, write code from each."""
+    if not args.descriptions:
+        return [{"id": p["task_id"], "prompt": pack.describe_prompt(p)} for p in problems]
+    by_id = {p["task_id"]: p for p in problems}
+    rows = []
+    for number, record in enumerate(read_records(args.descriptions)):
+        task_id, text = record.data.get("task_id"), record.data.get("description")
+        if task_id not in by_id or not isinstance(text, str):
+            raise MindcodeError(f"{args.descriptions}: record {number}: needs a known 'task_id' and a 'description'")
+        rows.append({"id": f"{task_id}#{number}", "prompt": pack.synthesize_prompt(by_id[task_id], text)})
+    return rows
 
 
 def summary(result: dict[str, Any]) -> str:

@@ -133,6 +133,30 @@ def stop_words(language: str) -> list[str]:
     return list(STOP_WORDS.get(language, ()))
 
 
+def describe_prompt(problem: dict[str, Any]) -> str:
+    """HumanEvalExplain, first half: the canonical function, and the instruction to describe it within the length
+    of its own docstring (bigcode's budget)."""
+    budget = len(problem.get("docstring") or "") or 500
+    context = problem["declaration"] + problem["canonical_solution"]
+    return (f"{context}\nProvide a concise natural language description of the code using at most {budget} "
+            "characters.\n\n").strip()
+
+
+def clean_description(problem: dict[str, Any], text: str) -> str:
+    """A description as bigcode keeps it: within the budget, and without lines copied from the solution."""
+    budget = len(problem.get("docstring") or "") or 500
+    copied = {line.strip() for line in problem["canonical_solution"].splitlines() if len(line.strip()) > 20}
+    kept = [line for line in text.strip()[:budget].splitlines() if line.strip() not in copied]
+    return "\n".join(kept).strip()
+
+
+def synthesize_prompt(problem: dict[str, Any], description: str) -> str:
+    """HumanEvalExplain, second half: write the function from a description alone; the completion continues the
+    declaration (evaluated as ``eval humanevalexplain``)."""
+    return (f"{description}\nWrite functional code in {LANGUAGES[language_of(problem)].pack} according to the "
+            f"description.\n\n{problem['declaration']}").strip()
+
+
 def prompt(problem: dict[str, Any], fix: bool = False) -> str:
     """The plain-continuation prompt bigcode's harness gives a base model: the problem's prompt (synthesis); for
     HumanEvalFix (tests given) the buggy function and its test, the instruction, then the declaration to continue."""

@@ -175,3 +175,30 @@ def test_predict_humanevalpack_go_feeds_eval_unchanged(checkpoint, tmp_path, tas
     summary = json.loads(result.stdout)
     assert summary["samples"] == 2 and list(summary["by_language"]) == ["go"]
     assert sum(summary["outcomes"].values()) == 2  # a 0.2M-parameter model: what is tested is the path
+
+
+def test_predict_humanevalexplain_describes_then_writes_code_that_eval_runs(checkpoint, tmp_path):
+    from tests.unit.eval import evalpack
+    from tests.unit.eval.test_languages import need
+
+    need("cpp")
+    problems = tmp_path / "cpp.jsonl"
+    problems.write_text("".join(json.dumps(p) + "\n" for p in evalpack.problems("cpp")))
+    base = [sys.executable, "-m", "mindcode", "predict", "humanevalexplain", "--language", "cpp", "--problem_file",
+            str(problems), "--config", str(ROOT / "configs/gpu/tiny_cpu.yaml"), "--tokenizer", str(TINY_TOKENIZER),
+            "--checkpoint", str(checkpoint), "--max_new_tokens", "16", "--max_length", "1024"]
+    descriptions, samples = tmp_path / "descriptions.jsonl", tmp_path / "samples.jsonl"
+    result = subprocess.run(base + ["--output", str(descriptions)], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in descriptions.read_text().splitlines()]
+    assert [r["task_id"] for r in rows] == ["C++/0", "C++/1"] and all(isinstance(r["description"], str) for r in rows)
+    result = subprocess.run(base + ["--descriptions", str(descriptions), "--output", str(samples)],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["task_id"] for line in samples.read_text().splitlines()] == ["C++/0", "C++/1"]
+    result = subprocess.run([sys.executable, "-m", "mindcode", "eval", "humanevalexplain", "--problem_file",
+                             str(problems), "--samples", str(samples), "--k", "1", "--json"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["evaluator"] == "humanevalexplain" and summary["samples"] == 2

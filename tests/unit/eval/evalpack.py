@@ -89,6 +89,7 @@ PALINDROME = {
              "        assert!(is_palindrome(\"ab\".to_string()) == false);\n"
              "        assert!(is_palindrome(\"\".to_string()) == true);\n    }\n}\n"),
 }
+DOCSTRINGS = {"add": "Add two numbers.", "is_palindrome": "Whether text reads the same backwards."}
 PACK_NAMES = {"python": "Python", "js": "JavaScript", "java": "Java", "go": "Go", "cpp": "C++", "rust": "Rust"}
 ENTRY = {"add": {"go": "Add"}, "is_palindrome": {"js": "isPalindrome", "java": "isPalindrome", "go": "IsPalindrome"}}
 
@@ -156,7 +157,7 @@ def problems(language: str) -> list[dict]:
         declaration, prompt, canonical, buggy, test = table[language]
         row = {"task_id": f"{PACK_NAMES[language]}/{number}", "prompt": prompt, "declaration": declaration,
                "canonical_solution": canonical, "buggy_solution": buggy, "test": test,
-               "entry_point": ENTRY[name].get(language, name)}
+               "entry_point": ENTRY[name].get(language, name), "docstring": DOCSTRINGS[name]}
         if language == "go":
             row["test_setup"], row["import"] = GO_SETUP, ""
         rows.append(row)

@@ -62,3 +62,16 @@ def test_task_ids_name_their_language():
         == ["python", "js", "java", "go", "cpp", "rust"]
     with pytest.raises(ValueError, match="Kotlin/1"):
         pack.language_of({"task_id": "Kotlin/1"})
+
+
+def test_explain_describes_within_the_docstrings_budget_then_writes_code_from_the_description():
+    problem = evalpack.problems("cpp")[1]
+    text = pack.describe_prompt(problem)
+    assert problem["canonical_solution"].strip() in text and f"at most {len(problem['docstring'])} characters" in text
+    roomy = {**problem, "docstring": "d" * 200}
+    copied = "    return string(text.rbegin(), text.rend()) == text;\nIt reverses the text and compares it."
+    assert pack.clean_description(roomy, copied) == "It reverses the text and compares it."  # no copied line
+    assert len(pack.clean_description(problem, "x" * 500)) == len(problem["docstring"])  # the budget
+    written = pack.synthesize_prompt(problem, "Checks for palindromes.")
+    assert written.startswith("Checks for palindromes.\nWrite functional code in C++ according to the description.")
+    assert written.endswith(problem["declaration"].strip()) and problem["canonical_solution"].strip() not in written
