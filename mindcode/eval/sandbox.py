@@ -58,8 +58,8 @@ _CODE: dict[tuple[str, str], Any] = {}
 
 
 def _compiled(text: str, name: str) -> Any:
-    """A problem's prompt or test compiled once per worker (every sample of a task shares them; forked test
-    processes inherit the code objects). The sample's own program is compiled in its candidate process."""
+    """A problem's prompt or test compiled once per worker (every sample of a task shares them; the worker runs
+    them). The sample's own program is compiled in its candidate process."""
     key = (text, name)
     if key not in _CODE:
         if len(_CODE) > 1024:
@@ -153,12 +153,13 @@ def _run_python(task: dict[str, Any], workdir: str, limits: dict[str, Any], prot
     _ALARM["fired"] = False
     signal.setitimer(signal.ITIMER_REAL, task["timeout"])
     try:
-        verdict = split.run_test(task["prelude_code"], task["test_code"], task.get("entry_point"),
-                                 split.Proxy(requests_w, replies_r), task.get("call_check", True))
-    except _Timeout:
+        try:
+            verdict = split.run_test(task["prelude_code"], task["test_code"], task.get("entry_point"),
+                                     split.Proxy(requests_w, replies_r), task.get("call_check", True))
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except _Timeout:  # also when it fires just as the test ends: the timer is one-shot
         verdict = "timed out"
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
     for kill in (os.killpg, os.kill):  # its namespace (or, without one, its session) goes with it
         try:
             kill(pid, signal.SIGKILL)
