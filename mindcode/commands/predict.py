@@ -136,6 +136,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def explain_rows(args: argparse.Namespace, problems: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """HumanEvalExplain's prompts: describe each function; or, given the descriptions, write code from each."""
     if not args.descriptions:
+        for p in problems:
+            if not isinstance(p.get("canonical_solution"), str):
+                raise MindcodeError(f"{args.problem_file}: {p['task_id']}: no 'canonical_solution' to describe")
         return [{"id": p["task_id"], "prompt": pack.describe_prompt(p)} for p in problems]
     by_id = {p["task_id"]: p for p in problems}
     rows = []
