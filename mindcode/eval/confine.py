@@ -142,7 +142,10 @@ def set_limits(limits: dict[str, Any], timeout: float) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limits["memory_mb"] * mb,) * 2)
     cpu = math.ceil(timeout) + 1
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-    resource.setrlimit(resource.RLIMIT_NPROC, (limits["processes"],) * 2)
+    # per uid, so shared by every sample running as that uid: a sample's own bound is its control group's when it
+    # has one (then the caller gives a wider ``processes_per_uid``), else this
+    nproc = limits.get("processes_per_uid", limits["processes"])
+    resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_size_mb"] * mb,) * 2)
     resource.setrlimit(resource.RLIMIT_NOFILE, (limits["open_files"],) * 2)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))

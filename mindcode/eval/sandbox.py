@@ -52,6 +52,7 @@ from mindcode.eval.confine import (
 
 DEFAULT_LIMITS = {"memory_mb": 4096, "processes": 64, "file_size_mb": 16, "open_files": 64}
 WORKER_MB = 128  # the worker's own memory, in its sample group with the sample
+UID_PROCESSES = 4096  # RLIMIT_NPROC (per uid, all samples) where a control group bounds each sample
 
 
 _CODE: dict[tuple[str, str], Any] = {}
@@ -303,6 +304,9 @@ def run_one(task: dict[str, Any], limits: dict[str, Any], protections: dict[str,
             __import__(module)  # in the worker, before the fork: a confined child cannot import it
     if _GROUPS:  # the whole sample (its processes, the steps' PID-1 helpers) and the worker
         _GROUPS.limit(limits["memory_mb"] + WORKER_MB, limits["processes"] + 8)
+        # the group bounds this sample's processes; the per-uid rlimit would let one sample's fork bomb starve
+        # another worker's compiler of processes
+        limits = {**limits, "processes_per_uid": UID_PROCESSES}
     workdir = tempfile.mkdtemp(prefix="mindcode-sample-")
     if protections["privileges"].startswith("nobody"):
         os.chown(workdir, NOBODY, NOBODY)

@@ -127,3 +127,24 @@ def test_translations_are_scored_per_language_pair(tmp_path):
     assert set(summary["by_pair"]) == {"java->python", "go->python", "java->cpp", "go->cpp"}
     assert summary["by_pair"]["java->cpp"]["pass@1"] == 1.0 and summary["by_pair"]["go->cpp"]["pass@1"] == 0.0
     assert summary["by_language"]["python"]["samples"] == 4 and summary["pass@1"] == 0.5
+
+
+def test_one_samples_fork_bomb_does_not_starve_another_workers_compiler(tmp_path):
+    """Each sample's processes are bounded by its own control group, not by the uid's shared process limit."""
+    need("cpp")
+    from mindcode.eval import pack
+    from mindcode.eval.pool import SandboxPool
+
+    bomb = ("import os, time\nfor _ in range(500):\n    try:\n        if os.fork() == 0:\n            time.sleep(4)\n"
+            "            os._exit(0)\n    except OSError:\n        break\ntime.sleep(4)\n")
+    problem = evalpack.problems("cpp")[0]
+    compiled = toolchain("cpp").task(pack.program("cpp", problem, problem["prompt"] + problem["canonical_solution"]),
+                                     3.0)
+    out = {}
+    with SandboxPool(2) as pool:
+        if pool.protections["sample_group"] == "none":
+            pytest.skip("no control groups here: the per-uid limit is shared (listed under protections.open)")
+        pool.run([{"id": 0, "candidate": bomb, "timeout": 6.0}, {"id": 1, **compiled}],
+                 lambda i, r: out.update({i: r}))
+    # sharing the uid's limit, g++ waited (retrying its forks) until the bomb's processes were gone: ~7.5 s
+    assert out[1]["passed"] and out[1]["seconds"] < 3.0, out[1]
