@@ -190,15 +190,27 @@ def _program_process(task: dict[str, Any], workdir: str, result_fd: int, limits:
     os._exit(0)
 
 
+def _plant(seed: str, workdir: str, linked: bool) -> None:
+    """Put a copy of ``seed`` in the sample's directory. As root: its directories made anew and owned by the
+    candidate, its files hard links to the seed's own, which stay root's and read-only to the candidate (it may
+    replace one in its directory, never change the seed's); otherwise a copy of every file."""
+    if not linked:
+        shutil.copytree(seed, workdir, dirs_exist_ok=True, symlinks=True)
+        return
+    for root, dirs, files in os.walk(seed):
+        target = os.path.join(workdir, os.path.relpath(root, seed))
+        for name in dirs:
+            os.mkdir(os.path.join(target, name), 0o755)
+            os.chown(os.path.join(target, name), NOBODY, NOBODY)
+        for name in files:
+            os.link(os.path.join(root, name), os.path.join(target, name))
+
+
 def _run_program(task: dict[str, Any], workdir: str, limits: dict[str, Any], protections: dict[str, Any]) -> str:
     """A compiled (or not Python) program: write its files, run each step (compile, run) as the candidate, in a PID
     namespace of its own and with its own timeout; the verdict comes from the steps' exit statuses, read here."""
-    if task.get("seed"):  # a warm build cache, the candidate's to use and change (a copy per sample)
-        shutil.copytree(task["seed"], workdir, dirs_exist_ok=True, symlinks=True)
-        if protections["privileges"].startswith("nobody"):
-            for root, dirs, files in os.walk(workdir):
-                for name in dirs + files:
-                    os.lchown(os.path.join(root, name), NOBODY, NOBODY)
+    if task.get("seed"):  # a warm build cache, the candidate's to use and extend
+        _plant(task["seed"], workdir, linked=protections["privileges"].startswith("nobody"))
     for name, text in task["files"].items():
         fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         os.write(fd, text.encode())
