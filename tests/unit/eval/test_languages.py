@@ -148,3 +148,27 @@ def test_one_samples_fork_bomb_does_not_starve_another_workers_compiler(tmp_path
                  lambda i, r: out.update({i: r}))
     # sharing the uid's limit, g++ waited (retrying its forks) until the bomb's processes were gone: ~7.5 s
     assert out[1]["passed"] and out[1]["seconds"] < 3.0, out[1]
+
+
+def test_a_go_sample_cannot_change_the_shared_warm_cache(tmp_path):
+    """Each sample gets the warm testify cache; writing into it changes that sample's view at most, never the seed."""
+    need("go")
+    import hashlib
+    from pathlib import Path
+
+    seed = Path(toolchain("go").seed)
+    digest = lambda: hashlib.sha256(b"".join(p.read_bytes() for p in sorted(seed.rglob("*")) if p.is_file())).digest()
+    before = digest()
+    problem = evalpack.problems("go")[0]
+    vandal = ('import (\n    "os"\n    "path/filepath"\n)\n' + problem["declaration"] +
+              '    filepath.Walk("gocache", func(p string, info os.FileInfo, err error) error {\n'
+              '        if err == nil && !info.IsDir() {\n            os.WriteFile(p, []byte("x"), 0644)\n'
+              '            os.Truncate(p, 0)\n            os.Chmod(p, 0666)\n        }\n        return nil\n    })\n'
+              '    return x + y\n}\n')
+    path = write(tmp_path / "problems.jsonl", [problem])
+    rows = [{"task_id": problem["task_id"], "solution": vandal}, {"task_id": problem["task_id"],
+                                                                   "completion": problem["canonical_solution"]}]
+    summary = evaluate(write(tmp_path / "s.jsonl", rows), [1], workers=1, problem_file=path, progress=False, fix=True)
+    results = [json.loads(line) for line in open(summary["results_file"])]
+    assert results[1]["passed"], results[1]["result"]  # the next sample still builds from an intact cache
+    assert digest() == before
