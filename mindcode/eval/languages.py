@@ -114,49 +114,57 @@ def _version(argv: list[str]) -> str:
 def toolchain(name: str) -> Toolchain:
     """This machine's toolchain for a language (raises MissingToolchain, one line, when it is not installed)."""
     lang = language(name)
-    if name == "python":
-        raise MindcodeError("python runs in the sandbox worker's own interpreter, not through a toolchain")
-    if name == "js":
-        node = _which("node", lang, "/usr/bin/nodejs")
-        return Toolchain(lang, [{"kind": "run", "argv": [node, lang.source], "quiet": True}], reads=["/usr", "/etc/ssl/openssl.cnf"],
-                         version=_version([node, "--version"]))
-    if name == "cpp":
-        gxx = _which("g++", lang)
-        return Toolchain(lang, [
-            {"kind": "compile", "argv": [gxx, "-std=c++17", "-O1", lang.source, "-o", "main", "-lcrypto", "-lssl"]},
-            {"kind": "run", "argv": ["./main"]}], reads=["/usr"], version=_version([gxx, "--version"]))
-    if name == "java":
-        javac = _which("javac", lang)
-        java = os.path.join(os.path.dirname(javac), "java")
-        home = os.path.dirname(os.path.dirname(javac))
-        return Toolchain(lang, [
-            {"kind": "compile", "argv": [javac, *(f"-J{f}" for f in JVM_FLAGS), "-encoding", "UTF-8", lang.source]},
-            {"kind": "run", "argv": [java, *JVM_FLAGS, "-cp", ".", "Main"]}],
-            reads=["/usr", *_outside_links(f"{home}/lib", f"{home}/conf", f"{home}/conf/security")],
-            version=_version([javac, "-version"]))
-    if name == "go":
-        go = _which("go", lang)
-        if not os.path.isdir(f"{GO_PATH}/src/github.com/stretchr/testify/assert"):
-            raise MissingToolchain(f"testify not found in {GO_PATH}: go needs Debian's {lang.packages} "
-                                   "(make toolchains)")
-        goroot = os.path.dirname(os.path.dirname(go))
-        env = {"GO111MODULE": "off", "GOPATH": GO_PATH, "GOROOT": goroot, "GOCACHE": "{workdir}/gocache", "CGO_ENABLED": "0",
-               "GOTOOLCHAIN": "local", "GOTELEMETRY": "off"}
-        return Toolchain(lang, [
-            {"kind": "compile", "argv": [go, "test", "-c", "-o", "main.test", "-vet=off", lang.source]},
-            {"kind": "run", "argv": ["./main.test", "-test.count=1"]}],
-            reads=["/usr"], env=env, seed=_go_cache(go, env), version=_version([go, "version"]))
-    if name == "rust":
-        rustc, crates = _rust()
-        flags = [f for crate, path in crates["externs"].items() for f in ("--extern", f"{crate}={path}")]
-        sysroot = os.path.dirname(os.path.dirname(rustc))
-        return Toolchain(lang, [
-            {"kind": "compile", "argv": [rustc, "--edition", "2021", "--test", "-C", "debuginfo=0", "-A", "warnings",
-                                         *_system_linker(rustc),
-                                         lang.source, "-o", "main", "-L", f"dependency={crates['deps']}", *flags]},
-            {"kind": "run", "argv": ["./main", "--test-threads=1"]}],
-            reads=["/usr", sysroot, crates["deps"]], version=_version([rustc, "--version"]))
-    raise AssertionError(name)
+    if name not in _FINDERS:
+        raise MindcodeError(f"{name} runs in the sandbox worker's own interpreter, not through a toolchain")
+    return _FINDERS[name](lang)
+
+
+def _js(lang: Language) -> Toolchain:
+    node = _which("node", lang, "/usr/bin/nodejs")
+    return Toolchain(lang, [{"kind": "run", "argv": [node, lang.source], "quiet": True}],
+                     reads=["/usr", "/etc/ssl/openssl.cnf"], version=_version([node, "--version"]))
+
+
+def _cpp(lang: Language) -> Toolchain:
+    gxx = _which("g++", lang)
+    return Toolchain(lang, [
+        {"kind": "compile", "argv": [gxx, "-std=c++17", "-O1", lang.source, "-o", "main", "-lcrypto", "-lssl"]},
+        {"kind": "run", "argv": ["./main"]}], reads=["/usr"], version=_version([gxx, "--version"]))
+
+
+def _java(lang: Language) -> Toolchain:
+    javac = _which("javac", lang)
+    java = os.path.join(os.path.dirname(javac), "java")
+    home = os.path.dirname(os.path.dirname(javac))
+    return Toolchain(lang, [
+        {"kind": "compile", "argv": [javac, *(f"-J{f}" for f in JVM_FLAGS), "-encoding", "UTF-8", lang.source]},
+        {"kind": "run", "argv": [java, *JVM_FLAGS, "-cp", ".", "Main"]}],
+        reads=["/usr", *_outside_links(f"{home}/lib", f"{home}/conf", f"{home}/conf/security")],
+        version=_version([javac, "-version"]))
+
+
+def _go(lang: Language) -> Toolchain:
+    go = _which("go", lang)
+    if not os.path.isdir(f"{GO_PATH}/src/github.com/stretchr/testify/assert"):
+        raise MissingToolchain(f"testify not found in {GO_PATH}: go needs Debian's {lang.packages} (make toolchains)")
+    env = {"GO111MODULE": "off", "GOPATH": GO_PATH, "GOROOT": os.path.dirname(os.path.dirname(go)),
+           "GOCACHE": "{workdir}/gocache", "CGO_ENABLED": "0", "GOTOOLCHAIN": "local", "GOTELEMETRY": "off"}
+    return Toolchain(lang, [
+        {"kind": "compile", "argv": [go, "test", "-c", "-o", "main.test", "-vet=off", lang.source]},
+        {"kind": "run", "argv": ["./main.test", "-test.count=1"]}],
+        reads=["/usr"], env=env, seed=_go_cache(go, env), version=_version([go, "version"]))
+
+
+def _rust_toolchain(lang: Language) -> Toolchain:
+    rustc, crates = _rust()
+    externs = [f for crate, path in crates["externs"].items() for f in ("--extern", f"{crate}={path}")]
+    return Toolchain(lang, [
+        {"kind": "compile", "argv": [rustc, "--edition", "2021", "--test", "-C", "debuginfo=0", "-A", "warnings",
+                                     *_system_linker(rustc), lang.source, "-o", "main",
+                                     "-L", f"dependency={crates['deps']}", *externs]},
+        {"kind": "run", "argv": ["./main", "--test-threads=1"]}],
+        reads=["/usr", os.path.dirname(os.path.dirname(rustc)), crates["deps"]],
+        version=_version([rustc, "--version"]))
 
 
 def _system_linker(rustc: str) -> list[str]:
@@ -242,3 +250,6 @@ def _rust() -> tuple[str, dict[str, Any]]:
     except OSError:
         shutil.rmtree(work, ignore_errors=True)
     return rustc, json.loads((built / "crates.json").read_text())
+
+
+_FINDERS = {"js": _js, "cpp": _cpp, "java": _java, "go": _go, "rust": _rust_toolchain}
