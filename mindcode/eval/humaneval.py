@@ -28,8 +28,8 @@ from mindcode.eval import pack
 from mindcode.eval.languages import LANGUAGES, toolchain
 from mindcode.eval.pool import SandboxPool
 
-OPEN_WHEN_COMPILED = ("a compiled or JavaScript program that exits 0 before its tests run counts as passed (the "
-                      "verdict is its exit status, as in bigcode's harness)")
+SPLIT_VERDICT = "a test process of its own calls the program's entry point through a pipe (split.js)"
+EXIT_VERDICT = "the program's exit status, its test compiled into it (as in bigcode's harness)"
 
 
 def default_problem_file() -> str:
@@ -68,12 +68,16 @@ def read_problems(path: str | Path, need_declaration: bool = False) -> dict[str,
 
 def task_of(problem: dict[str, Any], sample: dict[str, Any], timeout: float, fix: bool = False) -> dict[str, Any]:
     """The sandbox task of a sample. Python: the candidate's program (prompt + completion, or the whole solution)
-    runs in a process of its own, the problem's prompt and test in the trusted worker; other languages: the
-    assembled program, compiled and run by the language's toolchain."""
+    runs in a process of its own, the problem's prompt and test in the trusted worker; JavaScript: the program and
+    the test in two node processes; other languages: the assembled program, compiled and run by the toolchain."""
     code = pack.function(problem, sample, fix)
     if problem["language"] == "python":
         return {**pack.python_parts(problem, code), "timeout": timeout}
-    return toolchain(problem["language"]).task(pack.program(problem["language"], problem, code), timeout)
+    chain = toolchain(problem["language"])
+    if chain.split:
+        program, test = pack.split_parts(problem["language"], problem, code)
+        return chain.task(program, timeout, test)
+    return chain.task(pack.program(problem["language"], problem, code), timeout)
 
 
 def estimate_pass_at_k(n: np.ndarray, c: np.ndarray, k: int) -> np.ndarray:
@@ -151,8 +155,14 @@ def evaluate(samples_path: str, ks: list[int], workers: int | None = None, timeo
         protections = dict(pool.protections)
     bar.close()
     if toolchains:
-        protections["open"] = [*protections["open"], OPEN_WHEN_COMPILED]
         protections["toolchains"] = toolchains
+        split = {lang: toolchain(lang).split for lang in toolchains}
+        protections["verdict_by_language"] = {lang: SPLIT_VERDICT if split[lang] else EXIT_VERDICT
+                                              for lang in toolchains}
+        if not all(split.values()):
+            names = "/".join(lang for lang in toolchains if not split[lang])
+            protections["open"] = [*protections["open"], f"a {names} program that exits 0 before or during its "
+                                   "tests counts as passed (the verdict is its exit status, as in bigcode's harness)"]
 
     per_task: dict[str, list[bool]] = defaultdict(list)
     outcomes: Counter = Counter()

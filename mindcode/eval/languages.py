@@ -3,8 +3,9 @@
 One table (``LANGUAGES``); ``toolchain(name)`` finds a language's tools on this machine (trusted side, once per
 evaluation) and ``Toolchain.task(program, timeout)`` turns one program into a sandbox task: the files to write, the
 steps (compile, run) with their own timeouts, what the tools may read beyond the system libraries, their environment.
-The sandbox runs every step as the candidate (``mindcode.eval.sandbox``); a program passes when it compiles and its
-run exits 0 within the timeout, as in bigcode's harness.
+The sandbox runs every step as the candidate (``mindcode.eval.sandbox``); a compiled program passes when it compiles
+and its run exits 0 within the timeout, as in bigcode's harness. JavaScript's run is two processes (``split.js``):
+the program serves calls of its entry point, the problem's test runs in a trusted process of its own and decides.
 """
 
 from __future__ import annotations
@@ -71,11 +72,25 @@ class Toolchain:
     seed: str | None = None  # a directory copied into each sample's directory first (a warm build cache)
     version: str = ""
 
-    def task(self, program: str, timeout: float) -> dict[str, Any]:
-        """The sandbox task of one program: compile with the language's timeout, run with ``timeout``."""
+    @property
+    def split(self) -> bool:
+        """Whether the verdict comes from a test process of its own (else from the program's exit status)."""
+        return any("split_test" in step for step in self.steps)
+
+    def task(self, program: str, timeout: float, test: dict[str, str] | None = None) -> dict[str, Any]:
+        """The sandbox task of one program: compile with the language's timeout, run with ``timeout``. ``test``
+        (``prelude``, ``test``, ``entry_point``): the language runs the program and its test in two processes
+        (``split_test``), the test given here instead of inside ``program``."""
         lang = self.language
         steps = [{**step, "timeout": lang.compile_timeout if step["kind"] == "compile" else timeout}
                  for step in self.steps]
+        for step in steps:
+            if "split_test" in step:
+                if test is None:
+                    raise MindcodeError(f"{lang.name} runs its tests in a process of their own: give the test")
+                test_argv = step.pop("split_test")
+                step["argv"] = [a.replace("{entry_point}", test["entry_point"]) for a in step["argv"]]
+                step["test"] = {"argv": test_argv, "stdin": json.dumps(test)}
         task = {"files": {lang.source: program}, "steps": steps, "reads": self.reads, "env": self.env,
                 "timeout": sum(step["timeout"] for step in steps) + 1.0,
                 "limits": {"memory_mb": lang.memory_mb, "processes": lang.processes}}
@@ -120,8 +135,11 @@ def toolchain(name: str) -> Toolchain:
 
 
 def _js(lang: Language) -> Toolchain:
+    """Node runs the program (``split.js candidate``) and the test (``split.js test``) in two processes."""
     node = _which("node", lang, "/usr/bin/nodejs")
-    return Toolchain(lang, [{"kind": "run", "argv": [node, lang.source], "quiet": True}],
+    bridge = (Path(__file__).parent / "split.js").read_text()
+    return Toolchain(lang, [{"kind": "run", "argv": [node, "-e", bridge, "candidate", lang.source, "{entry_point}"],
+                             "split_test": [node, "-e", bridge, "test"], "quiet": True}],
                      reads=["/usr", "/etc/ssl/openssl.cnf"], version=_version([node, "--version"]))
 
 

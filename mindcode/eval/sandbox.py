@@ -22,7 +22,10 @@ inherit it), becomes a subreaper and makes itself not dumpable. For each Python 
    saves a fork and a Landlock domain a sample: ~1.4x the throughput.)
 
 A compiled (or JavaScript) sample runs in a forked process of its own, which runs the steps (compile, run) as the
-candidate (``_run_program``) and is killed with its group at the task's timeout. Where it may (root, cgroup v1 or v2
+candidate (``_run_program``) and is killed with its group at the task's timeout; the verdict is the run's exit status
+(bigcode's), except where the run step names a test process (JavaScript, ``split.js``, ``_run_split``): then the
+candidate serves calls of its entry point and a second, trusted process runs the problem's test against it and
+decides, writing its verdict on a pipe the candidate never holds, from outside the candidate's Landlock domain. Where it may (root, cgroup v1 or v2
 memory and pids controllers), the worker makes a control group of its own and lives in it, so that a sample's
 processes, all started from it, share one memory and process bound (the sample's ``memory_mb`` plus the worker's
 ``WORKER_MB``): per sample, not per process (``mindcode.eval.cgroups``); a sample's processes are the OOM killer's
@@ -33,6 +36,7 @@ which of these were active; what the kernel here cannot do is listed there too.
 
 from __future__ import annotations
 
+import fcntl
 import gc
 import json
 import os
@@ -219,6 +223,8 @@ def _run_program(task: dict[str, Any], workdir: str, limits: dict[str, Any], pro
     confine(workdir, {**limits, "processes": limits["processes"] + 4}, 4 * task["timeout"],
              {**protections, "reads_allowed": reads})
     for step in task["steps"]:
+        if "test" in step:
+            return _run_split(step, workdir, limits, {**protections, "reads_allowed": reads}, task.get("env", {}))
         status, output = _run_step(step, workdir, limits, {**protections, "reads_allowed": reads},
                                    task.get("env", {}))
         if status == "timed out":
@@ -233,10 +239,12 @@ def _run_program(task: dict[str, Any], workdir: str, limits: dict[str, Any], pro
     return "passed"
 
 
-def _run_step(step: dict[str, Any], workdir: str, limits: dict[str, Any], protections: dict[str, Any],
-              env: dict[str, str]) -> tuple[int | str, str]:
-    """Run ``step["argv"]`` as the candidate: (exit status or "signal X" or "timed out", the tail of its output)."""
-    log = f".{step['kind']}.log"
+def _spawn(argv: list[str], workdir: str, limits: dict[str, Any], protections: dict[str, Any], env: dict[str, str],
+           fds: dict[int, int], timeout: float, candidate: bool = True) -> int:
+    """Fork ``argv`` as PID 1 of a PID namespace (and process group) of its own, with ``fds`` (target: source) and
+    nothing else open. ``candidate``: confined again (CPU seconds: 4 x ``timeout``, for compilers' threads) and run
+    as the candidate; else a trusted process of the sample (its test) in the program process's own Landlock domain
+    and limits, run in ``/``."""
     pid = os.fork()
     if pid == 0:
         try:
@@ -245,29 +253,49 @@ def _run_step(step: dict[str, Any], workdir: str, limits: dict[str, Any], protec
                 _libc.unshare(CLONE_NEWPID)
             child = os.fork()  # PID 1 of the new namespace: everything it leaves dies with it
             if child:
+                os.closerange(0, 65536)  # it holds no pipe end open past the process's own
                 _, status = os.waitpid(child, 0)
                 os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
-            out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-            os.dup2(out, 1)
-            os.dup2(out, 2)
-            os.closerange(3, 65536)
-            confine(workdir, limits, 4 * step["timeout"], protections)  # CPU seconds: compilers use threads
-            if protections["privileges"].startswith("nobody"):
-                drop_to_nobody(across_exec=True)
+            high = {target: fcntl.fcntl(source, fcntl.F_DUPFD, max(fds) + 1) for target, source in fds.items()}
+            for target, source in high.items():
+                os.dup2(source, target)
+            os.closerange(max(fds) + 1, 65536)
+            if candidate:
+                confine(workdir, limits, 4 * timeout, protections)
+                if protections["privileges"].startswith("nobody"):
+                    drop_to_nobody(across_exec=True)
+            else:
+                os.chdir("/")  # no module or file of the candidate's directory is the test's by accident
             _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # after the uid change, which clears it
-            os.execve(step["argv"][0], step["argv"], {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": workdir,
-                                                      "TMPDIR": workdir,
-                                                      **{k: v.replace("{workdir}", workdir) for k, v in env.items()}})
+            os.execve(argv[0], argv, {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": workdir, "TMPDIR": workdir,
+                                      **{k: v.replace("{workdir}", workdir) for k, v in env.items()}})
         except BaseException as exc:
-            os.write(2, f"cannot run {step['argv'][0]}: {exc}".encode())
+            os.write(2, f"cannot run {argv[0]}: {exc}".encode())
         finally:
             os._exit(127)
+    return pid
+
+
+def _wait(pid: int, timeout: float) -> int | str:
+    """The exit status of a spawned process (or "signal X"), or "timed out" after killing its group."""
     pidfd = os.pidfd_open(pid)
-    ready, _, _ = select.select([pidfd], [], [], step["timeout"])
+    ready, _, _ = select.select([pidfd], [], [], max(timeout, 0))
+    os.close(pidfd)
     if not ready:
         os.killpg(pid, signal.SIGKILL)
     _, status = os.waitpid(pid, 0)
-    os.close(pidfd)
+    if not ready:
+        return "timed out"
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+    if code > 128 and code - 128 < signal.NSIG:
+        try:
+            return f"signal {signal.Signals(code - 128).name}"
+        except ValueError:
+            pass
+    return code
+
+
+def _log_tail(log: str, workdir: str) -> str:
     try:
         fd = os.open(log, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         size = os.fstat(fd).st_size
@@ -276,15 +304,66 @@ def _run_step(step: dict[str, Any], workdir: str, limits: dict[str, Any], protec
         os.close(fd)
     except OSError:
         output = ""
-    if not ready:
-        return "timed out", output
-    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
-    if code > 128 and code - 128 < signal.NSIG:
-        try:
-            return f"signal {signal.Signals(code - 128).name}", output
-        except ValueError:
-            pass
-    return code, output
+    return output
+
+
+def _run_step(step: dict[str, Any], workdir: str, limits: dict[str, Any], protections: dict[str, Any],
+              env: dict[str, str]) -> tuple[int | str, str]:
+    """Run ``step["argv"]`` as the candidate: (exit status or "signal X" or "timed out", the tail of its output)."""
+    log = f".{step['kind']}.log"
+    out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    pid = _spawn(step["argv"], workdir, limits, protections, env, {1: out, 2: out}, step["timeout"])
+    os.close(out)
+    status = _wait(pid, step["timeout"])
+    return status, _log_tail(log, workdir)
+
+
+def _run_split(step: dict[str, Any], workdir: str, limits: dict[str, Any], protections: dict[str, Any],
+               env: dict[str, str]) -> str:
+    """A program and its test in two processes (``split.js``): the candidate runs the program and serves calls of
+    its entry point on fds 3 and 4; the test process (trusted: the problem's test, its stdin the test's text) calls
+    it through them and writes its verdict on a pipe only it holds; the verdict is its exit status and that text."""
+    requests_r, requests_w = os.pipe()
+    replies_r, replies_w = os.pipe()
+    stdin_r, stdin_w = os.pipe()
+    verdict_r, verdict_w = os.pipe()
+    out = os.open(".run.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    candidate = _spawn(step["argv"], workdir, limits, protections, env, {1: out, 2: out, 3: requests_r, 4: replies_w},
+                       step["timeout"])
+    test = _spawn(step["test"]["argv"], workdir, limits, protections, {},
+                  {0: stdin_r, 1: verdict_w, 2: verdict_w, 3: replies_r, 4: requests_w}, step["timeout"], candidate=False)
+    for fd in (out, requests_r, requests_w, replies_r, replies_w, stdin_r, verdict_w):
+        os.close(fd)
+    deadline = time.monotonic() + step["timeout"]
+    try:
+        data = step["test"]["stdin"].encode()
+        while data:
+            data = data[os.write(stdin_w, data):]
+    except BrokenPipeError:
+        pass
+    os.close(stdin_w)
+    text = b""
+    while (left := deadline - time.monotonic()) > 0 and select.select([verdict_r], [], [], left)[0]:
+        chunk = os.read(verdict_r, 65536)
+        if not chunk:
+            break
+        text = (text + chunk)[:4000]
+    os.close(verdict_r)
+    status = _wait(test, deadline - time.monotonic())
+    try:
+        os.killpg(candidate, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    os.waitpid(candidate, 0)
+    verdict = text.decode("utf-8", "replace").strip()
+    if status == "timed out":
+        return "timed out"
+    if status != 0 or verdict != "passed":
+        return verdict if verdict.startswith("failed: ") else f"failed: the test ended with {status}: {verdict}"
+    output = _log_tail(".run.log", workdir)
+    if step.get("quiet") and output:  # bigcode's rule for JavaScript, kept for the program's own output
+        return f"failed: the program wrote output: {output}"
+    return "passed"
 
 
 def _kill_descendants() -> None:

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from mindcode.eval.humaneval import evaluate, outcome
+from mindcode.eval.humaneval import evaluate, outcome, task_of
 from mindcode.eval.languages import LANGUAGES, MissingToolchain, toolchain
 
 from tests.unit.eval import evalpack
@@ -75,7 +75,9 @@ def test_each_kind_of_sample_gets_its_verdict(language, tmp_path, secret):
     assert summary["outcomes"]["passed"] >= 2 and "by_language" in summary
     if language != "python":
         assert summary["protections"]["toolchains"][language]
-        assert any("exits 0 before its tests" in gap for gap in summary["protections"]["open"])
+        exit_status = any(f"a {language} program that exits 0" in gap for gap in summary["protections"]["open"])
+        assert exit_status == (not toolchain(language).split)
+        assert ("test process" in summary["protections"]["verdict_by_language"][language]) == (language == "js")
 
 
 @pytest.mark.parametrize("language", ["python", "java", "go", "cpp", "rust", "js"])
@@ -100,20 +102,47 @@ def test_as_a_normal_user_compiled_samples_are_contained_too(language, secret):
     if os.geteuid() != 0:
         pytest.skip("already a normal user: the test above is this one")
     need(language)
-    from mindcode.eval import pack
     from mindcode.eval.pool import SandboxPool
 
     tag = f"{41 + ['cpp', 'js'].index(language)}.{os.getpid() % 1000}"
     problem = evalpack.problems(language)[0]
     rows = [r for r in evalpack.samples(language, secret, tag) if r["kind"] in ("correct", "read_secret",
                                                                                "left_running")]
-    tasks = [{"id": i, **toolchain(language).task(pack.program(language, problem, pack.function(problem, r, True)),
-                                                  3.0)} for i, r in enumerate(rows)]
+    tasks = [{"id": i, **task_of({**problem, "language": language}, r, 3.0, fix=True)} for i, r in enumerate(rows)]
     out = {}
     with SandboxPool(1, user=65534) as pool:
         pool.run(tasks, lambda i, r: out.update({i: r}))
     assert out[0]["passed"] and not out[1]["passed"] and "TOKEN" not in out[1]["result"]
     assert not sleepers(tag)
+
+
+@pytest.mark.parametrize("user", [None, 65534])
+def test_a_javascript_sample_cannot_forge_a_pass(tmp_path, user):
+    """Each forgery passes bigcode's way (program and test in one node process, judged by exit status and silence)
+    and fails in mindcode's two processes (the test's own process decides), as root and as a normal user."""
+    if user and os.geteuid() != 0:
+        pytest.skip("already a normal user: the run as root is this one")
+    need("js")
+    from mindcode.eval import pack
+    from mindcode.eval.pool import SandboxPool
+
+    problem = {**evalpack.problems("js")[0], "language": "js"}
+    node = toolchain("js").steps[0]["argv"][0]
+    samples = {name: {"task_id": problem["task_id"], "completion": body}
+               for name, body in evalpack.JS_FORGERIES.items()}
+    for name in evalpack.JS_FOOLED_BY_EXIT_STATUS:  # the attack is real
+        (tmp_path / "main.js").write_text(pack.program("js", problem, pack.function(problem, samples[name], True)))
+        plain = subprocess.run([node, "main.js"], cwd=tmp_path, capture_output=True, timeout=60)
+        assert plain.returncode == 0 and not plain.stdout + plain.stderr, name
+    honest = {"task_id": problem["task_id"], "completion": problem["canonical_solution"]}
+    rows = [honest, *samples.values()]
+    out = {}
+    with SandboxPool(1, user=user) as pool:
+        pool.run([{"id": i, **task_of(problem, r, 5.0, fix=True)} for i, r in enumerate(rows)],
+                 lambda i, r: out.update({i: r}))
+    assert out[0]["passed"], out[0]
+    for i, name in enumerate(samples, start=1):
+        assert not out[i]["passed"] and out[i]["result"].startswith("failed: "), (name, out[i])
 
 
 def test_translations_are_scored_per_language_pair(tmp_path):

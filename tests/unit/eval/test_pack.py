@@ -37,6 +37,11 @@ def test_go_imports_what_a_sample_uses_and_drops_what_it_repeats():
     assert program.count('"math"') == 1 and program.count("package main") == 1
     repeated = 'import (\n    "testing"\n)\n' + problem["declaration"] + "    return x + y\n}\n"
     assert pack.program("go", problem, repeated).count('"testing"') == 1
+    # the problem's own import block goes (HumanEval-X Go/27 imports "strings" and its solution never uses it)
+    unused = {**problem, "import": 'import (\n    "strings"\n)', "prompt": 'import (\n    "strings"\n)\n' + problem["prompt"]}
+    assert '"strings"' not in pack.program("go", unused, unused["prompt"] + "    return x + y\n}\n")
+    used = unused["prompt"] + '    return len(strings.Repeat("a", x)) + y\n}\n'
+    assert pack.program("go", unused, used).count('"strings"') == 1
 
 
 def test_rust_gets_main_and_the_declarations_uses_once():
