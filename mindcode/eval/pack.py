@@ -10,7 +10,9 @@ the brace that closes the function). ``--fix`` problems (HumanEvalFix) start fro
 
 from __future__ import annotations
 
+import functools
 import re
+from pathlib import Path
 from typing import Any
 
 from mindcode.eval.languages import BY_PACK, LANGUAGES
@@ -57,8 +59,8 @@ def function(problem: dict[str, Any], sample: dict[str, Any], fix: bool = False)
 
 
 def program(language: str, problem: dict[str, Any], code: str) -> str:
-    """The whole program of a compiled sample: function + test, as the harness assembles it (for JavaScript, what
-    bigcode runs; mindcode runs ``split_parts``)."""
+    """The whole program of a sample, function + test, as bigcode's harness assembles it (mindcode runs it this way
+    where the test cannot run apart: Java, Go, Rust, and C++ problems whose signature ``split.hpp`` cannot pass)."""
     test = problem["test"]
     if language == "cpp":
         return "\n".join(CPP_HEADERS) + "\n" + code.split("int main")[0].strip() + "\n\n" + test
@@ -71,17 +73,70 @@ def program(language: str, problem: dict[str, Any], code: str) -> str:
     return code.strip() + "\n\n" + test
 
 
-def split_parts(language: str, problem: dict[str, Any], code: str) -> tuple[str, dict[str, str]]:
-    """A sample for a language whose test runs in a process of its own (JavaScript, ``split.js``): the candidate's
-    program, and the test process's prelude (the prompt's code before the entry point's definition: its helpers,
-    trusted), test and entry point."""
-    if language != "js":
-        raise ValueError(f"{language} runs its test inside the program")
+def split_test(language: str, problem: dict[str, Any]) -> dict[str, str]:
+    """What the test process of a language whose test runs apart from the program gets (trusted: the problem's
+    text only). JavaScript: the prelude (the prompt's code before the entry point's definition: its helpers), the
+    test and the entry point, for ``split.js``; C++: the test program (headers, prelude, ``split.hpp``, a proxy of
+    the entry point with the prompt's signature, the test). ValueError when the prompt has no such definition."""
+    if language == "js":
+        entry = re.escape(problem["entry_point"])
+        heads = list(re.finditer(rf"(?m)^[ \t]*(?:(?:export\s+)?(?:const|let|var)\s+{entry}\s*=|(?:async\s+)?"
+                                 rf"function\s*\*?\s*{entry}\s*\()", problem["prompt"]))
+        prelude = problem["prompt"][:heads[-1].start()] if heads else ""
+        return {"prelude": prelude, "test": problem["test"], "entry_point": problem["entry_point"]}
+    if language == "cpp":
+        head = _cpp_head(problem)
+        result, params = head.group(1).strip(), head.group(2)
+        names = [_last_identifier(param, problem) for param in _top_level(params)]
+        proxy = (f"{result} {problem['entry_point']}({params}){{\n"
+                 f"    return mindcode_split::call<{result}>({', '.join(names)});\n}}\n")
+        program = "\n".join([*CPP_HEADERS, problem["prompt"][:head.start()], _bridge("split.hpp"), proxy,
+                             problem["test"]])
+        return {"program": program, "entry_point": problem["entry_point"]}
+    raise ValueError(f"{language} runs its test inside the program")
+
+
+def split_program(language: str, problem: dict[str, Any], code: str) -> str:
+    """The candidate's program where the test runs apart: the function, then (C++) a main that serves it."""
+    if language == "cpp":  # the declaration's signature picks the entry point among std's (unique, search, ...)
+        head = _cpp_head(problem)
+        entry = f"static_cast<{head.group(1).strip()} (*)({head.group(2)})>({problem['entry_point']})"
+        return "\n".join([*CPP_HEADERS, code.split("int main")[0].strip(), _bridge("split.hpp"),
+                          f"int main() {{\n    return mindcode_split::serve({entry});\n}}\n"])
+    return code.strip() + "\n"
+
+
+def _cpp_head(problem: dict[str, Any]) -> re.Match:
+    """The prompt's last definition of the entry point: (return type, parameters)."""
     entry = re.escape(problem["entry_point"])
-    heads = list(re.finditer(rf"(?m)^[ \t]*(?:(?:export\s+)?(?:const|let|var)\s+{entry}\s*=|(?:async\s+)?function\s*"
-                             rf"\*?\s*{entry}\s*\()", problem["prompt"]))
-    prelude = problem["prompt"][:heads[-1].start()] if heads else ""
-    return code.strip() + "\n", {"prelude": prelude, "test": problem["test"], "entry_point": problem["entry_point"]}
+    heads = list(re.finditer(rf"(?m)^([^\n;{{}}()#]*?)\b{entry}\s*\(([^()]*)\)\s*\{{", problem["prompt"]))
+    if not heads or not heads[-1].group(1).strip():
+        raise ValueError(f"{problem['task_id']}: the prompt has no definition of {problem['entry_point']}")
+    return heads[-1]
+
+
+def _top_level(params: str) -> list[str]:
+    """A C++ parameter list split at the commas outside angle brackets."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(params):
+        depth += {"<": 1, ">": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            parts.append(params[start:i])
+            start = i + 1
+    parts.append(params[start:])
+    return [p for p in parts if p.strip()]
+
+
+def _last_identifier(param: str, problem: dict[str, Any]) -> str:
+    names = re.findall(r"[A-Za-z_]\w*", param)
+    if len(names) < 2:
+        raise ValueError(f"{problem['task_id']}: a parameter without a name: {param.strip()!r}")
+    return names[-1]
+
+
+@functools.lru_cache(maxsize=None)
+def _bridge(name: str) -> str:
+    return (Path(__file__).parent / name).read_text()
 
 
 def python_parts(problem: dict[str, Any], code: str) -> dict[str, Any]:

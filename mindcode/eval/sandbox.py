@@ -23,7 +23,7 @@ inherit it), becomes a subreaper and makes itself not dumpable. For each Python 
 
 A compiled (or JavaScript) sample runs in a forked process of its own, which runs the steps (compile, run) as the
 candidate (``_run_program``) and is killed with its group at the task's timeout; the verdict is the run's exit status
-(bigcode's), except where the run step names a test process (JavaScript, ``split.js``, ``_run_split``): then the
+(bigcode's), except where the run step names a test process (JavaScript, C++: ``_run_split``): then the
 candidate serves calls of its entry point and a second, trusted process runs the problem's test against it and
 decides, writing its verdict on a pipe the candidate never holds, from outside the candidate's Landlock domain. Where it may (root, cgroup v1 or v2
 memory and pids controllers), the worker makes a control group of its own and lives in it, so that a sample's
@@ -320,16 +320,18 @@ def _run_step(step: dict[str, Any], workdir: str, limits: dict[str, Any], protec
 
 def _run_split(step: dict[str, Any], workdir: str, limits: dict[str, Any], protections: dict[str, Any],
                env: dict[str, str]) -> str:
-    """A program and its test in two processes (``split.js``): the candidate runs the program and serves calls of
-    its entry point on fds 3 and 4; the test process (trusted: the problem's test, its stdin the test's text) calls
-    it through them and writes its verdict on a pipe only it holds; the verdict is its exit status and that text."""
+    """A program and its test in two processes (``split.js``, ``split.hpp``): the candidate runs the program and
+    serves calls of its entry point on fds 3 and 4; the test process (trusted: the problem's test; ``stdin``, its
+    text for node; its own ``reads``, which the candidate may not read) calls it through them, its output on a pipe
+    only it holds; the sample passes when the test process exits 0."""
     requests_r, requests_w = os.pipe()
     replies_r, replies_w = os.pipe()
     stdin_r, stdin_w = os.pipe()
     verdict_r, verdict_w = os.pipe()
     out = os.open(".run.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-    candidate = _spawn(step["argv"], workdir, limits, protections, env, {1: out, 2: out, 3: requests_r, 4: replies_w},
-                       step["timeout"])
+    own = {**protections, "reads_allowed": [p for p in protections["reads_allowed"] if p not in step["test"]["reads"]]}
+    candidate = _spawn(step["argv"], workdir, limits, own, env, {1: out, 2: out, 3: requests_r, 4: replies_w},
+                       step["timeout"])  # it may not read the test program
     test = _spawn(step["test"]["argv"], workdir, limits, protections, {},
                   {0: stdin_r, 1: verdict_w, 2: verdict_w, 3: replies_r, 4: requests_w}, step["timeout"], candidate=False)
     for fd in (out, requests_r, requests_w, replies_r, replies_w, stdin_r, verdict_w):
@@ -355,11 +357,12 @@ def _run_split(step: dict[str, Any], workdir: str, limits: dict[str, Any], prote
     except ProcessLookupError:
         pass
     os.waitpid(candidate, 0)
-    verdict = text.decode("utf-8", "replace").strip()
+    verdict = text.decode("utf-8", "replace").replace(workdir + "/", "").strip()
     if status == "timed out":
         return "timed out"
-    if status != 0 or verdict != "passed":
-        return verdict if verdict.startswith("failed: ") else f"failed: the test ended with {status}: {verdict}"
+    if status != 0:
+        how = f"exit status {status}" if isinstance(status, int) else status
+        return verdict if verdict.startswith("failed: ") else f"failed: {how}: {verdict}"
     output = _log_tail(".run.log", workdir)
     if step.get("quiet") and output:  # bigcode's rule for JavaScript, kept for the program's own output
         return f"failed: the program wrote output: {output}"

@@ -147,19 +147,30 @@ KINDS = {
 HOSTILE_IMPORTS = {("go", "read_secret"): 'import (\n    "os"\n)\n', ("go", "left_running"): 'import (\n    "os/exec"\n)\n',
                    **{("cpp", kind): "#include<unistd.h>\n#include<cstdlib>\n"
                       for kind in ("left_running", "fork_bomb", "memory_hog")}}
-# Completions of ``add``'s JavaScript declaration that forge a pass where the verdict is the program's exit status
-# and silence (bigcode's harness: program and test in one node process); ``fooled_by_exit_status``: which do.
-JS_FORGERIES = {
-    "exit_during_test": "  process.exit(0);\n};\n",
-    "exit_after_loading": "  return x - y;\n};\nprocess.exit(0);\n",
-    "asserts_silenced": "  return x - y;\n};\nconsole.assert = () => {};\n",
-    "output_dropped_exit_forced": "  return x - y;\n};\nprocess.stdout.write = process.stderr.write = () => true;\n"
-                                  "process.on('exit', () => { process.exitCode = 0; });\n",
-    "verdict_on_every_descriptor": "  const fs = require('fs');\n  for (let fd = 0; fd < 64; fd++) {\n"
-                                   "    try { fs.writeSync(fd, 'passed\\n'); } catch (e) {}\n  }\n  return x - y;\n};\n",
+# Completions of ``add``'s declaration that forge a pass where the verdict is the program's exit status (and, for
+# JavaScript, its silence): bigcode's harness, the program and its test in one process. ``FOOLED_BY_EXIT_STATUS``:
+# which do; the others attack the split's own channels.
+FORGERIES = {
+    "js": {
+        "exit_during_test": "  process.exit(0);\n};\n",
+        "exit_after_loading": "  return x - y;\n};\nprocess.exit(0);\n",
+        "asserts_silenced": "  return x - y;\n};\nconsole.assert = () => {};\n",
+        "output_dropped_exit_forced": "  return x - y;\n};\nprocess.stdout.write = process.stderr.write = () => true;\n"
+                                      "process.on('exit', () => { process.exitCode = 0; });\n",
+        "verdict_on_every_descriptor": "  const fs = require('fs');\n  for (let fd = 0; fd < 64; fd++) {\n"
+                                       "    try { fs.writeSync(fd, 'passed\\n'); } catch (e) {}\n  }\n"
+                                       "  return x - y;\n};\n",
+    },
+    "cpp": {
+        "exit_during_test": "    exit(0);\n}\n",
+        "exit_before_main": "    return x-y;\n}\nstatic int forged = (exit(0), 0);\n",
+        "main_replaced": "    return x-y;\n}\nint  main() { return 0; }\n#define main never_called\n",
+        "asserts_disabled": "    return x-y;\n}\n#define NDEBUG\n#define assert(e) ((void)0)\n",
+    },
 }
-JS_FOOLED_BY_EXIT_STATUS = ("exit_during_test", "exit_after_loading", "asserts_silenced",
-                            "output_dropped_exit_forced")
+FOOLED_BY_EXIT_STATUS = {"js": ("exit_during_test", "exit_after_loading", "asserts_silenced",
+                                "output_dropped_exit_forced"),
+                         "cpp": ("exit_during_test", "exit_before_main", "main_replaced")}
 EXPECTED = {"correct": "passed", "wrong": "failed", "compile_error": "compile_error", "loop": "timed_out"}
 
 

@@ -4,7 +4,9 @@ repeated runs. Real toolchains (Debian's, ``make toolchains``); outside CI a mis
 
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 
 import pytest
 
@@ -23,6 +25,17 @@ def need(language):
         if os.environ.get("CI"):
             raise
         pytest.skip(str(exc))
+
+
+@pytest.fixture
+def users_cache(monkeypatch):
+    """Build caches (the C++ test programs) where a normal user can read them, as in that user's own home (root's
+    is closed to others)."""
+    folder = tempfile.mkdtemp(prefix="mindcode-user-cache-")
+    os.chmod(folder, 0o755)
+    monkeypatch.setenv("XDG_CACHE_HOME", folder)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +90,7 @@ def test_each_kind_of_sample_gets_its_verdict(language, tmp_path, secret):
         assert summary["protections"]["toolchains"][language]
         exit_status = any(f"a {language} program that exits 0" in gap for gap in summary["protections"]["open"])
         assert exit_status == (not toolchain(language).split)
-        assert ("test process" in summary["protections"]["verdict_by_language"][language]) == (language == "js")
+        assert ("test process" in summary["protections"]["verdict_by_language"][language]) == (language in ("js", "cpp"))
 
 
 @pytest.mark.parametrize("language", ["python", "java", "go", "cpp", "rust", "js"])
@@ -97,7 +110,7 @@ def test_synthesis_and_fix_build_the_program_from_prompt_or_declaration(language
 
 
 @pytest.mark.parametrize("language", ["cpp", "js"])
-def test_as_a_normal_user_compiled_samples_are_contained_too(language, secret):
+def test_as_a_normal_user_compiled_samples_are_contained_too(language, secret, users_cache):
     """Workers started as nobody (see test_sandbox): the secret stays unread and nothing is left running."""
     if os.geteuid() != 0:
         pytest.skip("already a normal user: the test above is this one")
@@ -116,33 +129,73 @@ def test_as_a_normal_user_compiled_samples_are_contained_too(language, secret):
     assert not sleepers(tag)
 
 
+def exit_status_of_one_process(language, program, folder):
+    """bigcode's way: the program with its test compiled in, run once; (exit status, output)."""
+    chain = toolchain(language)
+    if language == "js":
+        steps = [[chain.steps[0]["argv"][0], "main.js"]]
+    else:
+        steps = [step["argv"] for step in chain.steps]
+    (folder / chain.language.source).write_text(program)
+    for argv in steps:
+        out = subprocess.run(argv, cwd=folder, capture_output=True, timeout=120)
+        if out.returncode:
+            break
+    return out.returncode, out.stdout + out.stderr
+
+
 @pytest.mark.parametrize("user", [None, 65534])
-def test_a_javascript_sample_cannot_forge_a_pass(tmp_path, user):
-    """Each forgery passes bigcode's way (program and test in one node process, judged by exit status and silence)
-    and fails in mindcode's two processes (the test's own process decides), as root and as a normal user."""
+@pytest.mark.parametrize("language", ["js", "cpp"])
+def test_a_sample_cannot_forge_a_pass_where_the_test_runs_apart(language, user, tmp_path, users_cache):
+    """Each forgery passes bigcode's way (program and test in one process, judged by its exit status and for
+    JavaScript its silence) and fails in mindcode's two processes (the test's own process decides), as root and as
+    a normal user."""
     if user and os.geteuid() != 0:
         pytest.skip("already a normal user: the run as root is this one")
-    need("js")
+    need(language)
     from mindcode.eval import pack
     from mindcode.eval.pool import SandboxPool
 
-    problem = {**evalpack.problems("js")[0], "language": "js"}
-    node = toolchain("js").steps[0]["argv"][0]
+    problem = {**evalpack.problems(language)[0], "language": language}
     samples = {name: {"task_id": problem["task_id"], "completion": body}
-               for name, body in evalpack.JS_FORGERIES.items()}
-    for name in evalpack.JS_FOOLED_BY_EXIT_STATUS:  # the attack is real
-        (tmp_path / "main.js").write_text(pack.program("js", problem, pack.function(problem, samples[name], True)))
-        plain = subprocess.run([node, "main.js"], cwd=tmp_path, capture_output=True, timeout=60)
-        assert plain.returncode == 0 and not plain.stdout + plain.stderr, name
+               for name, body in evalpack.FORGERIES[language].items()}
+    for name in evalpack.FOOLED_BY_EXIT_STATUS[language]:  # the attack is real
+        program = pack.program(language, problem, pack.function(problem, samples[name], True))
+        status, output = exit_status_of_one_process(language, program, tmp_path)
+        assert status == 0 and (language != "js" or not output), (name, output)
     honest = {"task_id": problem["task_id"], "completion": problem["canonical_solution"]}
     rows = [honest, *samples.values()]
+    tasks = [{"id": i, **task_of(problem, r, 5.0, fix=True)} for i, r in enumerate(rows)]
+    assert all("test" in t["steps"][-1] and "unsplit" not in t for t in tasks)
     out = {}
     with SandboxPool(1, user=user) as pool:
-        pool.run([{"id": i, **task_of(problem, r, 5.0, fix=True)} for i, r in enumerate(rows)],
-                 lambda i, r: out.update({i: r}))
+        pool.run(tasks, lambda i, r: out.update({i: r}))
     assert out[0]["passed"], out[0]
     for i, name in enumerate(samples, start=1):
         assert not out[i]["passed"] and out[i]["result"].startswith("failed: "), (name, out[i])
+
+
+def test_a_cpp_problem_whose_signature_cannot_cross_runs_bigcodes_way_and_says_so(tmp_path):
+    """An entry point taking boost::any (HumanEvalPack's C++/22 and /137) has no codec: its test cannot be built
+    apart, so its samples run with the test compiled in, and the summary names the problem and why."""
+    need("cpp")
+    problem = evalpack.problems("cpp")[0]
+    any_problem = {**problem, "task_id": "C++/9", "entry_point": "first",
+                   "prompt": problem["prompt"].replace("int add(int x,int y){", "#include<boost/any.hpp>\n"
+                                                       "int first(boost::any x){"),
+                   "declaration": "#include<boost/any.hpp>\nint first(boost::any x){\n",
+                   "test": "#undef NDEBUG\n#include<assert.h>\nint main(){\n    assert (first(boost::any(3)) == 3);\n}\n"}
+    path = write(tmp_path / "problems.jsonl", [problem, any_problem])
+    rows = [{"task_id": "C++/0", "completion": problem["canonical_solution"]},
+            {"task_id": "C++/9", "completion": "    return boost::any_cast<int>(x);\n}\n"},
+            {"task_id": "C++/9", "completion": "    return 0;\n}\n"}]
+    summary = evaluate(write(tmp_path / "s.jsonl", rows), [1], workers=2, problem_file=path, progress=False,
+                       fix=True)
+    results = [json.loads(line) for line in open(summary["results_file"])]
+    assert [r["passed"] for r in results] == [True, True, False], [r["result"] for r in results]
+    assert list(summary["protections"]["unsplit"]) == ["C++/9"]
+    assert "boost::any" in summary["protections"]["unsplit"]["C++/9"]
+    assert any("C++/9" in gap for gap in summary["protections"]["open"])
 
 
 def test_translations_are_scored_per_language_pair(tmp_path):

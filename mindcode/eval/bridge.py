@@ -1,0 +1,77 @@
+"""The trusted test process of a language whose test runs apart from the program (``Toolchain.make_test``).
+
+JavaScript: ``node -e split.js test``, the prompt's helpers and the test given as JSON on its stdin. C++: the test
+program (``pack.split_test``: the prompt's helpers, ``split.hpp``, a proxy for the entry point, the problem's test),
+compiled here, on the trusted side, once per problem and cached by content in ``~/.cache/mindcode/cpp-tests``; a
+test that does not compile (its entry point takes or returns a type ``split.hpp`` cannot pass, such as
+``boost::any``) raises ``CannotSplit`` and that problem's samples run bigcode's way, judged by their exit status.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from mindcode.errors import MindcodeError
+
+COMPILE_TIMEOUT_S = 120
+
+
+class CannotSplit(MindcodeError):
+    """This problem's test cannot run apart from the program (the reason is the message)."""
+
+
+def js_test(node: str, bridge: str, parts: dict[str, str]) -> dict[str, Any]:
+    return {"argv": [node, "-e", bridge, "test"], "stdin": json.dumps(parts), "entry_point": parts["entry_point"],
+            "reads": []}
+
+
+_BUILT: dict[str, dict[str, Any] | str] = {}  # per problem: the test's step, or why it cannot be built
+_BUILDING: dict[str, threading.Lock] = {}
+_LOCK = threading.Lock()
+
+
+def cpp_test(gxx: str, version: str, flags: list[str], parts: dict[str, str]) -> dict[str, Any]:
+    """The compiled test program of one problem (cached); CannotSplit when it does not compile."""
+    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mindcode" / "cpp-tests"
+    key = hashlib.sha256(json.dumps([version, flags, parts["program"]]).encode()).hexdigest()[:24]
+    with _LOCK:
+        lock = _BUILDING.setdefault(f"{root}/{key}", threading.Lock())
+    with lock:  # one build per problem, however many threads ask
+        if f"{root}/{key}" not in _BUILT:
+            _BUILT[f"{root}/{key}"] = _build(gxx, flags, parts["program"], root / key)
+    built = _BUILT[f"{root}/{key}"]
+    if isinstance(built, str):
+        raise CannotSplit(built)
+    return {**built, "entry_point": parts["entry_point"]}
+
+
+def _build(gxx: str, flags: list[str], program: str, done: Path) -> dict[str, Any] | str:
+    if not (done / "test").is_file() and not (done / "error.txt").is_file():
+        done.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(dir=done.parent))
+        (work / "test.cpp").write_text(program)
+        try:
+            out = subprocess.run([gxx, *flags, "test.cpp", "-o", "test", "-lcrypto", "-lssl"], cwd=work,
+                                 capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S)
+            failure = None if out.returncode == 0 else (out.stderr or out.stdout)
+        except subprocess.TimeoutExpired:
+            failure = f"compiling the test took more than {COMPILE_TIMEOUT_S} s"
+        if failure is not None:
+            errors = [line for line in failure.splitlines() if "error" in line] or failure.splitlines()[-1:]
+            (work / "error.txt").write_text(f"its test does not compile apart from the program: {errors[0][:300]}")
+        os.chmod(work, 0o755)
+        try:
+            os.rename(work, done)
+        except OSError:  # another evaluation made it first
+            shutil.rmtree(work, ignore_errors=True)
+    if (done / "error.txt").is_file():
+        return (done / "error.txt").read_text()
+    return {"argv": [str(done / "test")], "stdin": "", "reads": [str(done)]}
