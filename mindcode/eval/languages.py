@@ -4,8 +4,9 @@ One table (``LANGUAGES``); ``toolchain(name)`` finds a language's tools on this 
 evaluation) and ``Toolchain.task(program, timeout)`` turns one program into a sandbox task: the files to write, the
 steps (compile, run) with their own timeouts, what the tools may read beyond the system libraries, their environment.
 The sandbox runs every step as the candidate (``mindcode.eval.sandbox``); a compiled program passes when it compiles
-and its run exits 0 within the timeout, as in bigcode's harness. JavaScript's run is two processes (``split.js``):
-the program serves calls of its entry point, the problem's test runs in a trusted process of its own and decides.
+and its run exits 0 within the timeout, as in bigcode's harness. JavaScript's and C++'s run is two processes
+(``make_test``, ``mindcode.eval.bridge``): the program serves calls of its entry point, the problem's test runs in a
+trusted process of its own and decides.
 """
 
 from __future__ import annotations
