@@ -63,12 +63,9 @@ def plain_loop(language: str, problems: dict, rows: list[dict], workers: int, ti
         problem = problems[row["task_id"]]
         with tempfile.TemporaryDirectory() as work:
             program = pack.program(language, problem, pack.function(problem, row, fix))
-            if chain.split:  # bigcode's way: the program with its test, one process, judged by its exit status
-                task = {"files": {chain.language.source: program}, "env": {},
-                        "steps": [{"kind": "run", "argv": [chain.steps[0]["argv"][0], chain.language.source],
-                                   "quiet": True, "timeout": timeout}]}
-            else:
-                task = chain.task(program, timeout)
+            task = chain.task(program, timeout)  # bigcode's way: the program with its test, judged by its exit status
+            if language == "js":  # node main.js, not the split's candidate
+                task["steps"] = [{**task["steps"][-1], "argv": [task["steps"][-1]["argv"][0], chain.language.source]}]
             for name, text in task["files"].items():
                 Path(work, name).write_text(text)
             env = {"PATH": "/usr/bin:/bin", "HOME": work, "TMPDIR": work,

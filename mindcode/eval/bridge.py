@@ -5,13 +5,17 @@ program (``pack.split_test``: the prompt's helpers, ``split.hpp``, a proxy for t
 compiled here, on the trusted side, once per problem and cached by content in ``~/.cache/mindcode/cpp-tests``; a
 test that does not compile (its entry point takes or returns a type ``split.hpp`` cannot pass, such as
 ``boost::any``) raises ``CannotSplit`` and that problem's samples run bigcode's way, judged by their exit status.
+Go: the test binary (``go test -c`` of the test setup, the prompt's helpers, a proxy, ``split.go``, the test), built
+and cached the same way in ``~/.cache/mindcode/go-tests`` with a build cache of its own.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -39,33 +43,65 @@ _LOCK = threading.Lock()
 
 
 def cpp_test(gxx: str, version: str, flags: list[str], parts: dict[str, str]) -> dict[str, Any]:
-    """The compiled test program of one problem (cached); CannotSplit when it does not compile."""
-    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mindcode" / "cpp-tests"
-    key = hashlib.sha256(json.dumps([version, flags, parts["program"]]).encode()).hexdigest()[:24]
+    """The compiled test program of one C++ problem (cached); CannotSplit when it does not compile."""
+    argv = [gxx, *flags, "test.cpp", "-o", "test", "-lcrypto", "-lssl"]
+    return _cached("cpp-tests", [version, flags], argv, {"test.cpp": parts["program"]}, {}, [], parts)
+
+
+def go_test(go: str, version: str, env: dict[str, str], parts: dict[str, str]) -> dict[str, Any]:
+    """The test binary of one Go problem (``go test -c``, cached; its build cache is the trusted side's own);
+    CannotSplit when it does not compile."""
+    root = _root("go-tests")
+    env = {**env, "GOCACHE": str(root / "gocache"), "HOME": str(root)}
+    argv = [go, "test", "-c", "-o", "test", "-vet=off", "main_test.go"]
+    return _cached("go-tests", [version], argv, {"main_test.go": parts["program"]}, env, ["-test.count=1"], parts)
+
+
+@functools.lru_cache(maxsize=None)
+def go_bridge() -> tuple[str, str]:
+    """``split.go`` as the two parts that go into a program: its import declaration and its body."""
+    text = (Path(__file__).parent / "split.go").read_text()
+    start = text.index("\nimport (")
+    end = text.index("\n)\n", start) + 3
+    return text[start:end].strip() + "\n", text[end:].strip() + "\n"
+
+
+def _root(kind: str) -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mindcode" / kind
+
+
+def _cached(kind: str, salt: list[Any], argv: list[str], files: dict[str, str], env: dict[str, str],
+            args: list[str], parts: dict[str, str]) -> dict[str, Any]:
+    """The test step of one problem, built once by ``argv`` from ``files`` (into ``test``) and kept by content
+    under ``~/.cache/mindcode/KIND``; CannotSplit when it does not build."""
+    root = _root(kind)
+    key = hashlib.sha256(json.dumps([salt, argv[1:], files]).encode()).hexdigest()[:24]
     with _LOCK:
         lock = _BUILDING.setdefault(f"{root}/{key}", threading.Lock())
     with lock:  # one build per problem, however many threads ask
         if f"{root}/{key}" not in _BUILT:
-            _BUILT[f"{root}/{key}"] = _build(gxx, flags, parts["program"], root / key)
+            _BUILT[f"{root}/{key}"] = _build(argv, files, env, root / key)
     built = _BUILT[f"{root}/{key}"]
     if isinstance(built, str):
         raise CannotSplit(built)
-    return {**built, "entry_point": parts["entry_point"]}
+    return {**built, "argv": built["argv"] + args, "entry_point": parts["entry_point"]}
 
 
-def _build(gxx: str, flags: list[str], program: str, done: Path) -> dict[str, Any] | str:
+def _build(argv: list[str], files: dict[str, str], env: dict[str, str], done: Path) -> dict[str, Any] | str:
     if not (done / "test").is_file() and not (done / "error.txt").is_file():
         done.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(dir=done.parent))
-        (work / "test.cpp").write_text(program)
+        for name, text in files.items():
+            (work / name).write_text(text)
         try:
-            out = subprocess.run([gxx, *flags, "test.cpp", "-o", "test", "-lcrypto", "-lssl"], cwd=work,
-                                 capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S)
+            out = subprocess.run(argv, cwd=work, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S,
+                                 env={"PATH": "/usr/bin:/bin", **env} if env else None)
             failure = None if out.returncode == 0 else (out.stderr or out.stdout)
         except subprocess.TimeoutExpired:
             failure = f"compiling the test took more than {COMPILE_TIMEOUT_S} s"
         if failure is not None:
-            errors = [line for line in failure.splitlines() if "error" in line] or failure.splitlines()[-1:]
+            errors = [line for line in failure.splitlines() if "error" in line or re.search(r":\d+:\d+: ", line)]
+            errors = errors or failure.splitlines()[-1:]
             (work / "error.txt").write_text(f"its test does not compile apart from the program: {errors[0][:300]}")
         os.chmod(work, 0o755)
         try:

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from mindcode.eval.bridge import go_bridge
 from mindcode.eval.languages import BY_PACK, LANGUAGES
 
 # The imports bigcode's harness puts before a sample (Python, C++) or adds when a sample uses a package (Go).
@@ -60,7 +61,7 @@ def function(problem: dict[str, Any], sample: dict[str, Any], fix: bool = False)
 
 def program(language: str, problem: dict[str, Any], code: str) -> str:
     """The whole program of a sample, function + test, as bigcode's harness assembles it (mindcode runs it this way
-    where the test cannot run apart: Java, Go, Rust, and C++ problems whose signature ``split.hpp`` cannot pass)."""
+    where the test cannot run apart: Java, Rust, and C++/Go problems whose signature the bridge cannot pass)."""
     test = problem["test"]
     if language == "cpp":
         return "\n".join(CPP_HEADERS) + "\n" + code.split("int main")[0].strip() + "\n\n" + test
@@ -93,16 +94,39 @@ def split_test(language: str, problem: dict[str, Any]) -> dict[str, str]:
         program = "\n".join([*CPP_HEADERS, problem["prompt"][:head.start()], _bridge("split.hpp"), proxy,
                              problem["test"]])
         return {"program": program, "entry_point": problem["entry_point"]}
+    if language == "go":
+        head, params, result = _go_head(problem)
+        names = [re.match(r"\s*([A-Za-z_]\w*)", param).group(1) for param in _top_level(params)]
+        if "_" in names:
+            raise ValueError(f"{problem['task_id']}: a parameter without a name in {problem['entry_point']}")
+        proxy = (f"func {problem['entry_point']}({params}) {result} {{\n    var mindcodeResult {result}\n"
+                 f"    mindcodeSplitCall({problem['entry_point']}, &mindcodeResult"
+                 f"{''.join(', &' + name for name in names)})\n    return mindcodeResult\n}}\n")
+        imports, body = go_bridge()
+        prelude = _go_code(problem, problem["prompt"][:head])
+        text = "\n".join([prelude, proxy, problem["test"]])
+        setup = _go_used_imports(problem.get("test_setup", ""), text)  # the sample's packages are not the test's
+        setup = setup if "package main" in setup else "package main\n" + setup
+        return {"program": "\n".join([setup, imports, _go_imports(setup + text, text), text, body]),
+                "entry_point": problem["entry_point"]}
     raise ValueError(f"{language} runs its test inside the program")
 
 
 def split_program(language: str, problem: dict[str, Any], code: str) -> str:
-    """The candidate's program where the test runs apart: the function, then (C++) a main that serves it."""
+    """The candidate's program where the test runs apart: the function, then (C++) a main, (Go) a TestMain, that
+    serves it."""
     if language == "cpp":  # the declaration's signature picks the entry point among std's (unique, search, ...)
         head = _cpp_head(problem)
         entry = f"static_cast<{head.group(1).strip()} (*)({head.group(2)})>({problem['entry_point']})"
         return "\n".join([*CPP_HEADERS, code.split("int main")[0].strip(), _bridge("split.hpp"),
                           f"int main() {{\n    return mindcode_split::serve({entry});\n}}\n"])
+    if language == "go":  # a test binary whose TestMain serves the entry point instead of running tests
+        _go_head(problem)
+        imports, body = go_bridge()
+        code = _go_code(problem, code)
+        serve = f"func TestMain(m *mindcodeTesting.M) {{\n    mindcodeSplitServe({problem['entry_point']})\n}}\n"
+        return "\n".join(["package main", imports, 'import mindcodeTesting "testing"', _go_imports(code, code), code,
+                          body, serve])
     return code.strip() + "\n"
 
 
@@ -148,9 +172,71 @@ def python_parts(problem: dict[str, Any], code: str) -> dict[str, Any]:
             "entry_point": problem["entry_point"], "call_check": not pack, "preload": ["numpy"] if pack else []}
 
 
+def _go_head(problem: dict[str, Any]) -> tuple[int, str, str]:
+    """Where the prompt's last definition of the entry point starts, its parameters and its (one) result."""
+    entry = re.escape(problem["entry_point"])
+    heads = list(re.finditer(rf"(?m)^func\s+{entry}\s*\(([^()]*)\)\s*(.*?)\s*\{{\s*$", problem["prompt"]))
+    if not heads:
+        raise ValueError(f"{problem['task_id']}: the prompt has no definition of {problem['entry_point']}")
+    params, result = heads[-1].group(1), heads[-1].group(2).strip()
+    if not result or result.startswith("("):
+        raise ValueError(f"{problem['task_id']}: {problem['entry_point']} does not return one value")
+    for param in [*_top_level(params), f"result {result}"]:
+        kind = re.sub(r"^\s*[A-Za-z_]\w*\s*", "", param, count=1)
+        if kind and not _go_crosses(kind):
+            raise ValueError(f"{problem['task_id']}: split.go cannot pass a value of type {kind.strip()}")
+    return heads[-1].start(), params, result
+
+
+GO_BASIC = {"bool", "string", "byte", "rune", "float32", "float64", "interface{}", "any",
+            *(f"{sign}int{bits}" for sign in ("", "u") for bits in ("", "8", "16", "32", "64"))}
+
+
+def _go_crosses(kind: str) -> bool:
+    """Whether ``split.go`` passes a Go type: the basic ones, ``interface{}``, and slices, arrays and maps of them."""
+    kind = kind.strip()
+    if kind in GO_BASIC:
+        return True
+    if array := re.fullmatch(r"\[\d*\](.+)", kind):
+        return _go_crosses(array.group(1))
+    if kind.startswith("map["):
+        depth = 0
+        for i, char in enumerate(kind[3:], 3):
+            depth += {"[": 1, "]": -1}.get(char, 0)
+            if depth == 0:
+                return _go_crosses(kind[4:i]) and _go_crosses(kind[i + 1:])
+    return False
+
+
+def _go_code(problem: dict[str, Any], code: str) -> str:
+    """A sample's (or prompt's) Go code without the problem's own import block (Go refuses an unused import) and
+    package clause."""
+    if problem.get("import"):
+        code = code.replace(problem["import"], "")
+    return code.replace("package main", "")
+
+
+def _go_uses(package: str, code: str) -> bool:
+    """Whether ``code`` uses an import path's package (outside comments)."""
+    name = package.split("/")[-1] + "."
+    return any(name in line for line in code.splitlines() if not line.strip().startswith("//"))
+
+
+def _go_imports(whole: str, code: str) -> str:
+    """bigcode's imports for Go: the packages ``code`` uses that ``whole`` does not import."""
+    missing = [p for p in GO_PACKAGES if f'"{p}"' not in whole and _go_uses(p, code)]
+    return "import (\n" + "".join(f'    "{p}"\n' for p in missing) + ")\n" if missing else ""
+
+
+def _go_used_imports(setup: str, code: str) -> str:
+    """The test setup without the imports that ``code`` does not use."""
+    return "\n".join(line for line in setup.splitlines() if not re.fullmatch(r'\s*"[\w./-]+"\s*', line)
+                     or _go_uses(line.strip().strip('"'), code)) + "\n"
+
+
 def _go(problem: dict[str, Any], code: str) -> str:
-    """bigcode's Go program: the problem's own import block dropped (Go refuses an unused import), the packages the
-    code uses (outside comments) imported, after the test setup."""
+    """bigcode's Go program: the problem's own import block dropped, the packages the code uses imported, after the
+    test setup."""
     if problem.get("import"):
         code = code.replace(problem["import"], "")
     setup = problem.get("test_setup", "")
@@ -160,11 +246,7 @@ def _go(problem: dict[str, Any], code: str) -> str:
     if "package main" in setup:
         code = code.replace("package main", "")
     whole = setup + code + "\n" + problem["test"]
-    lines = [line for line in whole.splitlines() if not line.strip().startswith("//")]
-    missing = [p for p in GO_PACKAGES if f'"{p}"' not in whole
-               and any(p.split("/")[-1] + "." in line for line in lines)]
-    imports = "import (\n" + "".join(f'    "{p}"\n' for p in missing) + ")\n" if missing else ""
-    return setup + imports + code
+    return setup + _go_imports(whole, whole) + code
 
 
 def _rust(problem: dict[str, Any], code: str) -> str:

@@ -145,9 +145,12 @@ KINDS = {
 }
 # the imports a hostile body needs, put in front of the declaration
 HOSTILE_IMPORTS = {("go", "read_secret"): 'import (\n    "os"\n)\n', ("go", "left_running"): 'import (\n    "os/exec"\n)\n',
+                   ("go", "exit_during_test"): 'import (\n    "syscall"\n)\n',
+                   ("go", "exit_before_tests"): 'import (\n    "syscall"\n)\n',
+                   ("go", "verdict_on_every_descriptor"): 'import (\n    "os"\n)\n',
                    **{("cpp", kind): "#include<unistd.h>\n#include<cstdlib>\n"
                       for kind in ("left_running", "fork_bomb", "memory_hog")}}
-# Completions of ``add``'s declaration that forge a pass where the verdict is the program's exit status (and, for
+# Bodies of ``add``'s declaration (after their HOSTILE_IMPORTS) that forge a pass where the verdict is the program's exit status (and, for
 # JavaScript, its silence): bigcode's harness, the program and its test in one process. ``FOOLED_BY_EXIT_STATUS``:
 # which do; the others attack the split's own channels.
 FORGERIES = {
@@ -167,10 +170,19 @@ FORGERIES = {
         "main_replaced": "    return x-y;\n}\nint  main() { return 0; }\n#define main never_called\n",
         "asserts_disabled": "    return x-y;\n}\n#define NDEBUG\n#define assert(e) ((void)0)\n",
     },
+    "go": {  # syscall.Exit, unlike os.Exit, is not caught by the testing package
+        "exit_during_test": "    syscall.Exit(0)\n    return 0\n}\n",
+        "exit_before_tests": "    return x - y\n}\n\nfunc init() {\n    syscall.Exit(0)\n}\n",
+        "tests_replaced": "    return x - y\n}\n\nfunc TestMain(m *testing.M) {}\n",
+        "verdict_on_every_descriptor": "    for fd := 0; fd < 64; fd++ {\n"
+                                       "        os.NewFile(uintptr(fd), \"\").Write([]byte(\"PASS\\nok\\n\"))\n    }\n"
+                                       "    return x - y\n}\n",
+    },
 }
 FOOLED_BY_EXIT_STATUS = {"js": ("exit_during_test", "exit_after_loading", "asserts_silenced",
                                 "output_dropped_exit_forced"),
-                         "cpp": ("exit_during_test", "exit_before_main", "main_replaced")}
+                         "cpp": ("exit_during_test", "exit_before_main", "main_replaced"),
+                         "go": ("exit_during_test", "exit_before_tests", "tests_replaced")}
 EXPECTED = {"correct": "passed", "wrong": "failed", "compile_error": "compile_error", "loop": "timed_out"}
 
 

@@ -29,12 +29,14 @@ def need(language):
 
 @pytest.fixture
 def users_cache(monkeypatch):
-    """Build caches (the C++ test programs) where a normal user can read them, as in that user's own home (root's
-    is closed to others)."""
+    """Build caches (the C++ and Go test programs, Go's warm build cache) where a normal user can read them, as in
+    that user's own home (root's is closed to others)."""
     folder = tempfile.mkdtemp(prefix="mindcode-user-cache-")
     os.chmod(folder, 0o755)
     monkeypatch.setenv("XDG_CACHE_HOME", folder)
+    toolchain.cache_clear()  # found again, with their caches in this folder
     yield folder
+    toolchain.cache_clear()
     shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -90,7 +92,7 @@ def test_each_kind_of_sample_gets_its_verdict(language, tmp_path, secret):
         assert summary["protections"]["toolchains"][language]
         exit_status = any(f"a {language} program that exits 0" in gap for gap in summary["protections"]["open"])
         assert exit_status == (not toolchain(language).split)
-        assert ("test process" in summary["protections"]["verdict_by_language"][language]) == (language in ("js", "cpp"))
+        assert ("test process" in summary["protections"]["verdict_by_language"][language]) == (language in ("js", "cpp", "go"))
 
 
 @pytest.mark.parametrize("language", ["python", "java", "go", "cpp", "rust", "js"])
@@ -109,7 +111,7 @@ def test_synthesis_and_fix_build_the_program_from_prompt_or_declaration(language
         assert [r["passed"] for r in results] == [True, False, True, False], [r["result"] for r in results]
 
 
-@pytest.mark.parametrize("language", ["cpp", "js"])
+@pytest.mark.parametrize("language", ["cpp", "js", "go"])
 def test_as_a_normal_user_compiled_samples_are_contained_too(language, secret, users_cache):
     """Workers started as nobody (see test_sandbox): the secret stays unread and nothing is left running."""
     if os.geteuid() != 0:
@@ -117,7 +119,7 @@ def test_as_a_normal_user_compiled_samples_are_contained_too(language, secret, u
     need(language)
     from mindcode.eval.pool import SandboxPool
 
-    tag = f"{41 + ['cpp', 'js'].index(language)}.{os.getpid() % 1000}"
+    tag = f"{41 + ['cpp', 'js', 'go'].index(language)}.{os.getpid() % 1000}"
     problem = evalpack.problems(language)[0]
     rows = [r for r in evalpack.samples(language, secret, tag) if r["kind"] in ("correct", "read_secret",
                                                                                "left_running")]
@@ -137,15 +139,16 @@ def exit_status_of_one_process(language, program, folder):
     else:
         steps = [step["argv"] for step in chain.steps]
     (folder / chain.language.source).write_text(program)
+    env = {**os.environ, **{k: v.replace("{workdir}", str(folder)) for k, v in chain.env.items()}}
     for argv in steps:
-        out = subprocess.run(argv, cwd=folder, capture_output=True, timeout=120)
+        out = subprocess.run(argv, cwd=folder, capture_output=True, timeout=120, env=env)
         if out.returncode:
             break
     return out.returncode, out.stdout + out.stderr
 
 
 @pytest.mark.parametrize("user", [None, 65534])
-@pytest.mark.parametrize("language", ["js", "cpp"])
+@pytest.mark.parametrize("language", ["js", "cpp", "go"])
 def test_a_sample_cannot_forge_a_pass_where_the_test_runs_apart(language, user, tmp_path, users_cache):
     """Each forgery passes bigcode's way (program and test in one process, judged by its exit status and for
     JavaScript its silence) and fails in mindcode's two processes (the test's own process decides), as root and as
@@ -157,8 +160,8 @@ def test_a_sample_cannot_forge_a_pass_where_the_test_runs_apart(language, user, 
     from mindcode.eval.pool import SandboxPool
 
     problem = {**evalpack.problems(language)[0], "language": language}
-    samples = {name: {"task_id": problem["task_id"], "completion": body}
-               for name, body in evalpack.FORGERIES[language].items()}
+    samples = {name: {"task_id": problem["task_id"], "solution": evalpack.HOSTILE_IMPORTS.get((language, name), "")
+                      + problem["declaration"] + body} for name, body in evalpack.FORGERIES[language].items()}
     for name in evalpack.FOOLED_BY_EXIT_STATUS[language]:  # the attack is real
         program = pack.program(language, problem, pack.function(problem, samples[name], True))
         status, output = exit_status_of_one_process(language, program, tmp_path)
@@ -196,6 +199,55 @@ def test_a_cpp_problem_whose_signature_cannot_cross_runs_bigcodes_way_and_says_s
     assert list(summary["protections"]["unsplit"]) == ["C++/9"]
     assert "boost::any" in summary["protections"]["unsplit"]["C++/9"]
     assert any("C++/9" in gap for gap in summary["protections"]["open"])
+
+
+GO_ECHO_TEST = """func TestEcho(t *testing.T) {
+    assert := assert.New(t)
+    for _, value := range []interface{}{nil, -3, int64(1) << 40, uint8(7), 2.5, float32(0.25), true, "h\u00e9llo",
+        []int{}, []int(nil), []interface{}{1, "a", nil, []string{"b"}}, [2]interface{}{1, nil},
+        map[interface{}]interface{}{"a": 1, 2: "b"}, map[rune]int{'x': 1}, map[string][]float64(nil), [][2]int{{1, 2}}} {
+        assert.Equal(value, Echo(value))
+    }
+}
+"""
+
+
+def test_go_values_cross_with_their_types(tmp_path):
+    """split.go passes Go's values by type through interface{}: nil and empty slices stay apart, int64 stays int64;
+    a sample that changes either fails, as it does bigcode's way (testify compares types and nil-ness)."""
+    need("go")
+    problem = {**evalpack.problems("go")[0], "task_id": "Go/7", "entry_point": "Echo",
+               "declaration": "\nfunc Echo(x interface{}) interface{} {\n", "test": GO_ECHO_TEST}
+    problem["prompt"] = "\n// Echo returns x.\nfunc Echo(x interface{}) interface{} {\n"
+    path = write(tmp_path / "problems.jsonl", [problem])
+    rows = [{"task_id": "Go/7", "completion": "    return x\n}\n"},
+            {"task_id": "Go/7", "completion": "    if s, ok := x.([]int); ok && len(s) == 0 {\n        return []int(nil)\n"
+                                              "    }\n    return x\n}\n"},
+            {"task_id": "Go/7", "completion": "    if n, ok := x.(int); ok {\n        return int64(n)\n    }\n"
+                                              "    return x\n}\n"}]
+    summary = evaluate(write(tmp_path / "s.jsonl", rows), [1], workers=2, problem_file=path, progress=False,
+                       fix=True)
+    results = [json.loads(line) for line in open(summary["results_file"])]
+    assert [r["passed"] for r in results] == [True, False, False], [r["result"] for r in results]
+    assert summary["protections"]["unsplit"] == {}
+
+
+def test_a_go_problem_whose_signature_cannot_cross_runs_bigcodes_way_and_says_so(tmp_path):
+    """A pointer (or struct, or named type) has no codec in split.go: that problem's samples run with the test
+    compiled in, and the summary names it."""
+    need("go")
+    problem = {**evalpack.problems("go")[0], "task_id": "Go/8", "entry_point": "First",
+               "declaration": "\nfunc First(p *int) int {\n",
+               "prompt": "\n// First returns *p.\nfunc First(p *int) int {\n",
+               "test": "func TestFirst(t *testing.T) {\n    n := 3\n    assert.Equal(t, 3, First(&n))\n}\n"}
+    path = write(tmp_path / "problems.jsonl", [problem])
+    rows = [{"task_id": "Go/8", "completion": "    return *p\n}\n"}, {"task_id": "Go/8", "completion": "    return 0\n}\n"}]
+    summary = evaluate(write(tmp_path / "s.jsonl", rows), [1], workers=2, problem_file=path, progress=False,
+                       fix=True)
+    results = [json.loads(line) for line in open(summary["results_file"])]
+    assert [r["passed"] for r in results] == [True, False], [r["result"] for r in results]
+    assert "*int" in summary["protections"]["unsplit"]["Go/8"]
+    assert any("Go/8" in gap for gap in summary["protections"]["open"])
 
 
 def test_translations_are_scored_per_language_pair(tmp_path):
