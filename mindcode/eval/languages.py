@@ -211,9 +211,9 @@ def _go_cache(go: str, version: str, env: dict[str, str]) -> str:
         return str(seed)
     root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=root))
-    (work / "warm_test.go").write_text('package main\n\nimport (\n\t"testing"\n\n\t"github.com/stretchr/testify/assert"\n)'
-                                       f'\n{imports}\nfunc TestWarm(t *testing.T) {{\n\tassert.Equal(t, 1, 1)\n}}\n'
-                                       f'{body}')
+    test = 'import (\n\t"testing"\n\t"github.com/stretchr/testify/assert"\n)\n'
+    test += f"{imports}\nfunc TestWarm(t *testing.T) {{\n\tassert.Equal(t, 1, 1)\n}}\n"
+    (work / "warm_test.go").write_text(f"package main\n\n{test}{body}")
     out = subprocess.run([go, "test", "-count=1", "-vet=off", "warm_test.go"], cwd=work, capture_output=True,
                          text=True, timeout=600,
                          env={"PATH": "/usr/bin:/bin", "HOME": str(work),

@@ -25,8 +25,9 @@ A compiled (or JavaScript) sample runs in a forked process of its own, which run
 candidate (``_run_program``) and is killed with its group at the task's timeout; the verdict is the run's exit status
 (bigcode's), except where the run step names a test process (JavaScript, C++, Go: ``_run_split``): then the
 candidate serves calls of its entry point and a second, trusted process runs the problem's test against it and
-decides, writing its verdict on a pipe the candidate never holds, from outside the candidate's Landlock domain. Where it may (root, cgroup v1 or v2
-memory and pids controllers), the worker makes a control group of its own and lives in it, so that a sample's
+decides, writing its verdict on a pipe the candidate never holds, from outside the candidate's Landlock domain.
+Where it may (root, cgroup v1 or v2 memory and pids controllers), the worker makes a control group of its own and
+lives in it, so that a sample's
 processes, all started from it, share one memory and process bound (the sample's ``memory_mb`` plus the worker's
 ``WORKER_MB``): per sample, not per process (``mindcode.eval.cgroups``); a sample's processes are the OOM killer's
 first choice there. After each sample the worker reaps whatever is left. The summary's ``protections`` says exactly
@@ -333,7 +334,8 @@ def _run_split(step: dict[str, Any], workdir: str, limits: dict[str, Any], prote
     candidate = _spawn(step["argv"], workdir, limits, own, env, {1: out, 2: out, 3: requests_r, 4: replies_w},
                        step["timeout"])  # it may not read the test program
     test = _spawn(step["test"]["argv"], workdir, limits, protections, {},
-                  {0: stdin_r, 1: verdict_w, 2: verdict_w, 3: replies_r, 4: requests_w}, step["timeout"], candidate=False)
+                  {0: stdin_r, 1: verdict_w, 2: verdict_w, 3: replies_r, 4: requests_w}, step["timeout"],
+                  candidate=False)
     for fd in (out, requests_r, requests_w, replies_r, replies_w, stdin_r, verdict_w):
         os.close(fd)
     deadline = time.monotonic() + step["timeout"]

@@ -92,7 +92,8 @@ def test_each_kind_of_sample_gets_its_verdict(language, tmp_path, secret):
         assert summary["protections"]["toolchains"][language]
         exit_status = any(f"a {language} program that exits 0" in gap for gap in summary["protections"]["open"])
         assert exit_status == (not toolchain(language).split)
-        assert ("test process" in summary["protections"]["verdict_by_language"][language]) == (language in ("js", "cpp", "go"))
+        split = "test process" in summary["protections"]["verdict_by_language"][language]
+        assert split == (language in ("js", "cpp", "go"))
 
 
 @pytest.mark.parametrize("language", ["python", "java", "go", "cpp", "rust", "js"])
@@ -205,7 +206,8 @@ GO_ECHO_TEST = """func TestEcho(t *testing.T) {
     assert := assert.New(t)
     for _, value := range []interface{}{nil, -3, int64(1) << 40, uint8(7), 2.5, float32(0.25), true, "h\u00e9llo",
         []int{}, []int(nil), []interface{}{1, "a", nil, []string{"b"}}, [2]interface{}{1, nil},
-        map[interface{}]interface{}{"a": 1, 2: "b"}, map[rune]int{'x': 1}, map[string][]float64(nil), [][2]int{{1, 2}}} {
+        map[interface{}]interface{}{"a": 1, 2: "b"}, map[rune]int{'x': 1}, map[string][]float64(nil),
+        [][2]int{{1, 2}}} {
         assert.Equal(value, Echo(value))
     }
 }
@@ -221,8 +223,8 @@ def test_go_values_cross_with_their_types(tmp_path):
     problem["prompt"] = "\n// Echo returns x.\nfunc Echo(x interface{}) interface{} {\n"
     path = write(tmp_path / "problems.jsonl", [problem])
     rows = [{"task_id": "Go/7", "completion": "    return x\n}\n"},
-            {"task_id": "Go/7", "completion": "    if s, ok := x.([]int); ok && len(s) == 0 {\n        return []int(nil)\n"
-                                              "    }\n    return x\n}\n"},
+            {"task_id": "Go/7", "completion": "    if s, ok := x.([]int); ok && len(s) == 0 {\n"
+                                              "        return []int(nil)\n    }\n    return x\n}\n"},
             {"task_id": "Go/7", "completion": "    if n, ok := x.(int); ok {\n        return int64(n)\n    }\n"
                                               "    return x\n}\n"}]
     summary = evaluate(write(tmp_path / "s.jsonl", rows), [1], workers=2, problem_file=path, progress=False,
