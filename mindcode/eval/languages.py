@@ -4,7 +4,7 @@ One table (``LANGUAGES``); ``toolchain(name)`` finds a language's tools on this 
 evaluation) and ``Toolchain.task(program, timeout)`` turns one program into a sandbox task: the files to write, the
 steps (compile, run) with their own timeouts, what the tools may read beyond the system libraries, their environment.
 The sandbox runs every step as the candidate (``mindcode.eval.sandbox``); a compiled program passes when it compiles
-and its run exits 0 within the timeout, as in bigcode's harness. JavaScript's, C++'s and Go's run is two processes
+and its run exits 0 within the timeout, as in bigcode's harness. Every language's run but Rust's is two processes
 (``make_test``, ``mindcode.eval.bridge``): the program serves calls of its entry point, the problem's test runs in a
 trusted process of its own and decides.
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mindcode.errors import MindcodeError
-from mindcode.eval.bridge import cpp_test, go_bridge, go_test, js_test
+from mindcode.eval.bridge import cpp_test, go_bridge, go_test, java_test, js_test
 
 
 @dataclass(frozen=True)
@@ -156,14 +156,19 @@ def _cpp(lang: Language) -> Toolchain:
 
 
 def _java(lang: Language) -> Toolchain:
+    """javac compiles the program (its Main serves the entry point, ``split.java``) per sample and the test program
+    once per problem, on the trusted side (``bridge.java_test``); both JVMs may open java.io to reach fds 3 and 4."""
     javac = _which("javac", lang)
     java = os.path.join(os.path.dirname(javac), "java")
     home = os.path.dirname(os.path.dirname(javac))
+    compile_flags = [*(f"-J{f}" for f in JVM_FLAGS), "-encoding", "UTF-8"]
+    run = [java, *JVM_FLAGS, "--add-opens", "java.base/java.io=ALL-UNNAMED"]
+    version = _version([javac, "-version"])
     return Toolchain(lang, [
-        {"kind": "compile", "argv": [javac, *(f"-J{f}" for f in JVM_FLAGS), "-encoding", "UTF-8", lang.source]},
-        {"kind": "run", "argv": [java, *JVM_FLAGS, "-cp", ".", "Main"]}],
+        {"kind": "compile", "argv": [javac, *compile_flags, lang.source]},
+        {"kind": "run", "argv": [*run, "-cp", ".", "Main"]}],
         reads=["/usr", *_outside_links(f"{home}/lib", f"{home}/conf", f"{home}/conf/security")],
-        version=_version([javac, "-version"]))
+        version=version, make_test=functools.partial(java_test, javac, version, compile_flags, run))
 
 
 def _go(lang: Language) -> Toolchain:

@@ -61,7 +61,7 @@ def function(problem: dict[str, Any], sample: dict[str, Any], fix: bool = False)
 
 def program(language: str, problem: dict[str, Any], code: str) -> str:
     """The whole program of a sample, function + test, as bigcode's harness assembles it (mindcode runs it this way
-    where the test cannot run apart: Java, Rust, and C++/Go problems whose signature the bridge cannot pass)."""
+    where the test cannot run apart: Rust, and problems whose signature the language's bridge cannot pass)."""
     test = problem["test"]
     if language == "cpp":
         return "\n".join(CPP_HEADERS) + "\n" + code.split("int main")[0].strip() + "\n\n" + test
@@ -77,8 +77,9 @@ def program(language: str, problem: dict[str, Any], code: str) -> str:
 def split_test(language: str, problem: dict[str, Any]) -> dict[str, str]:
     """What the test process of a language whose test runs apart from the program gets (trusted: the problem's
     text only). JavaScript: the prelude (the prompt's code before the entry point's definition: its helpers), the
-    test and the entry point, for ``split.js``; C++: the test program (headers, prelude, ``split.hpp``, a proxy of
-    the entry point with the prompt's signature, the test). ValueError when the prompt has no such definition."""
+    test and the entry point, for ``split.js``; C++, Go, Java: the test program (the language's headers or test
+    setup, prelude, the bridge, a proxy of the entry point with the prompt's signature, the test). ValueError when
+    the prompt has no such definition, or (Go) a type the bridge cannot pass."""
     if language == "js":
         entry = re.escape(problem["entry_point"])
         heads = list(re.finditer(rf"(?m)^[ \t]*(?:(?:export\s+)?(?:const|let|var)\s+{entry}\s*=|(?:async\s+)?"
@@ -109,6 +110,13 @@ def split_test(language: str, problem: dict[str, Any]) -> dict[str, str]:
         setup = setup if "package main" in setup else "package main\n" + setup
         return {"program": "\n".join([setup, imports, _go_imports(setup + text, text), text, body]),
                 "entry_point": problem["entry_point"]}
+    if language == "java":
+        head, result, params = _java_head(problem)
+        names = [_last_identifier(param, problem) for param in _top_level(params)]
+        proxy = (f"    public {result} {problem['entry_point']}({params}) {{\n"
+                 f"        return ({result}) MindcodeSplit.call({', '.join(names)});\n    }}\n}}\n")
+        return {"program": "\n".join([problem["prompt"][:head], proxy, _bridge("split.java"), problem["test"]]),
+                "entry_point": problem["entry_point"]}
     raise ValueError(f"{language} runs its test inside the program")
 
 
@@ -127,6 +135,13 @@ def split_program(language: str, problem: dict[str, Any], code: str) -> str:
         serve = f"func TestMain(m *mindcodeTesting.M) {{\n    mindcodeSplitServe({problem['entry_point']})\n}}\n"
         return "\n".join(["package main", imports, 'import mindcodeTesting "testing"', _go_imports(code, code), code,
                           body, serve])
+    if language == "java":  # the method called with the declaration's types, as the test would call it
+        _, _, params = _java_head(problem)
+        casts = [f"({_java_type(param, problem)}) a[{i}]" for i, param in enumerate(_top_level(params))]
+        serve = (f"public class Main {{\n    public static void main(String[] args) throws Exception {{\n"
+                 f"        Solution s = new Solution();\n"
+                 f"        MindcodeSplit.serve(a -> s.{problem['entry_point']}({', '.join(casts)}));\n    }}\n}}\n")
+        return "\n".join([code.replace(JAVA_EMPTY_MAIN, "").strip(), _bridge("split.java"), serve])
     return code.strip() + "\n"
 
 
@@ -137,6 +152,23 @@ def _cpp_head(problem: dict[str, Any]) -> re.Match:
     if not heads or not heads[-1].group(1).strip():
         raise ValueError(f"{problem['task_id']}: the prompt has no definition of {problem['entry_point']}")
     return heads[-1]
+
+
+def _java_head(problem: dict[str, Any]) -> tuple[int, str, str]:
+    """Where the prompt's last definition of the entry point starts, its result type and its parameters."""
+    entry = re.escape(problem["entry_point"])
+    heads = list(re.finditer(rf"(?m)^[ \t]*public\s+(?:static\s+)?([\w<>\[\]?,. ]+?)\s+{entry}\s*\(([^()]*)\)\s*"
+                             rf"(?:throws\s+[\w.,\s]+)?\{{", problem["prompt"]))
+    if not heads or heads[-1].group(1) == "void" or "..." in heads[-1].group(2):
+        raise ValueError(f"{problem['task_id']}: the prompt has no definition of {problem['entry_point']} that "
+                         "returns a value and takes a fixed number of arguments")
+    return heads[-1].start(), heads[-1].group(1).strip(), heads[-1].group(2)
+
+
+def _java_type(param: str, problem: dict[str, Any]) -> str:
+    """A Java parameter's type: ``final List<Integer> xs`` -> ``List<Integer>``."""
+    text = param.strip()
+    return re.sub(r"^final\s+", "", text[:text.rfind(_last_identifier(param, problem))].strip())
 
 
 def _top_level(params: str) -> list[str]:

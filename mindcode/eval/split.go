@@ -5,7 +5,7 @@
 // text alone (trusted: its test setup, the prompt's helpers, the test) with Entry replaced by a proxy,
 // `mindcodeSplitCall(Entry, &result, &arg1, &arg2, ...)`, compiled once per problem; its exit status is the verdict.
 //
-// Calls cross two pipes, fd 3 and 4 (the candidate reads requests on 3 and answers on 4; the test the reverse), in
+// Calls cross two pipes, fd 3 and 4 (each side reads on 3 and writes on 4), in
 // frames of a 4-byte little-endian length and a payload. Values are encoded by their static type (both sides know
 // the declaration's): booleans and numbers as 8 bytes, strings and slices as a count and their elements (slices and
 // maps with a nil flag, so that []int{} and nil stay apart, as assert.Equal tells them apart), arrays element by

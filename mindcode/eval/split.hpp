@@ -4,7 +4,7 @@
 // ENTRY is a proxy: `return mindcode_split::call<R>(args...);`. The test program is compiled from the problem's text
 // alone (trusted), so the candidate's macros, globals and exit() never reach it; its exit status is the verdict.
 //
-// Calls cross two pipes, fd 3 and 4 (the candidate reads requests on 3 and answers on 4; the test the reverse), in
+// Calls cross two pipes, fd 3 and 4 (each side reads on 3 and writes on 4), in
 // frames of a 4-byte length and a payload. Values are encoded by type (both programs use this file, so both sides
 // agree on every layout): arithmetic types as their bytes, strings and containers as a count and their elements,
 // pairs and tuples element by element. A type without a codec does not compile: that problem's test then runs

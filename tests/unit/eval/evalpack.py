@@ -170,6 +170,16 @@ FORGERIES = {
         "main_replaced": "    return x-y;\n}\nint  main() { return 0; }\n#define main never_called\n",
         "asserts_disabled": "    return x-y;\n}\n#define NDEBUG\n#define assert(e) ((void)0)\n",
     },
+    "java": {
+        "exit_during_test": "        System.exit(0);\n        return 0;\n    }\n}",
+        "exit_in_static_init": "        return x - y;\n    }\n    static {\n        System.exit(0);\n    }\n}",
+        "exit_status_rewritten": "        return x - y;\n    }\n    static {\n        Runtime.getRuntime().addShutdownHook("
+                                 "new Thread(() -> Runtime.getRuntime().halt(0)));\n    }\n}",
+        "verdict_on_every_descriptor": "        for (int fd = 0; fd < 64; fd++) {\n            try (java.io.FileOutputStream o = "
+                                       "new java.io.FileOutputStream(\"/proc/self/fd/\" + fd)) {\n"
+                                       "                o.write(\"R\\0\\0\\0\\1V\".getBytes());\n"
+                                       "            } catch (Exception e) {}\n        }\n        return x - y;\n    }\n}",
+    },
     "go": {  # syscall.Exit, unlike os.Exit, is not caught by the testing package
         "exit_during_test": "    syscall.Exit(0)\n    return 0\n}\n",
         "exit_before_tests": "    return x - y\n}\n\nfunc init() {\n    syscall.Exit(0)\n}\n",
@@ -182,7 +192,8 @@ FORGERIES = {
 FOOLED_BY_EXIT_STATUS = {"js": ("exit_during_test", "exit_after_loading", "asserts_silenced",
                                 "output_dropped_exit_forced"),
                          "cpp": ("exit_during_test", "exit_before_main", "main_replaced"),
-                         "go": ("exit_during_test", "exit_before_tests", "tests_replaced")}
+                         "go": ("exit_during_test", "exit_before_tests", "tests_replaced"),
+                         "java": ("exit_during_test", "exit_in_static_init", "exit_status_rewritten")}
 EXPECTED = {"correct": "passed", "wrong": "failed", "compile_error": "compile_error", "loop": "timed_out"}
 
 

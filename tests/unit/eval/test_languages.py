@@ -93,7 +93,7 @@ def test_each_kind_of_sample_gets_its_verdict(language, tmp_path, secret):
         exit_status = any(f"a {language} program that exits 0" in gap for gap in summary["protections"]["open"])
         assert exit_status == (not toolchain(language).split)
         split = "test process" in summary["protections"]["verdict_by_language"][language]
-        assert split == (language in ("js", "cpp", "go"))
+        assert split == (language in ("js", "cpp", "go", "java"))
 
 
 @pytest.mark.parametrize("language", ["python", "java", "go", "cpp", "rust", "js"])
@@ -112,7 +112,7 @@ def test_synthesis_and_fix_build_the_program_from_prompt_or_declaration(language
         assert [r["passed"] for r in results] == [True, False, True, False], [r["result"] for r in results]
 
 
-@pytest.mark.parametrize("language", ["cpp", "js", "go"])
+@pytest.mark.parametrize("language", ["cpp", "js", "go", "java"])
 def test_as_a_normal_user_compiled_samples_are_contained_too(language, secret, users_cache):
     """Workers started as nobody (see test_sandbox): the secret stays unread and nothing is left running."""
     if os.geteuid() != 0:
@@ -120,7 +120,7 @@ def test_as_a_normal_user_compiled_samples_are_contained_too(language, secret, u
     need(language)
     from mindcode.eval.pool import SandboxPool
 
-    tag = f"{41 + ['cpp', 'js', 'go'].index(language)}.{os.getpid() % 1000}"
+    tag = f"{41 + ['cpp', 'js', 'go', 'java'].index(language)}.{os.getpid() % 1000}"
     problem = evalpack.problems(language)[0]
     rows = [r for r in evalpack.samples(language, secret, tag) if r["kind"] in ("correct", "read_secret",
                                                                                "left_running")]
@@ -149,7 +149,7 @@ def exit_status_of_one_process(language, program, folder):
 
 
 @pytest.mark.parametrize("user", [None, 65534])
-@pytest.mark.parametrize("language", ["js", "cpp", "go"])
+@pytest.mark.parametrize("language", ["js", "cpp", "go", "java"])
 def test_a_sample_cannot_forge_a_pass_where_the_test_runs_apart(language, user, tmp_path, users_cache):
     """Each forgery passes bigcode's way (program and test in one process, judged by its exit status and for
     JavaScript its silence) and fails in mindcode's two processes (the test's own process decides), as root and as
