@@ -68,6 +68,13 @@ def java_test(javac: str, version: str, compile_flags: list[str], run: list[str]
                    parts)
 
 
+def rust_test(argv: list[str], version: str, parts: dict[str, str]) -> dict[str, Any]:
+    """The test binary of one Rust problem (``rustc --test`` against the crates, cached); CannotSplit when it does
+    not compile (a type without a ``Wire`` implementation)."""
+    return _cached("rust-tests", [version], argv, {"main.rs": parts["program"]}, {}, ["{test}", "--test-threads=1"],
+                   parts)
+
+
 @functools.lru_cache(maxsize=None)
 def go_bridge() -> tuple[str, str]:
     """``split.go`` as the two parts that go into a program: its import declaration and its body."""

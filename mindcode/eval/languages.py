@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mindcode.errors import MindcodeError
-from mindcode.eval.bridge import cpp_test, go_bridge, go_test, java_test, js_test
+from mindcode.eval.bridge import cpp_test, go_bridge, go_test, java_test, js_test, rust_test
 
 
 @dataclass(frozen=True)
@@ -188,15 +188,18 @@ def _go(lang: Language) -> Toolchain:
 
 
 def _rust_toolchain(lang: Language) -> Toolchain:
+    """``rustc --test`` builds the program, whose one test serves its entry point (``split.rs``), per sample and the
+    test binary once per problem, on the trusted side (``bridge.rust_test``)."""
     rustc, crates = _rust()
     externs = [f for crate, path in crates["externs"].items() for f in ("--extern", f"{crate}={path}")]
+    compile_argv = [rustc, "--edition", "2021", "--test", "-C", "debuginfo=0", "-A", "warnings",
+                    *_system_linker(rustc), lang.source, "-o", "main", "-L", f"dependency={crates['deps']}", *externs]
+    version = _version([rustc, "--version"])
     return Toolchain(lang, [
-        {"kind": "compile", "argv": [rustc, "--edition", "2021", "--test", "-C", "debuginfo=0", "-A", "warnings",
-                                     *_system_linker(rustc), lang.source, "-o", "main",
-                                     "-L", f"dependency={crates['deps']}", *externs]},
+        {"kind": "compile", "argv": compile_argv},
         {"kind": "run", "argv": ["./main", "--test-threads=1"]}],
-        reads=["/usr", os.path.dirname(os.path.dirname(rustc)), crates["deps"]],
-        version=_version([rustc, "--version"]))
+        reads=["/usr", os.path.dirname(os.path.dirname(rustc)), crates["deps"]], version=version,
+        make_test=functools.partial(rust_test, [a if a != "main" else "test" for a in compile_argv], version))
 
 
 def _system_linker(rustc: str) -> list[str]:
@@ -279,6 +282,7 @@ def _rust() -> tuple[str, dict[str, Any]]:
     info = {"deps": str(built / "target/debug/deps"),
             "externs": {k: v.replace(str(work), str(built)) for k, v in externs.items()}}
     (work / "crates.json").write_text(json.dumps(info))
+    os.chmod(work, 0o755)  # a worker that runs as another user reads it too
     try:
         os.rename(work, built)
     except OSError:

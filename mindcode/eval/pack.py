@@ -117,6 +117,14 @@ def split_test(language: str, problem: dict[str, Any]) -> dict[str, str]:
                  f"        return ({result}) MindcodeSplit.call({', '.join(names)});\n    }}\n}}\n")
         return {"program": "\n".join([problem["prompt"][:head], proxy, _bridge("split.java"), problem["test"]]),
                 "entry_point": problem["entry_point"]}
+    if language == "rust":
+        prelude, params, result = _rust_head(problem)
+        passed = [f"{name}.to_string()" if kind == "&str" else f"{name}.to_vec()" if kind.startswith("&[")
+                  else f"{name}.clone()" if kind.startswith("&") else name for name, kind, _ in params]
+        proxy = (f"fn {problem['entry_point']}({', '.join(f'{n}: {k}' for n, k, _ in params)}) -> {result} {{\n"
+                 f"    mindcode_split::call(({''.join(p + ', ' for p in passed)}))\n}}\n")
+        return {"program": "\n".join([_rust(problem, prelude + "\n" + proxy), _bridge("split.rs"), problem["test"]]),
+                "entry_point": problem["entry_point"]}
     raise ValueError(f"{language} runs its test inside the program")
 
 
@@ -142,6 +150,15 @@ def split_program(language: str, problem: dict[str, Any], code: str) -> str:
                  f"        Solution s = new Solution();\n"
                  f"        MindcodeSplit.serve(a -> s.{problem['entry_point']}({', '.join(casts)}));\n    }}\n}}\n")
         return "\n".join([code.replace(JAVA_EMPTY_MAIN, "").strip(), _bridge("split.java"), serve])
+    if language == "rust":  # a test binary whose one test serves the entry point
+        _, params, _ = _rust_head(problem)
+        decode = "".join(f"        let mut a{i}: {owned} = mindcode_split::arg(r)?;\n"
+                         for i, (_, _, owned) in enumerate(params))
+        lent = [f"&mut a{i}" if kind.startswith("&mut") else f"&a{i}" if kind.startswith("&") else f"a{i}"
+                for i, (_, kind, _) in enumerate(params)]
+        serve = (f"#[test]\nfn mindcode_split_serve() {{\n    mindcode_split::serve(|r| {{\n{decode}"
+                 f"        Ok(mindcode_split::encode(&{problem['entry_point']}({', '.join(lent)})))\n    }});\n}}\n")
+        return "\n".join([_rust(problem, code), _bridge("split.rs"), serve])
     return code.strip() + "\n"
 
 
@@ -165,6 +182,41 @@ def _java_head(problem: dict[str, Any]) -> tuple[int, str, str]:
     return heads[-1].start(), heads[-1].group(1).strip(), heads[-1].group(2)
 
 
+def _rust_head(problem: dict[str, Any]) -> tuple[str, list[tuple[str, str, str]], str]:
+    """The code before the last definition of the entry point in the prompt (or, as in HumanEval-X, whose Rust
+    prompts are the docstring alone, the declaration), its parameters (name, type, the owned type the serving side
+    decodes: ``&str`` -> ``String``, ``&[T]`` -> ``Vec<T>``, ``&T`` -> ``T``) and its result. ValueError for a
+    signature ``split.rs`` cannot pass (generics, ``dyn``, ``impl``, references inside types)."""
+    entry = re.escape(problem["entry_point"])
+    head = rf"(?m)^[ \t]*(?:pub\s+)?fn\s+{entry}\s*\((.*)\)\s*->\s*([^{{]+?)\s*\{{"
+    text = next((t for t in (problem["prompt"], problem.get("declaration", "")) if re.search(head, t)), "")
+    heads = list(re.finditer(head, text))
+    if not heads:
+        raise ValueError(f"{problem['task_id']}: the prompt has no definition of {problem['entry_point']} that "
+                         "returns a value")
+    params = []
+    for param in _top_level(heads[-1].group(1)):
+        pattern, _, kind = param.partition(":")
+        name, kind = re.sub(r"^mut\s+", "", pattern.strip()), re.sub(r"\s+", " ", kind.strip())
+        if not re.fullmatch(r"[A-Za-z_]\w*", name):
+            raise ValueError(f"{problem['task_id']}: a parameter pattern split.rs cannot name: {pattern.strip()}")
+        params.append((name, kind, _rust_owned(kind)))
+    result = heads[-1].group(2).strip()
+    for kind in [*(owned for _, _, owned in params), result]:
+        if re.search(r"&|\bdyn\b|\bimpl\b|'", kind):
+            raise ValueError(f"{problem['task_id']}: split.rs cannot pass a value of type {kind}")
+    return text[:heads[-1].start()], params, result
+
+
+def _rust_owned(kind: str) -> str:
+    """What a borrowed parameter is decoded into: ``&str`` -> ``String``, ``&[T]`` -> ``Vec<T>``, ``&T`` -> ``T``."""
+    if kind in ("&str", "&mut str"):
+        return "String"
+    if sliced := re.fullmatch(r"&(?:mut )?\[(.+)\]", kind):
+        return f"Vec<{sliced.group(1)}>"
+    return re.sub(r"^&(?:mut )?", "", kind)
+
+
 def _java_type(param: str, problem: dict[str, Any]) -> str:
     """A Java parameter's type: ``final List<Integer> xs`` -> ``List<Integer>``."""
     text = param.strip()
@@ -172,10 +224,10 @@ def _java_type(param: str, problem: dict[str, Any]) -> str:
 
 
 def _top_level(params: str) -> list[str]:
-    """A C++ parameter list split at the commas outside angle brackets."""
+    """A parameter list split at the commas outside brackets (angle, round, square)."""
     parts, depth, start = [], 0, 0
     for i, char in enumerate(params):
-        depth += {"<": 1, ">": -1}.get(char, 0)
+        depth += {"<": 1, "(": 1, "[": 1, ">": -1, ")": -1, "]": -1}.get(char, 0)
         if char == "," and depth == 0:
             parts.append(params[start:i])
             start = i + 1

@@ -180,6 +180,16 @@ FORGERIES = {
                                        "                o.write(\"R\\0\\0\\0\\1V\".getBytes());\n"
                                        "            } catch (Exception e) {}\n        }\n        return x - y;\n    }\n}",
     },
+    "rust": {
+        "exit_during_test": "    std::process::exit(0);\n}\n",
+        "exit_before_tests": "    x - y\n}\n#[used]\n#[link_section = \".init_array\"]\nstatic FORGED: extern \"C\" fn() = {\n"
+                             "    extern \"C\" fn forged() {\n        std::process::exit(0)\n    }\n    forged\n};\n",
+        "asserts_disabled": "    x - y\n}\nmacro_rules! assert {\n    ($($t:tt)*) => {};\n}\n",
+        "verdict_on_every_descriptor": "    use std::io::Write;\n    use std::os::unix::io::FromRawFd;\n    for fd in 0..64 {\n"
+                                       "        let mut f = unsafe { std::fs::File::from_raw_fd(fd) };\n"
+                                       "        let _ = f.write_all(b\"\\x01\\x00\\x00\\x00V\");  // a frame: a reply with no value\n"
+                                       "        std::mem::forget(f);\n    }\n    x - y\n}\n",
+    },
     "go": {  # syscall.Exit, unlike os.Exit, is not caught by the testing package
         "exit_during_test": "    syscall.Exit(0)\n    return 0\n}\n",
         "exit_before_tests": "    return x - y\n}\n\nfunc init() {\n    syscall.Exit(0)\n}\n",
@@ -193,7 +203,8 @@ FOOLED_BY_EXIT_STATUS = {"js": ("exit_during_test", "exit_after_loading", "asser
                                 "output_dropped_exit_forced"),
                          "cpp": ("exit_during_test", "exit_before_main", "main_replaced"),
                          "go": ("exit_during_test", "exit_before_tests", "tests_replaced"),
-                         "java": ("exit_during_test", "exit_in_static_init", "exit_status_rewritten")}
+                         "java": ("exit_during_test", "exit_in_static_init", "exit_status_rewritten"),
+                         "rust": ("exit_during_test", "exit_before_tests", "asserts_disabled")}
 EXPECTED = {"correct": "passed", "wrong": "failed", "compile_error": "compile_error", "loop": "timed_out"}
 
 

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -25,6 +26,18 @@ def need(language):
         if os.environ.get("CI"):
             raise
         pytest.skip(str(exc))
+
+
+COMPILERS = {"js": "node", "cpp": "g++", "go": "go", "java": "javac", "rust": "rustc"}
+
+
+def need_as_nobody(language):
+    """Skip where the compiler itself lies where a normal user cannot reach it (rustup's rustc in root's home, mode
+    700), which no sandbox setting changes; Debian's rustc, in /usr, has no such limit."""
+    found = shutil.which(COMPILERS[language]) or os.path.expanduser(f"~/.cargo/bin/{COMPILERS[language]}")
+    if os.path.exists(found) and any(not os.stat(p).st_mode & 0o001 for p in Path(found).parents):
+        pytest.skip(f"{language}'s compiler is {found}, in a folder a normal user cannot enter")
+    need(language)
 
 
 @pytest.fixture
@@ -90,10 +103,8 @@ def test_each_kind_of_sample_gets_its_verdict(language, tmp_path, secret):
     assert summary["outcomes"]["passed"] >= 2 and "by_language" in summary
     if language != "python":
         assert summary["protections"]["toolchains"][language]
-        exit_status = any(f"a {language} program that exits 0" in gap for gap in summary["protections"]["open"])
-        assert exit_status == (not toolchain(language).split)
-        split = "test process" in summary["protections"]["verdict_by_language"][language]
-        assert split == (language in ("js", "cpp", "go", "java"))
+        assert not any("exits 0" in gap for gap in summary["protections"]["open"])
+        assert "test process" in summary["protections"]["verdict_by_language"][language]
 
 
 @pytest.mark.parametrize("language", ["python", "java", "go", "cpp", "rust", "js"])
@@ -112,15 +123,15 @@ def test_synthesis_and_fix_build_the_program_from_prompt_or_declaration(language
         assert [r["passed"] for r in results] == [True, False, True, False], [r["result"] for r in results]
 
 
-@pytest.mark.parametrize("language", ["cpp", "js", "go", "java"])
+@pytest.mark.parametrize("language", ["cpp", "js", "go", "java", "rust"])
 def test_as_a_normal_user_compiled_samples_are_contained_too(language, secret, users_cache):
     """Workers started as nobody (see test_sandbox): the secret stays unread and nothing is left running."""
     if os.geteuid() != 0:
         pytest.skip("already a normal user: the test above is this one")
-    need(language)
+    need_as_nobody(language)
     from mindcode.eval.pool import SandboxPool
 
-    tag = f"{41 + ['cpp', 'js', 'go', 'java'].index(language)}.{os.getpid() % 1000}"
+    tag = f"{41 + ['cpp', 'js', 'go', 'java', 'rust'].index(language)}.{os.getpid() % 1000}"
     problem = evalpack.problems(language)[0]
     rows = [r for r in evalpack.samples(language, secret, tag) if r["kind"] in ("correct", "read_secret",
                                                                                "left_running")]
@@ -149,14 +160,14 @@ def exit_status_of_one_process(language, program, folder):
 
 
 @pytest.mark.parametrize("user", [None, 65534])
-@pytest.mark.parametrize("language", ["js", "cpp", "go", "java"])
+@pytest.mark.parametrize("language", ["js", "cpp", "go", "java", "rust"])
 def test_a_sample_cannot_forge_a_pass_where_the_test_runs_apart(language, user, tmp_path, users_cache):
     """Each forgery passes bigcode's way (program and test in one process, judged by its exit status and for
     JavaScript its silence) and fails in mindcode's two processes (the test's own process decides), as root and as
     a normal user."""
     if user and os.geteuid() != 0:
         pytest.skip("already a normal user: the run as root is this one")
-    need(language)
+    need_as_nobody(language) if user else need(language)
     from mindcode.eval import pack
     from mindcode.eval.pool import SandboxPool
 
