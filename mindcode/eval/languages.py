@@ -4,9 +4,9 @@ One table (``LANGUAGES``); ``toolchain(name)`` finds a language's tools on this 
 evaluation) and ``Toolchain.task(program, timeout)`` turns one program into a sandbox task: the files to write, the
 steps (compile, run) with their own timeouts, what the tools may read beyond the system libraries, their environment.
 The sandbox runs every step as the candidate (``mindcode.eval.sandbox``); a compiled program passes when it compiles
-and its run exits 0 within the timeout, as in bigcode's harness. Every language's run but Rust's is two processes
+and its run exits 0 within the timeout, as in bigcode's harness. Every language's run is two processes
 (``make_test``, ``mindcode.eval.bridge``): the program serves calls of its entry point, the problem's test runs in a
-trusted process of its own and decides.
+trusted process of its own and decides; a problem whose test cannot run apart runs inside its program, bigcode's way.
 """
 
 from __future__ import annotations
@@ -69,17 +69,12 @@ def language(name: str) -> Language:
 @dataclass
 class Toolchain:
     language: Language
-    steps: list[dict[str, Any]]  # argv templates; "{out}" is the program's binary
+    steps: list[dict[str, Any]]  # argv templates; "{entry_point}" is the problem's
+    make_test: Callable[[dict[str, str]], dict[str, Any]]  # a problem's test process (``bridge``), from split_test
     reads: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     seed: str | None = None  # a directory copied into each sample's directory first (a warm build cache)
     version: str = ""
-    make_test: Callable[[dict[str, str]], dict[str, Any]] | None = None  # the test process (``bridge``)
-
-    @property
-    def split(self) -> bool:
-        """Whether the test runs in a process of its own (``make_test``), else inside the program."""
-        return self.make_test is not None
 
     def task(self, program: str, timeout: float, test: dict[str, Any] | None = None) -> dict[str, Any]:
         """The sandbox task of one program: compile with the language's timeout, run with ``timeout``. ``test``

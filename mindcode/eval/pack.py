@@ -119,10 +119,10 @@ def split_test(language: str, problem: dict[str, Any]) -> dict[str, str]:
                 "entry_point": problem["entry_point"]}
     if language == "rust":
         prelude, params, result = _rust_head(problem)
-        passed = [f"{name}.to_string()" if kind == "&str" else f"{name}.to_vec()" if kind.startswith("&[")
-                  else f"{name}.clone()" if kind.startswith("&") else name for name, kind, _ in params]
-        proxy = (f"fn {problem['entry_point']}({', '.join(f'{n}: {k}' for n, k, _ in params)}) -> {result} {{\n"
-                 f"    mindcode_split::call(({''.join(p + ', ' for p in passed)}))\n}}\n")
+        sent = "".join(_rust_param(kind)[2].format(v=name) + ", " for name, kind in params)
+        wire, _, received = _rust_result(result)
+        proxy = (f"fn {problem['entry_point']}({', '.join(f'{n}: {k}' for n, k in params)}) -> {result} {{\n"
+                 f"    let r: {wire} = mindcode_split::call(({sent}));\n    {received.format(v='r')}\n}}\n")
         return {"program": "\n".join([_rust(problem, prelude + "\n" + proxy), _bridge("split.rs"), problem["test"]]),
                 "entry_point": problem["entry_point"]}
     raise ValueError(f"{language} runs its test inside the program")
@@ -151,13 +151,13 @@ def split_program(language: str, problem: dict[str, Any], code: str) -> str:
                  f"        MindcodeSplit.serve(a -> s.{problem['entry_point']}({', '.join(casts)}));\n    }}\n}}\n")
         return "\n".join([code.replace(JAVA_EMPTY_MAIN, "").strip(), _bridge("split.java"), serve])
     if language == "rust":  # a test binary whose one test serves the entry point
-        _, params, _ = _rust_head(problem)
-        decode = "".join(f"        let mut a{i}: {owned} = mindcode_split::arg(r)?;\n"
-                         for i, (_, _, owned) in enumerate(params))
-        lent = [f"&mut a{i}" if kind.startswith("&mut") else f"&a{i}" if kind.startswith("&") else f"a{i}"
-                for i, (_, kind, _) in enumerate(params)]
+        _, params, result = _rust_head(problem)
+        decode = "".join(f"        let mut a{i}: {_rust_param(kind)[0]} = mindcode_split::arg(r)?;\n"
+                         for i, (_, kind) in enumerate(params))
+        lent = ", ".join(_rust_param(kind)[1].format(v=f"a{i}") for i, (_, kind) in enumerate(params))
+        out = _rust_result(result)[1].format(v=f"{problem['entry_point']}({lent})")
         serve = (f"#[test]\nfn mindcode_split_serve() {{\n    mindcode_split::serve(|r| {{\n{decode}"
-                 f"        Ok(mindcode_split::encode(&{problem['entry_point']}({', '.join(lent)})))\n    }});\n}}\n")
+                 f"        Ok(mindcode_split::encode(&{out}))\n    }});\n}}\n")
         return "\n".join([_rust(problem, code), _bridge("split.rs"), serve])
     return code.strip() + "\n"
 
@@ -182,11 +182,42 @@ def _java_head(problem: dict[str, Any]) -> tuple[int, str, str]:
     return heads[-1].start(), heads[-1].group(1).strip(), heads[-1].group(2)
 
 
-def _rust_head(problem: dict[str, Any]) -> tuple[str, list[tuple[str, str, str]], str]:
+# Borrowed Rust types split.rs passes: (what crosses, how the serving side lends it to the entry point, how the
+# test's proxy sends it); results: (what crosses, how the serving side sends it, what the proxy returns; a borrowed
+# result is leaked, as the test holds it at most until it ends).
+RUST_PARAMS = {
+    "&str": ("String", "&{v}", "{v}.to_string()"),
+    "Vec<&str>": ("Vec<String>", "{v}.iter().map(|s| s.as_str()).collect()",
+                  "{v}.iter().map(|s| s.to_string()).collect::<Vec<String>>()"),
+    "HashMap<&str, &str>": ("HashMap<String, String>", "{v}.iter().map(|(k, x)| (k.as_str(), x.as_str())).collect()",
+                            "{v}.iter().map(|(k, x)| (k.to_string(), x.to_string())).collect::<HashMap<_, _>>()"),
+}
+RUST_RESULTS = {
+    "&str": ("String", "{v}.to_string()", "Box::leak({v}.into_boxed_str())"),
+    "Vec<&str>": ("Vec<String>", "{v}.iter().map(|s| s.to_string()).collect::<Vec<String>>()",
+                  "{v}.into_iter().map(|s| &*Box::leak(s.into_boxed_str())).collect()"),
+}
+
+
+def _rust_param(kind: str) -> tuple[str, str, str]:
+    """A parameter type's row of RUST_PARAMS; ``&[T]`` crosses as ``Vec<T>``, ``&T`` and ``&mut T`` as ``T``."""
+    if kind in RUST_PARAMS:
+        return RUST_PARAMS[kind]
+    if sliced := re.fullmatch(r"&(mut )?\[(.+)\]", kind):
+        return f"Vec<{sliced.group(2)}>", f"&{sliced.group(1) or ''}{{v}}", "{v}.to_vec()"
+    if borrowed := re.fullmatch(r"&(mut )?(.+)", kind):
+        return borrowed.group(2), f"&{borrowed.group(1) or ''}{{v}}", "{v}.clone()"
+    return kind, "{v}", "{v}"
+
+
+def _rust_result(kind: str) -> tuple[str, str, str]:
+    return RUST_RESULTS.get(kind, (kind, "{v}", "{v}"))
+
+
+def _rust_head(problem: dict[str, Any]) -> tuple[str, list[tuple[str, str]], str]:
     """The code before the last definition of the entry point in the prompt (or, as in HumanEval-X, whose Rust
-    prompts are the docstring alone, the declaration), its parameters (name, type, the owned type the serving side
-    decodes: ``&str`` -> ``String``, ``&[T]`` -> ``Vec<T>``, ``&T`` -> ``T``) and its result. ValueError for a
-    signature ``split.rs`` cannot pass (generics, ``dyn``, ``impl``, references inside types)."""
+    prompts are the docstring alone, the declaration), its parameters (name, type) and its result. ValueError for a
+    signature ``split.rs`` cannot pass (generics, ``dyn``, ``impl``, lifetimes, other references inside types)."""
     entry = re.escape(problem["entry_point"])
     head = rf"(?m)^[ \t]*(?:pub\s+)?fn\s+{entry}\s*\((.*)\)\s*->\s*([^{{]+?)\s*\{{"
     text = next((t for t in (problem["prompt"], problem.get("declaration", "")) if re.search(head, t)), "")
@@ -200,21 +231,12 @@ def _rust_head(problem: dict[str, Any]) -> tuple[str, list[tuple[str, str, str]]
         name, kind = re.sub(r"^mut\s+", "", pattern.strip()), re.sub(r"\s+", " ", kind.strip())
         if not re.fullmatch(r"[A-Za-z_]\w*", name):
             raise ValueError(f"{problem['task_id']}: a parameter pattern split.rs cannot name: {pattern.strip()}")
-        params.append((name, kind, _rust_owned(kind)))
-    result = heads[-1].group(2).strip()
-    for kind in [*(owned for _, _, owned in params), result]:
+        params.append((name, re.sub(r",(?=\S)", ", ", kind)))
+    result = re.sub(r",(?=\S)", ", ", re.sub(r"\s+", " ", heads[-1].group(2).strip()))
+    for kind in [*(_rust_param(kind)[0] for _, kind in params), _rust_result(result)[0]]:
         if re.search(r"&|\bdyn\b|\bimpl\b|'", kind):
             raise ValueError(f"{problem['task_id']}: split.rs cannot pass a value of type {kind}")
     return text[:heads[-1].start()], params, result
-
-
-def _rust_owned(kind: str) -> str:
-    """What a borrowed parameter is decoded into: ``&str`` -> ``String``, ``&[T]`` -> ``Vec<T>``, ``&T`` -> ``T``."""
-    if kind in ("&str", "&mut str"):
-        return "String"
-    if sliced := re.fullmatch(r"&(?:mut )?\[(.+)\]", kind):
-        return f"Vec<{sliced.group(1)}>"
-    return re.sub(r"^&(?:mut )?", "", kind)
 
 
 def _java_type(param: str, problem: dict[str, Any]) -> str:
@@ -337,7 +359,8 @@ def _rust(problem: dict[str, Any], code: str) -> str:
     head = "" if "fn main()" in code else "fn main(){}\n"
     for line in problem.get("declaration", "").splitlines():
         line = line.strip()
-        if not line or line in code or (line.startswith("fn") and line.split("(")[0] in code):
+        function = re.match(r"(?:pub\s+)?(fn\s+\w+)", line)
+        if not line or line in code or (function and function.group(1) in code):
             continue
         head += line + "\n"
     text = head + code

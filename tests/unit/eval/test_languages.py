@@ -263,6 +263,53 @@ def test_a_go_problem_whose_signature_cannot_cross_runs_bigcodes_way_and_says_so
     assert any("Go/8" in gap for gap in summary["protections"]["open"])
 
 
+RUST_SHAPES_TEST = """
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_shapes() {
+        let mut m = HashMap::new();
+        m.insert('x', vec![1.5f64]);
+        assert_eq!(shapes("h\\u{e9}llo", &[1, -2], &vec![0.25], 7u64, m.clone()),
+                   (String::from("h\\u{e9}llo7"), Some(vec![1, -2]), m));
+        assert_eq!(shapes("", &[], &vec![], 0, HashMap::new()), (String::from("0"), None, HashMap::new()));
+    }
+}
+"""
+
+
+def test_rust_borrowed_parameters_cross_owned_and_are_lent(tmp_path):
+    """split.rs decodes ``&str``, ``&[T]`` and ``&Vec<T>`` owned on the serving side and lends them as the entry
+    point takes them; results cross by type (tuples, Option, HashMap). A signature with ``dyn`` runs bigcode's way
+    and is named."""
+    need("rust")
+    signature = ("fn shapes(a: &str, b: &[i32], c: &Vec<f64>, mut d: u64, e: HashMap<char, Vec<f64>>) -> "
+                 "(String, Option<Vec<i32>>, HashMap<char, Vec<f64>>){\n")
+    base = evalpack.problems("rust")[0]
+    problem = {**base, "task_id": "Rust/7", "entry_point": "shapes", "test": RUST_SHAPES_TEST,
+               "declaration": base["declaration"].split("fn add")[0] + signature,
+               "prompt": base["prompt"].split("/*")[0] + signature}
+    boxed = {**problem, "task_id": "Rust/8", "entry_point": "first",
+             "declaration": problem["declaration"].replace(signature, "fn first(v: Vec<Box<dyn Any>>) -> i32{\n"),
+             "prompt": problem["prompt"].replace(signature, "fn first(v: Vec<Box<dyn Any>>) -> i32{\n"),
+             "test": "\n#[cfg(test)]\nmod tests {\n    use super::*;\n    #[test]\n    fn test_first() {\n"
+                     "        assert!(first(vec![Box::new(3)]) == 1);\n    }\n}\n"}
+    path = write(tmp_path / "problems.jsonl", [problem, boxed])
+    honest = ("    d += 0;\n    let n = if b.is_empty() { None } else { Some(b.to_vec()) };\n"
+              "    let _ = c.len();\n    (format!(\"{}{}\", a, d), n, e)\n}\n")
+    rows = [{"task_id": "Rust/7", "completion": honest},
+            {"task_id": "Rust/7", "completion": honest.replace("None } else", "Some(vec![]) } else")},
+            {"task_id": "Rust/8", "completion": "    v.len() as i32\n}\n"}]
+    summary = evaluate(write(tmp_path / "s.jsonl", rows), [1], workers=2, problem_file=path, progress=False,
+                       fix=True)
+    results = [json.loads(line) for line in open(summary["results_file"])]
+    assert [r["passed"] for r in results] == [True, False, True], [r["result"] for r in results]
+    assert "Assertion" in results[1]["result"] or "assert" in results[1]["result"], results[1]["result"]
+    assert list(summary["protections"]["unsplit"]) == ["Rust/8"] and "dyn" in summary["protections"]["unsplit"]["Rust/8"]
+
+
 def test_translations_are_scored_per_language_pair(tmp_path):
     """A translated function is a ``solution`` run against the target language's tests; ``source_lang`` groups it."""
     need("cpp")
