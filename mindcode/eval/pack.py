@@ -123,7 +123,7 @@ def split_test(language: str, problem: dict[str, Any]) -> dict[str, str]:
         wire, _, received = _rust_result(result)
         proxy = (f"fn {problem['entry_point']}({', '.join(f'{n}: {k}' for n, k in params)}) -> {result} {{\n"
                  f"    let r: {wire} = mindcode_split::call(({sent}));\n    {received.format(v='r')}\n}}\n")
-        return {"program": "\n".join([_rust(problem, prelude + "\n" + proxy), _bridge("split.rs"), problem["test"]]),
+        return {"program": _rust(problem, prelude + "\n" + proxy) + "\n" + problem["test"],
                 "entry_point": problem["entry_point"]}
     raise ValueError(f"{language} runs its test inside the program")
 
@@ -158,7 +158,7 @@ def split_program(language: str, problem: dict[str, Any], code: str) -> str:
         out = _rust_result(result)[1].format(v=f"{problem['entry_point']}({lent})")
         serve = (f"#[test]\nfn mindcode_split_serve() {{\n    mindcode_split::serve(|r| {{\n{decode}"
                  f"        Ok(mindcode_split::encode(&{out}))\n    }});\n}}\n")
-        return "\n".join([_rust(problem, code), _bridge("split.rs"), serve])
+        return _rust(problem, code) + "\n" + serve
     return code.strip() + "\n"
 
 
