@@ -53,7 +53,7 @@ def cpp_test(gxx: str, version: str, flags: list[str], parts: dict[str, str]) ->
 def go_test(go: str, version: str, env: dict[str, str], parts: dict[str, str]) -> dict[str, Any]:
     """The test binary of one Go problem (``go test -c``, cached; its build cache is the trusted side's own);
     CannotSplit when it does not compile."""
-    root = _root("go-tests")
+    root = cache_dir("go-tests")
     env = {**env, "GOCACHE": str(root / "gocache"), "HOME": str(root)}
     argv = [go, "test", "-c", "-o", "test", "-vet=off", "main_test.go"]
     return _cached("go-tests", [version], argv, {"main_test.go": parts["program"]}, env, ["{test}", "-test.count=1"],
@@ -84,8 +84,19 @@ def go_bridge() -> tuple[str, str]:
     return text[start:end].strip() + "\n", text[end:].strip() + "\n"
 
 
-def _root(kind: str) -> Path:
+def cache_dir(kind: str) -> Path:
+    """Where mindcode keeps what it builds once on the trusted side: ``$XDG_CACHE_HOME/mindcode/KIND``."""
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mindcode" / kind
+
+
+def publish(work: Path, done: Path) -> None:
+    """Move a finished build folder into place, readable by all (a worker may run as another user); when another
+    evaluation got there first, its copy stays."""
+    os.chmod(work, 0o755)
+    try:
+        os.rename(work, done)
+    except OSError:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _cached(kind: str, salt: list[Any], argv: list[str], files: dict[str, str], env: dict[str, str],
@@ -93,7 +104,7 @@ def _cached(kind: str, salt: list[Any], argv: list[str], files: dict[str, str], 
     """The test step of one problem, built once by ``argv`` from ``files`` (into ``test``: a binary, or Java's
     classes) and kept by content under ``~/.cache/mindcode/KIND``, run by ``run`` ("{test}": what was built);
     CannotSplit when it does not build."""
-    root = _root(kind)
+    root = cache_dir(kind)
     key = hashlib.sha256(json.dumps([salt, argv[1:], files]).encode()).hexdigest()[:24]
     with _LOCK:
         lock = _BUILDING.setdefault(f"{root}/{key}", threading.Lock())
@@ -123,11 +134,7 @@ def _build(argv: list[str], files: dict[str, str], env: dict[str, str], done: Pa
             errors = [line for line in failure.splitlines() if "error" in line or re.search(r":\d+:\d+: ", line)]
             errors = errors or failure.splitlines()[-1:]
             (work / "error.txt").write_text(f"its test does not compile apart from the program: {errors[0][:300]}")
-        os.chmod(work, 0o755)
-        try:
-            os.rename(work, done)
-        except OSError:  # another evaluation made it first
-            shutil.rmtree(work, ignore_errors=True)
+        publish(work, done)
     if (done / "error.txt").is_file():
         return (done / "error.txt").read_text()
     return {"test": str(done / "test"), "reads": [str(done)]}

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mindcode.errors import MindcodeError
-from mindcode.eval.bridge import cpp_test, go_bridge, go_test, java_test, js_test, rust_test
+from mindcode.eval.bridge import cache_dir, cpp_test, go_bridge, go_test, java_test, js_test, publish, rust_test
 
 
 @dataclass(frozen=True)
@@ -204,7 +204,7 @@ def _rust_toolchain(lang: Language) -> Toolchain:
 def _rust_bridge(rustc: str, version: str, flags: list[str]) -> str:
     """``split.rs`` built once (per rustc and per its text) into the library both programs link."""
     source = (Path(__file__).parent / "split.rs").read_text()
-    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mindcode" / "rust-bridge"
+    root = cache_dir("rust-bridge")
     built = root / hashlib.sha256(json.dumps([version, flags, source]).encode()).hexdigest()[:16]
     if not (built / "libmindcode_split.rlib").is_file():
         root.mkdir(parents=True, exist_ok=True)
@@ -214,11 +214,7 @@ def _rust_bridge(rustc: str, version: str, flags: list[str]) -> str:
                               "-o", "libmindcode_split.rlib"], cwd=work, capture_output=True, text=True, timeout=600)
         if out.returncode != 0:
             raise MissingToolchain(f"rustc could not build split.rs: {out.stderr.strip()[-300:]}")
-        os.chmod(work, 0o755)  # a worker that runs as another user reads it too
-        try:
-            os.rename(work, built)
-        except OSError:  # another evaluation made it first
-            shutil.rmtree(work, ignore_errors=True)
+        publish(work, built)
     return str(built / "libmindcode_split.rlib")
 
 
@@ -233,7 +229,7 @@ def _go_cache(go: str, version: str, env: dict[str, str]) -> str:
     """A build cache with testify and the packages of ``split.go`` compiled (trusted, once per Go version): each
     sample starts from a copy of it rather than compiling them again (2.4 s -> 0.4 s a sample)."""
     imports, body = go_bridge()
-    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mindcode" / "go"
+    root = cache_dir("go")
     seed = root / hashlib.sha256((version + imports).encode()).hexdigest()[:16]
     if (seed / "gocache").is_dir():
         return str(seed)
@@ -249,11 +245,7 @@ def _go_cache(go: str, version: str, env: dict[str, str]) -> str:
     (work / "warm_test.go").unlink()
     if out.returncode != 0:
         raise MissingToolchain(f"go could not build testify: {(out.stderr or out.stdout).strip()[-300:]}")
-    os.chmod(work, 0o755)  # a worker that runs as another user reads it too
-    try:
-        os.rename(work, seed)
-    except OSError:  # another evaluation made it first
-        shutil.rmtree(work, ignore_errors=True)
+    publish(work, seed)
     return str(seed)
 
 
@@ -273,7 +265,7 @@ def _rust() -> tuple[str, dict[str, Any]]:
         raise MissingToolchain(f"rust crates {', '.join(missing)} not found in {DEBIAN_CRATES}: rust needs Debian's "
                                f"{lang.packages} (make toolchains)")
     version = _version([rustc, "--version"])
-    root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mindcode" / "rust"
+    root = cache_dir("rust")
     built = root / hashlib.sha256(version.encode()).hexdigest()[:16]
     if (built / "crates.json").is_file():
         return rustc, json.loads((built / "crates.json").read_text())
@@ -302,11 +294,7 @@ def _rust() -> tuple[str, dict[str, Any]]:
     info = {"deps": str(built / "target/debug/deps"),
             "externs": {k: v.replace(str(work), str(built)) for k, v in externs.items()}}
     (work / "crates.json").write_text(json.dumps(info))
-    os.chmod(work, 0o755)  # a worker that runs as another user reads it too
-    try:
-        os.rename(work, built)
-    except OSError:
-        shutil.rmtree(work, ignore_errors=True)
+    publish(work, built)
     return rustc, json.loads((built / "crates.json").read_text())
 
 
