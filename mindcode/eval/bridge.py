@@ -8,7 +8,9 @@ test that does not compile (its entry point takes or returns a type ``split.hpp`
 Go: the test binary (``go test -c`` of the test setup, the prompt's helpers, a proxy, ``split.go``, the test), built
 and cached the same way in ``~/.cache/mindcode/go-tests`` with a build cache of its own. Java: the test program's
 classes (``javac`` of the prompt's class up to the entry point, a proxy method, ``split.java``, the test's ``Main``),
-in ``~/.cache/mindcode/java-tests``.
+in ``~/.cache/mindcode/java-tests``. Rust: the test binary (``rustc --test`` of the declaration's ``use`` lines, the
+helpers, a proxy, the test module, linked with ``split.rs`` built once as a library), in
+``~/.cache/mindcode/rust-tests``.
 """
 
 from __future__ import annotations

@@ -3,9 +3,11 @@
 A problem (``task_id`` like ``"Java/3"``, ``prompt``, ``declaration``, ``test``, ``entry_point``, and for Go
 ``test_setup``) and a sample (``completion`` after the prompt, or ``solution``: the whole function, e.g. a fix or a
 translation) become one program per language: the language's usual imports where the harness adds them, the
-function, then the problem's test. ``postprocess`` cuts a raw generation where the harness does (its stop words, then
-the brace that closes the function). ``--fix`` problems (HumanEvalFix) start from ``declaration`` instead of
-``prompt``.
+function, then the problem's test (``program``). mindcode runs the two halves apart instead: ``split_test`` is the
+test's program, built from the problem's text alone, and ``split_program`` the sample's, which serves calls of the
+entry point (the bridges: ``split.js``, ``split.hpp``, ``split.go``, ``split.java``, ``split.rs``). ``postprocess``
+cuts a raw generation where the harness does (its stop words, then the brace that closes the function). ``--fix``
+problems (HumanEvalFix) start from ``declaration`` instead of ``prompt``.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def function(problem: dict[str, Any], sample: dict[str, Any], fix: bool = False)
 
 def program(language: str, problem: dict[str, Any], code: str) -> str:
     """The whole program of a sample, function + test, as bigcode's harness assembles it (mindcode runs it this way
-    where the test cannot run apart: Rust, and problems whose signature the language's bridge cannot pass)."""
+    only for a problem whose test cannot run apart: ``split_test`` refused it, or its test did not build)."""
     test = problem["test"]
     if language == "cpp":
         return "\n".join(CPP_HEADERS) + "\n" + code.split("int main")[0].strip() + "\n\n" + test
@@ -77,9 +79,9 @@ def program(language: str, problem: dict[str, Any], code: str) -> str:
 def split_test(language: str, problem: dict[str, Any]) -> dict[str, str]:
     """What the test process of a language whose test runs apart from the program gets (trusted: the problem's
     text only). JavaScript: the prelude (the prompt's code before the entry point's definition: its helpers), the
-    test and the entry point, for ``split.js``; C++, Go, Java: the test program (the language's headers or test
-    setup, prelude, the bridge, a proxy of the entry point with the prompt's signature, the test). ValueError when
-    the prompt has no such definition, or (Go) a type the bridge cannot pass."""
+    test and the entry point, for ``split.js``; C++, Go, Java, Rust: the test program (the language's headers, test
+    setup or ``use`` lines, prelude, the bridge, a proxy of the entry point with the prompt's signature, the test).
+    ValueError when the prompt has no such definition, or (Go, Rust) a type the bridge cannot pass."""
     if language == "js":
         entry = re.escape(problem["entry_point"])
         heads = list(re.finditer(rf"(?m)^[ \t]*(?:(?:export\s+)?(?:const|let|var)\s+{entry}\s*=|(?:async\s+)?"
@@ -129,8 +131,8 @@ def split_test(language: str, problem: dict[str, Any]) -> dict[str, str]:
 
 
 def split_program(language: str, problem: dict[str, Any], code: str) -> str:
-    """The candidate's program where the test runs apart: the function, then (C++) a main, (Go) a TestMain, that
-    serves it."""
+    """The candidate's program where the test runs apart: the function, then what serves it: (C++) a ``main``, (Go)
+    a ``TestMain``, (Java) a ``Main`` that calls it with the declaration's types, (Rust) one ``#[test]``."""
     if language == "cpp":  # the declaration's signature picks the entry point among std's (unique, search, ...)
         head = _cpp_head(problem)
         entry = f"static_cast<{head.group(1).strip()} (*)({head.group(2)})>({problem['entry_point']})"
