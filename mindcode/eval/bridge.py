@@ -129,10 +129,14 @@ def _build(argv: list[str], files: dict[str, str], env: dict[str, str], done: Pa
         try:
             out = subprocess.run(argv, cwd=work, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S,
                                  env={"PATH": "/usr/bin:/bin", **env} if env else None)
-            failure = None if out.returncode == 0 else (out.stderr or out.stdout)
-        except subprocess.TimeoutExpired:
-            failure = f"compiling the test took more than {COMPILE_TIMEOUT_S} s"
-        if failure is not None:
+        except subprocess.TimeoutExpired:  # not the problem's fault: not kept, tried again next time
+            shutil.rmtree(work, ignore_errors=True)
+            return f"compiling the test took more than {COMPILE_TIMEOUT_S} s"
+        if out.returncode < 0:  # killed (memory, a signal): likewise
+            shutil.rmtree(work, ignore_errors=True)
+            return f"compiling the test was killed by signal {-out.returncode}"
+        failure = None if out.returncode == 0 else (out.stderr or out.stdout)
+        if failure is not None:  # a compiler's verdict on the problem's text: kept
             errors = [line for line in failure.splitlines() if "error" in line or re.search(r":\d+:\d+: ", line)]
             errors = errors or failure.splitlines()[-1:]
             (work / "error.txt").write_text(f"its test does not compile apart from the program: {errors[0][:300]}")

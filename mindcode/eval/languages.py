@@ -75,6 +75,7 @@ class Toolchain:
     env: dict[str, str] = field(default_factory=dict)
     seed: str | None = None  # a directory copied into each sample's directory first (a warm build cache)
     version: str = ""
+    serve_args: list[str] = field(default_factory=list)  # added to the run when the program serves (split)
 
     def task(self, program: str, timeout: float, test: dict[str, Any] | None = None) -> dict[str, Any]:
         """The sandbox task of one program: compile with the language's timeout, run with ``timeout``. ``test``
@@ -84,7 +85,7 @@ class Toolchain:
                  for step in self.steps]
         if test is not None:
             run = steps[-1]
-            run["argv"] = [a.replace("{entry_point}", test["entry_point"]) for a in run["argv"]]
+            run["argv"] = [a.replace("{entry_point}", test["entry_point"]) for a in run["argv"]] + self.serve_args
             run["test"] = {"argv": test["argv"], "stdin": test["stdin"], "reads": test["reads"]}
         task = {"files": {lang.source: program}, "steps": steps, "env": self.env,
                 "reads": self.reads + (test["reads"] if test else []),
@@ -197,7 +198,7 @@ def _rust_toolchain(lang: Language) -> Toolchain:
         {"kind": "compile", "argv": compile_argv},
         {"kind": "run", "argv": ["./main", "--test-threads=1"]}],
         reads=["/usr", os.path.dirname(os.path.dirname(rustc)), crates["deps"], os.path.dirname(bridge)],
-        version=version,
+        version=version, serve_args=["mindcode_split_serve", "--exact"],  # the sample's own tests do not run
         make_test=functools.partial(rust_test, [a if a != "main" else "test" for a in compile_argv], version))
 
 

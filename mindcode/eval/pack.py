@@ -116,7 +116,7 @@ def split_test(language: str, problem: dict[str, Any]) -> dict[str, str]:
         head, result, params = _java_head(problem)
         names = [_last_identifier(param, problem) for param in _top_level(params)]
         proxy = (f"    public {result} {problem['entry_point']}({params}) {{\n"
-                 f"        return ({result}) MindcodeSplit.call({', '.join(names)});\n    }}\n}}\n")
+                 f"        return ({result}) MindcodeSplit.call(new Object[] {{{', '.join(names)}}});\n    }}\n}}\n")
         return {"program": "\n".join([problem["prompt"][:head], proxy, _bridge("split.java"), problem["test"]]),
                 "entry_point": problem["entry_point"]}
     if language == "rust":
@@ -146,11 +146,12 @@ def split_program(language: str, problem: dict[str, Any], code: str) -> str:
         return "\n".join(["package main", imports, 'import mindcodeTesting "testing"', _go_imports(code, code), code,
                           body, serve])
     if language == "java":  # the method called with the declaration's types, as the test would call it
-        _, _, params = _java_head(problem)
+        _, result, params = _java_head(problem)
         casts = [f"({_java_type(param, problem)}) a[{i}]" for i, param in enumerate(_top_level(params))]
         serve = (f"public class Main {{\n    public static void main(String[] args) throws Exception {{\n"
-                 f"        Solution s = new Solution();\n"
-                 f"        MindcodeSplit.serve(a -> s.{problem['entry_point']}({', '.join(casts)}));\n    }}\n}}\n")
+                 f"        Solution s = new Solution();\n        MindcodeSplit.serve(a -> {{\n"  # widened as in one program
+                 f"            {result} r = s.{problem['entry_point']}({', '.join(casts)});\n            return r;\n"
+                 f"        }});\n    }}\n}}\n")
         return "\n".join([code.replace(JAVA_EMPTY_MAIN, "").strip(), _bridge("split.java"), serve])
     if language == "rust":  # a test binary whose one test serves the entry point
         _, params, result = _rust_head(problem)
@@ -202,13 +203,13 @@ RUST_RESULTS = {
 
 
 def _rust_param(kind: str) -> tuple[str, str, str]:
-    """A parameter type's row of RUST_PARAMS; ``&[T]`` crosses as ``Vec<T>``, ``&T`` and ``&mut T`` as ``T``."""
+    """A parameter type's row of RUST_PARAMS; ``&[T]`` crosses as ``Vec<T>``, ``&T`` as ``T``."""
     if kind in RUST_PARAMS:
         return RUST_PARAMS[kind]
-    if sliced := re.fullmatch(r"&(mut )?\[(.+)\]", kind):
-        return f"Vec<{sliced.group(2)}>", f"&{sliced.group(1) or ''}{{v}}", "{v}.to_vec()"
-    if borrowed := re.fullmatch(r"&(mut )?(.+)", kind):
-        return borrowed.group(2), f"&{borrowed.group(1) or ''}{{v}}", "{v}.clone()"
+    if sliced := re.fullmatch(r"&\[(.+)\]", kind):
+        return f"Vec<{sliced.group(1)}>", "&{v}", "{v}.to_vec()"
+    if borrowed := re.fullmatch(r"&(?!mut )(.+)", kind):
+        return borrowed.group(1), "&{v}", "{v}.clone()"
     return kind, "{v}", "{v}"
 
 
@@ -235,6 +236,9 @@ def _rust_head(problem: dict[str, Any]) -> tuple[str, list[tuple[str, str]], str
             raise ValueError(f"{problem['task_id']}: a parameter pattern split.rs cannot name: {pattern.strip()}")
         params.append((name, re.sub(r",(?=\S)", ", ", kind)))
     result = re.sub(r",(?=\S)", ", ", re.sub(r"\s+", " ", heads[-1].group(2).strip()))
+    if any(kind.startswith("&mut") for _, kind in params):  # what the entry point changes would not come back
+        raise ValueError(f"{problem['task_id']}: split.rs does not return what {problem['entry_point']} changes "
+                         "through a &mut parameter")
     for kind in [*(_rust_param(kind)[0] for _, kind in params), _rust_result(result)[0]]:
         if re.search(r"&|\bdyn\b|\bimpl\b|'", kind):
             raise ValueError(f"{problem['task_id']}: split.rs cannot pass a value of type {kind}")

@@ -23,7 +23,7 @@ inherit it), becomes a subreaper and makes itself not dumpable. For each Python 
 
 A compiled (or JavaScript) sample runs in a forked process of its own, which runs the steps (compile, run) as the
 candidate (``_run_program``) and is killed with its group at the task's timeout; the verdict is the run's exit status
-(bigcode's), except where the run step names a test process (all but Rust: ``_run_split``): then the
+(bigcode's), except where the run step names a test process (every language's: ``_run_split``): then the
 candidate serves calls of its entry point and a second, trusted process runs the problem's test against it and
 decides, writing its verdict on a pipe the candidate never holds, from outside the candidate's Landlock domain.
 Where it may (root, cgroup v1 or v2 memory and pids controllers), the worker makes a control group of its own and

@@ -22,10 +22,12 @@ import (
 	mindcodeMath "math"
 	mindcodeOS "os"
 	mindcodeReflect "reflect"
+	mindcodeSync "sync"
 )
 
 const mindcodeSplitMaxFrame = 16 << 20
 const mindcodeSplitMaxDepth = 64
+const mindcodeSplitMaxValue = 1 << 30 // bytes of memory one decoded array or slice may take
 
 var mindcodeSplitBasic = map[mindcodeReflect.Kind]mindcodeReflect.Type{}
 
@@ -186,6 +188,9 @@ func (r *mindcodeSplitReader) typ(depth int) (t mindcodeReflect.Type, err error)
 		var n int
 		if n, err = r.count(); err == nil {
 			if elem, err = r.typ(depth + 1); err == nil {
+				if elem.Size() == 0 || uint64(n)*uint64(elem.Size()) > mindcodeSplitMaxValue {
+					return nil, mindcodeSplitShort // nothing to send, or more memory than a frame may ask for
+				}
 				t = mindcodeReflect.ArrayOf(n, elem)
 			}
 		}
@@ -255,6 +260,9 @@ func (r *mindcodeSplitReader) value(v mindcodeReflect.Value, depth int) error {
 			return err
 		}
 		if v.Kind() == mindcodeReflect.Slice {
+			if uint64(n)*uint64(v.Type().Elem().Size()) > mindcodeSplitMaxValue {
+				return mindcodeSplitShort
+			}
 			v.Set(mindcodeReflect.MakeSlice(v.Type(), n, n))
 			for i := 0; i < n; i++ {
 				if err := r.value(v.Index(i), depth+1); err != nil {
@@ -356,12 +364,15 @@ func mindcodeSplitAnswer(fn mindcodeReflect.Value, frame []byte) (reply []byte) 
 }
 
 var mindcodeSplitReady = false
+var mindcodeSplitCalling mindcodeSync.Mutex // one call at a time, whatever goroutines the test starts
 
 // The test's ends of the pipes, opened once: an *os.File closes its descriptor when it is collected.
 var mindcodeSplitRequests, mindcodeSplitReplies = mindcodeOS.NewFile(4, "requests"), mindcodeOS.NewFile(3, "replies")
 
 // The test's side: one call of the candidate's entry point (declared like f); the result lands in *result.
 func mindcodeSplitCall(f interface{}, result interface{}, args ...interface{}) {
+	mindcodeSplitCalling.Lock()
+	defer mindcodeSplitCalling.Unlock()
 	requests, replies := mindcodeSplitRequests, mindcodeSplitReplies
 	if !mindcodeSplitReady {
 		frame, err := mindcodeSplitReceive(replies)
