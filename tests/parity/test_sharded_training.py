@@ -134,7 +134,8 @@ def test_fsdp2_with_lora_equals_one_process(work):
     assert worst(run, single, "loss") <= TOL and worst(run, single, "grad_norm") <= TOL
     got, reference = weights(run / "final"), weights(single / "final")
     assert set(got) == set(reference) and all("lora_" in k for k in got)
-    assert max(relative_error(got[k], reference[k]) for k in reference) <= TOL
+    lora_tol = TOLERANCES[("cpu", "float32")]["sharded_lora_rel"]
+    assert max(relative_error(got[k], reference[k]) for k in reference) <= lora_tol
 
 
 def test_uneven_shapes_from_the_shared_random_init_match_the_plan(work):

@@ -3,8 +3,11 @@
 # float32 on CPU: MindFormers vs transformers measured about 2e-7 relative on logits.
 TOLERANCES = {
     # sharded_rel: a 2-process layout (FSDP2, tensor, pipeline) against one process, per-step loss, grad norm and
-    # exported weights; measured up to ~9e-7.
-    ("cpu", "float32"): {"logits_rel": 1e-5, "loss_rel": 1e-5, "sharded_rel": 1e-5},
+    # exported weights; measured up to ~9e-7. sharded_lora_rel: the exported LoRA adapters of FSDP2 + LoRA against
+    # one process, relative to their own largest entry (lora_B starts at zero and stays small, so Adam's
+    # normalised steps turn reduction-order rounding into a larger share of it); measured 1.23e-5 on a fresh
+    # install of 2026-12-02 (peft 0.20.0 and 0.21.2 alike), while its loss and grad norm stay within sharded_rel.
+    ("cpu", "float32"): {"logits_rel": 1e-5, "loss_rel": 1e-5, "sharded_rel": 1e-5, "sharded_lora_rel": 5e-5},
 }
 
 
