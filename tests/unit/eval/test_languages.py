@@ -167,7 +167,10 @@ def test_a_sample_cannot_forge_a_pass_where_the_test_runs_apart(language, user, 
     a normal user."""
     if user and os.geteuid() != 0:
         pytest.skip("already a normal user: the run as root is this one")
-    need_as_nobody(language) if user else need(language)
+    if user:
+        need_as_nobody(language)
+    else:
+        need(language)
     from mindcode.eval import pack
     from mindcode.eval.pool import SandboxPool
 
