@@ -78,9 +78,15 @@ def rust_test(argv: list[str], version: str, parts: dict[str, str]) -> dict[str,
 
 
 @functools.lru_cache(maxsize=None)
+def source(name: str) -> str:
+    """The text of one of the bridges next to this module (``split.js``, ``.hpp``, ``.go``, ``.java``, ``.rs``)."""
+    return (Path(__file__).parent / name).read_text()
+
+
+@functools.lru_cache(maxsize=None)
 def go_bridge() -> tuple[str, str]:
     """``split.go`` as the two parts that go into a program: its import declaration and its body."""
-    text = (Path(__file__).parent / "split.go").read_text()
+    text = source("split.go")
     start = text.index("\nimport (")
     end = text.index("\n)\n", start) + 3
     return text[start:end].strip() + "\n", text[end:].strip() + "\n"

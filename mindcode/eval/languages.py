@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mindcode.errors import MindcodeError
-from mindcode.eval.bridge import cache_dir, cpp_test, go_bridge, go_test, java_test, js_test, publish, rust_test
+from mindcode.eval.bridge import (
+    cache_dir, cpp_test, go_bridge, go_test, java_test, js_test, publish, rust_test, source)
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ def toolchain(name: str) -> Toolchain:
 def _js(lang: Language) -> Toolchain:
     """Node runs the program (``split.js candidate``) and the test (``split.js test``) in two processes."""
     node = _which("node", lang, "/usr/bin/nodejs")
-    bridge = (Path(__file__).parent / "split.js").read_text()
+    bridge = source("split.js")
     return Toolchain(lang, [{"kind": "run", "argv": [node, "-e", bridge, "candidate", lang.source, "{entry_point}"],
                              "quiet": True}], make_test=functools.partial(js_test, node, bridge),
                      reads=["/usr", "/etc/ssl/openssl.cnf"], version=_version([node, "--version"]))
@@ -204,13 +205,13 @@ def _rust_toolchain(lang: Language) -> Toolchain:
 
 def _rust_bridge(rustc: str, version: str, flags: list[str]) -> str:
     """``split.rs`` built once (per rustc and per its text) into the library both programs link."""
-    source = (Path(__file__).parent / "split.rs").read_text()
+    text = source("split.rs")
     root = cache_dir("rust-bridge")
-    built = root / hashlib.sha256(json.dumps([version, flags, source]).encode()).hexdigest()[:16]
+    built = root / hashlib.sha256(json.dumps([version, flags, text]).encode()).hexdigest()[:16]
     if not (built / "libmindcode_split.rlib").is_file():
         root.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(dir=root))
-        (work / "split.rs").write_text(source)
+        (work / "split.rs").write_text(text)
         out = subprocess.run([rustc, *flags, "--crate-type", "rlib", "--crate-name", "mindcode_split", "split.rs",
                               "-o", "libmindcode_split.rlib"], cwd=work, capture_output=True, text=True, timeout=600)
         if out.returncode != 0:

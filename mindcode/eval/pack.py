@@ -12,12 +12,10 @@ problems (HumanEvalFix) start from ``declaration`` instead of ``prompt``.
 
 from __future__ import annotations
 
-import functools
 import re
-from pathlib import Path
 from typing import Any
 
-from mindcode.eval.bridge import go_bridge
+from mindcode.eval.bridge import go_bridge, source
 from mindcode.eval.languages import BY_PACK, LANGUAGES
 
 # The imports bigcode's harness puts before a sample (Python, C++) or adds when a sample uses a package (Go).
@@ -94,7 +92,7 @@ def split_test(language: str, problem: dict[str, Any]) -> dict[str, str]:
         names = [_last_identifier(param, problem) for param in _top_level(params)]
         proxy = (f"{result} {problem['entry_point']}({params}){{\n"
                  f"    return mindcode_split::call<{result}>({', '.join(names)});\n}}\n")
-        program = "\n".join([*CPP_HEADERS, problem["prompt"][:head.start()], _bridge("split.hpp"), proxy,
+        program = "\n".join([*CPP_HEADERS, problem["prompt"][:head.start()], source("split.hpp"), proxy,
                              problem["test"]])
         return {"program": program, "entry_point": problem["entry_point"]}
     if language == "go":
@@ -117,7 +115,7 @@ def split_test(language: str, problem: dict[str, Any]) -> dict[str, str]:
         names = [_last_identifier(param, problem) for param in _top_level(params)]
         proxy = (f"    public {result} {problem['entry_point']}({params}) {{\n"
                  f"        return ({result}) MindcodeSplit.call(new Object[] {{{', '.join(names)}}});\n    }}\n}}\n")
-        return {"program": "\n".join([problem["prompt"][:head], proxy, _bridge("split.java"), problem["test"]]),
+        return {"program": "\n".join([problem["prompt"][:head], proxy, source("split.java"), problem["test"]]),
                 "entry_point": problem["entry_point"]}
     if language == "rust":
         prelude, params, result = _rust_head(problem)
@@ -136,7 +134,7 @@ def split_program(language: str, problem: dict[str, Any], code: str) -> str:
     if language == "cpp":  # the declaration's signature picks the entry point among std's (unique, search, ...)
         head = _cpp_head(problem)
         entry = f"static_cast<{head.group(1).strip()} (*)({head.group(2)})>({problem['entry_point']})"
-        return "\n".join([*CPP_HEADERS, code.split("int main")[0].strip(), _bridge("split.hpp"),
+        return "\n".join([*CPP_HEADERS, code.split("int main")[0].strip(), source("split.hpp"),
                           f"int main() {{\n    return mindcode_split::serve({entry});\n}}\n"])
     if language == "go":  # a test binary whose TestMain serves the entry point instead of running tests
         _go_head(problem)
@@ -152,7 +150,7 @@ def split_program(language: str, problem: dict[str, Any], code: str) -> str:
                  f"        Solution s = new Solution();\n        MindcodeSplit.serve(a -> {{\n"  # widened as in one program
                  f"            {result} r = s.{problem['entry_point']}({', '.join(casts)});\n            return r;\n"
                  f"        }});\n    }}\n}}\n")
-        return "\n".join([code.replace(JAVA_EMPTY_MAIN, "").strip(), _bridge("split.java"), serve])
+        return "\n".join([code.replace(JAVA_EMPTY_MAIN, "").strip(), source("split.java"), serve])
     if language == "rust":  # a test binary whose one test serves the entry point
         _, params, result = _rust_head(problem)
         decode = "".join(f"        let mut a{i}: {_rust_param(kind)[0]} = mindcode_split::arg(r)?;\n"
@@ -268,11 +266,6 @@ def _last_identifier(param: str, problem: dict[str, Any]) -> str:
     if len(names) < 2:
         raise ValueError(f"{problem['task_id']}: a parameter without a name: {param.strip()!r}")
     return names[-1]
-
-
-@functools.lru_cache(maxsize=None)
-def _bridge(name: str) -> str:
-    return (Path(__file__).parent / name).read_text()
 
 
 def python_parts(problem: dict[str, Any], code: str) -> dict[str, Any]:
