@@ -58,6 +58,14 @@ class _CapData(ctypes.Structure):
     _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
 
 
+# capset's arguments, made once in the worker (a sample's process then touches fewer of its objects)
+_CAP_HEADER = ctypes.byref(_CapHeader(LINUX_CAPABILITY_VERSION_3, 0))
+_CAP_DATA = {ambient: ctypes.byref((_CapData * 2)(_CapData(1 << CAP_DAC_READ_SEARCH, 1 << CAP_DAC_READ_SEARCH,
+                                                           1 << CAP_DAC_READ_SEARCH if ambient else 0),
+                                                  _CapData(0, 0, 0)))
+             for ambient in (False, True)}
+
+
 def drop_to_nobody(across_exec: bool = False) -> None:
     """setuid(nobody) keeping CAP_DAC_READ_SEARCH alone (effective and permitted); ``across_exec`` makes it ambient,
     so that a toolchain it then runs can traverse into a root-owned prefix too (Landlock bounds where)."""
@@ -65,10 +73,7 @@ def drop_to_nobody(across_exec: bool = False) -> None:
     os.setgroups([])
     os.setgid(NOBODY)
     os.setuid(NOBODY)
-    header = _CapHeader(LINUX_CAPABILITY_VERSION_3, 0)
-    bit = 1 << CAP_DAC_READ_SEARCH
-    data = (_CapData * 2)(_CapData(bit, bit, bit if across_exec else 0), _CapData(0, 0, 0))
-    if _libc.capset(ctypes.byref(header), data) != 0:
+    if _libc.capset(_CAP_HEADER, _CAP_DATA[across_exec]) != 0:
         raise OSError(ctypes.get_errno(), "capset failed")
     if across_exec and _libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_DAC_READ_SEARCH, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "could not keep the traverse capability across exec")
@@ -96,9 +101,10 @@ def read_paths() -> list[str]:
     return sorted(p for p in paths if os.path.exists(p))
 
 
-def landlock_confine(directory: str, reads: list[str], abi: int) -> None:
-    """Writes only beneath ``directory``; reads only there and beneath ``reads``; with ABI >= 4 no TCP bind/connect,
-    with ABI >= 6 no abstract UNIX sockets and no signals out of the sandbox."""
+def landlock_ruleset(directory: str, reads: list[str], abi: int) -> int:
+    """A Landlock ruleset (its fd): writes only beneath ``directory``; reads only there and beneath ``reads``; with
+    ABI >= 4 no TCP bind/connect, with ABI >= 6 no abstract UNIX sockets and no signals out of the sandbox. The
+    rules hold the inodes, not the paths."""
     writes = 0
     for level, bits in FS_WRITE_RIGHTS.items():
         if abi >= level:
@@ -114,6 +120,12 @@ def landlock_confine(directory: str, reads: list[str], abi: int) -> None:
         _syscall(SYS_LANDLOCK_ADD_RULE, ruleset, ctypes.c_int(1), ctypes.byref(_PathBeneath(rights, fd)),
                  ctypes.c_uint32(0))
         os.close(fd)
+    return ruleset
+
+
+def landlock_confine(directory: str, reads: list[str], abi: int) -> None:
+    """Confine this process by ``landlock_ruleset(directory, reads, abi)``."""
+    ruleset = landlock_ruleset(directory, reads, abi)
     _syscall(SYS_LANDLOCK_RESTRICT_SELF, ruleset, ctypes.c_uint32(0))
     os.close(ruleset)
 
@@ -151,10 +163,15 @@ def set_limits(limits: dict[str, Any], timeout: float) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def confine(workdir: str, limits: dict[str, Any], timeout: float, protections: dict[str, Any]) -> None:
+def confine(workdir: str, limits: dict[str, Any], timeout: float, protections: dict[str, Any],
+            ruleset: int | None = None) -> None:
+    """rlimits, no-new-privs, and Landlock: ``ruleset`` when given (made by ``landlock_ruleset`` for ``workdir``
+    beforehand), else one made here."""
     set_limits(limits, timeout)
     _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-    if protections["landlock_abi"]:
+    if ruleset is not None:
+        _syscall(SYS_LANDLOCK_RESTRICT_SELF, ruleset, 0)
+    elif protections["landlock_abi"]:
         landlock_confine(workdir, protections["reads_allowed"], protections["landlock_abi"])
 
 

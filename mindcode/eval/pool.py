@@ -25,9 +25,10 @@ class SandboxPool:
         self.user = user
         self.procs: list[subprocess.Popen] = []
         self._lock = threading.Lock()
+        self._cpus = sorted(os.sched_getaffinity(0))  # worker i runs its Python samples on core i (mod the cores)
         try:
-            for _ in range(self.size):
-                self.procs.append(self._start())
+            for i in range(self.size):
+                self.procs.append(self._start(self._cpus[i % len(self._cpus)]))
         except MindcodeError:
             self.close()
             raise
@@ -72,10 +73,10 @@ class SandboxPool:
         if errors:
             raise errors[0]
 
-    def _start(self) -> subprocess.Popen:
+    def _start(self, cpu: int) -> subprocess.Popen:
         user = ["--user", str(self.user)] if self.user is not None else []
-        proc = subprocess.Popen([sys.executable, "-s", "-m", "mindcode.eval.sandbox", *user], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, text=True, bufsize=1, env=_worker_env())
+        proc = subprocess.Popen([sys.executable, "-s", "-m", "mindcode.eval.sandbox", "--cpu", str(cpu), *user],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, env=_worker_env())
         hello = proc.stdout.readline()
         if not hello:
             raise MindcodeError("the sandbox worker failed to start (python -m mindcode.eval.sandbox)")
@@ -85,9 +86,11 @@ class SandboxPool:
     def _replace(self, proc: subprocess.Popen) -> subprocess.Popen:
         proc.kill()
         proc.wait()
-        new = self._start()
         with self._lock:
-            self.procs[self.procs.index(proc)] = new
+            index = self.procs.index(proc)
+        new = self._start(self._cpus[index % len(self._cpus)])
+        with self._lock:
+            self.procs[index] = new
         return new
 
     def close(self) -> None:

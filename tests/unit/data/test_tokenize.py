@@ -199,7 +199,7 @@ def test_preference_pairs_share_the_prompt_and_train_only_the_final_answer(tmp_p
     sp = load_sentencepiece(TINY_TOKENIZER)
     for i, answers in enumerate([("a + b", "a - b"), ("def add(a, b): return a + b", "pass")]):
         for half, answer in zip(("chosen", "rejected"), answers):
-            ids, labels = cols[f"{half}_input_ids"][i], cols[f"{half}_labels"][i]
+            labels = cols[f"{half}_labels"][i]
             trained = [int(t) for t in labels if t != IGNORE]
             assert sp.decode(trained[:-1]) == answer and trained[-1] == sp.eos_id()  # the answer and its </s>
         shared = cols["chosen_labels"][i] == IGNORE

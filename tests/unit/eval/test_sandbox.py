@@ -196,10 +196,10 @@ def test_a_worker_that_stops_answering_is_replaced(monkeypatch):
     calls = []
     real = pool_module.SandboxPool._start
 
-    def hanging(self):
+    def hanging(self, cpu):
         calls.append(1)
         if len(calls) > 1:
-            return real(self)
+            return real(self, cpu)
         hello = 'import json, time; print(json.dumps({"ready": True, "protections": {}}), flush=True); time.sleep(60)'
         proc = subprocess.Popen([sys.executable, "-c", hello], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 text=True, bufsize=1)
@@ -303,3 +303,34 @@ def test_a_test_that_never_ends_is_stopped_by_the_workers_alarm(pool):
     pool.run([{"id": 0, "candidate": program, **stuck, "timeout": 1.0}], lambda i, r: out.update(r))
     assert out["result"] == "timed out" and time.monotonic() - start < 3.0
     assert sample(pool, "return a + b")["passed"]
+
+
+LEAVE_BEHIND = """
+import os
+open("left.txt", "w").write("x")
+os.makedirs("d/e")
+open("d/e/f", "w").write("y")
+os.symlink("/etc", "link")
+os.mkfifo("fifo")
+os.chmod("d/e", 0)
+os.chmod("d", 0)
+try:
+    os.rename(os.getcwd(), os.getcwd() + "-kept")  # Landlock: not beneath the directory, refused
+except OSError:
+    pass
+os.chmod(".", 0o500)
+"""
+
+
+@pytest.mark.parametrize("user", [None, 65534], ids=["root", "normal-user"])
+def test_what_a_sample_leaves_in_its_directory_never_reaches_the_next(user):
+    """A worker's Python samples run in one directory (its Landlock ruleset is made once), emptied after each: files,
+    a symlink, a FIFO, subdirectories it made unreadable and the directory's own modes taken away are all gone
+    before the next sample starts, as root and as a normal user."""
+    if user is not None and os.geteuid() != 0:
+        pytest.skip("already a normal user: the root case is this one")
+    look = "import os\nassert sorted(os.listdir('.')) == ['output.txt'], sorted(os.listdir('.'))"
+    with SandboxPool(1, user=user) as one:
+        for _ in range(2):
+            assert run(one, LEAVE_BEHIND)["result"] == "passed"
+            assert run(one, look)["result"] == "passed"
