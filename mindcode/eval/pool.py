@@ -26,9 +26,10 @@ class SandboxPool:
         self.procs: list[subprocess.Popen] = []
         self._lock = threading.Lock()
         self._cpus = sorted(os.sched_getaffinity(0))  # worker i runs its Python samples on core i (mod the cores)
-        try:
-            for i in range(self.size):
-                self.procs.append(self._start(self._cpus[i % len(self._cpus)]))
+        try:  # all started at once, then each one's hello awaited
+            self.procs = [self._spawn(self._cpus[i % len(self._cpus)]) for i in range(self.size)]
+            for proc in self.procs:
+                self._greet(proc)
         except MindcodeError:
             self.close()
             raise
@@ -73,10 +74,13 @@ class SandboxPool:
         if errors:
             raise errors[0]
 
-    def _start(self, cpu: int) -> subprocess.Popen:
+    def _spawn(self, cpu: int) -> subprocess.Popen:
         user = ["--user", str(self.user)] if self.user is not None else []
-        proc = subprocess.Popen([sys.executable, "-s", "-m", "mindcode.eval.sandbox", "--cpu", str(cpu), *user],
+        return subprocess.Popen([sys.executable, "-s", "-m", "mindcode.eval.sandbox", "--cpu", str(cpu), *user],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, env=_worker_env())
+
+    def _greet(self, proc: subprocess.Popen) -> subprocess.Popen:
+        """Wait for the worker's first line: it is ready, with what protections."""
         hello = proc.stdout.readline()
         if not hello:
             raise MindcodeError("the sandbox worker failed to start (python -m mindcode.eval.sandbox)")
@@ -88,7 +92,7 @@ class SandboxPool:
         proc.wait()
         with self._lock:
             index = self.procs.index(proc)
-        new = self._start(self._cpus[index % len(self._cpus)])
+        new = self._greet(self._spawn(self._cpus[index % len(self._cpus)]))
         with self._lock:
             self.procs[index] = new
         return new

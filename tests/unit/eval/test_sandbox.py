@@ -194,19 +194,17 @@ def test_a_worker_that_stops_answering_is_replaced(monkeypatch):
     from mindcode.eval import pool as pool_module
 
     calls = []
-    real = pool_module.SandboxPool._start
+    real = pool_module.SandboxPool._spawn
 
     def hanging(self, cpu):
         calls.append(1)
         if len(calls) > 1:
             return real(self, cpu)
         hello = 'import json, time; print(json.dumps({"ready": True, "protections": {}}), flush=True); time.sleep(60)'
-        proc = subprocess.Popen([sys.executable, "-c", hello], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        return subprocess.Popen([sys.executable, "-c", hello], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 text=True, bufsize=1)
-        proc.stdout.readline()
-        return proc
 
-    monkeypatch.setattr(pool_module.SandboxPool, "_start", hanging)
+    monkeypatch.setattr(pool_module.SandboxPool, "_spawn", hanging)
     monkeypatch.setattr(pool_module, "READ_MARGIN_S", 1.0)
     out = {}
     start = time.monotonic()
