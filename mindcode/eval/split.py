@@ -102,7 +102,7 @@ def receive(fd: int) -> Any:
         raise ProtocolError(f"a frame of {size} bytes")
     try:
         return json.loads(_read_exactly(fd, size))
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the parser's stack
         raise ProtocolError("a frame that is not JSON") from None
 
 

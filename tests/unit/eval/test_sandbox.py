@@ -308,7 +308,8 @@ import os
 open("left.txt", "w").write("x")
 os.makedirs("d/e")
 open("d/e/f", "w").write("y")
-os.symlink("/etc", "link")
+os.symlink({outside!r}, "link")  # cleanup must remove the link, never touch what it points at
+os.symlink({outside!r}, "d/link")
 os.mkfifo("fifo")
 os.chmod("d/e", 0)
 os.chmod("d", 0)
@@ -319,16 +320,55 @@ except OSError:
 os.chmod(".", 0o500)
 """
 
+DEEP = """
+import os
+for _ in range(3000):  # deeper than Python's recursion limit, longer than PATH_MAX as a path
+    os.mkdir("a")
+    os.chdir("a")
+open("bottom", "w").write("x")
+"""
+
+# the directory's inode (the same directory is reused) once it is seen to hold the output file alone
+LOOK = "import os\nassert sorted(os.listdir('.')) == ['output.txt'], sorted(os.listdir('.'))\nassert 0, os.stat('.').st_ino"
+
 
 @pytest.mark.parametrize("user", [None, 65534], ids=["root", "normal-user"])
-def test_what_a_sample_leaves_in_its_directory_never_reaches_the_next(user):
+def test_what_a_sample_leaves_in_its_directory_never_reaches_the_next(user, tmp_path):
     """A worker's Python samples run in one directory (its Landlock ruleset is made once), emptied after each: files,
-    a symlink, a FIFO, subdirectories it made unreadable and the directory's own modes taken away are all gone
-    before the next sample starts, as root and as a normal user."""
+    symlinks, a FIFO, subdirectories it made unreadable, a tree 3000 deep and the directory's own modes taken away
+    are all gone before the next sample starts, the same directory is reused, and what a symlink points at is left
+    as it was, as root and as a normal user."""
     if user is not None and os.geteuid() != 0:
         pytest.skip("already a normal user: the root case is this one")
-    look = "import os\nassert sorted(os.listdir('.')) == ['output.txt'], sorted(os.listdir('.'))"
+    outside = tmp_path / "outside"
+    (outside / "sub").mkdir(parents=True)
+    (outside / "keep").write_text("kept")
+    os.chmod(outside, 0o755)
+    os.chmod(outside / "sub", 0o751)
+    seen = set()
     with SandboxPool(1, user=user) as one:
-        for _ in range(2):
-            assert run(one, LEAVE_BEHIND)["result"] == "passed"
-            assert run(one, look)["result"] == "passed"
+        for program in (LEAVE_BEHIND.format(outside=str(outside)), DEEP, LEAVE_BEHIND.format(outside=str(outside))):
+            assert run(one, program)["result"] == "passed"
+            result = run(one, LOOK)["result"]
+            assert result.startswith("failed: ") and result[8:].isdigit(), result
+            seen.add(result)
+    assert len(seen) == 1  # emptied each time, never given up for a new one
+    assert (outside / "keep").read_text() == "kept"
+    assert oct(outside.stat().st_mode & 0o777) == "0o755" and oct((outside / "sub").stat().st_mode & 0o777) == "0o751"
+
+
+def test_a_frame_nested_past_the_parser_is_a_failure_and_the_worker_goes_on(pool):
+    """JSON nested deeper than the parser's stack on the reply pipe is the candidate's failure (a protocol
+    error), not a worker error that would leave the candidate running."""
+    forged = """import os, struct
+blob = struct.pack("<I", 200000) + b"[" * 200000
+for fd in range(3, 12):
+    try: os.write(fd, blob)
+    except OSError: pass
+os._exit(0)
+"""
+    out = {}
+    pool.run([{"id": 0, "candidate": forged, "prelude": "", "test": "def check(c):\n    assert c() == 1\n",
+               "entry_point": "f", "timeout": 2.0}], lambda i, r: out.update(r))
+    assert out["result"].startswith("failed: ") and not out["passed"], out
+    assert run(pool, "assert 1 + 1 == 2")["result"] == "passed"
