@@ -477,25 +477,32 @@ def _run_split(step: dict[str, Any], workdir: str, limits: dict[str, Any], prote
 
 
 def _kill_descendants() -> None:
-    """Kill every remaining child of this (subreaper) worker and reap it."""
-    for task in os.listdir("/proc/self/task"):
-        try:
-            with open(f"/proc/self/task/{task}/children") as f:
-                pids = [int(p) for p in f.read().split()]
-        except OSError:
-            continue
+    """Kill every remaining child of this (subreaper) worker and reap it, until none is left: what a killed process
+    had started comes back to the worker as its child and goes in the next round."""
+    while True:
+        pids = []
+        for task in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{task}/children") as f:
+                    pids += [int(p) for p in f.read().split()]
+            except OSError:
+                continue
+        if not pids:
+            break
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-    while True:
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
+            os.waitpid(-1, 0)
         except ChildProcessError:
             return
-        if pid == 0:
-            time.sleep(0.001)
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0]:  # any that ended unlisted
+            pass
+    except ChildProcessError:
+        pass
 
 
 def run_one(task: dict[str, Any], limits: dict[str, Any], protections: dict[str, Any]) -> dict[str, Any]:
