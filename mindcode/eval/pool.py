@@ -6,8 +6,10 @@ import json
 import os
 import queue
 import select
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -26,6 +28,12 @@ class SandboxPool:
         self.procs: list[subprocess.Popen] = []
         self._lock = threading.Lock()
         self._cpus = sorted(os.sched_getaffinity(0))  # worker i runs its Python samples on core i (mod the cores)
+        # the workers' sample directories go in here (their TMPDIR), removed with the pool, a killed worker's too;
+        # a sample's uid may pass through it to its own directory, not list it
+        self.tmp = tempfile.mkdtemp(prefix="mindcode-pool-")
+        os.chmod(self.tmp, 0o711)
+        if user is not None:
+            os.chown(self.tmp, user, user)
         try:  # all started at once, then each one's hello awaited
             for i in range(self.size):
                 self.procs.append(self._spawn(self._cpus[i % len(self._cpus)]))
@@ -78,7 +86,8 @@ class SandboxPool:
     def _spawn(self, cpu: int) -> subprocess.Popen:
         user = ["--user", str(self.user)] if self.user is not None else []
         return subprocess.Popen([sys.executable, "-s", "-m", "mindcode.eval.sandbox", "--cpu", str(cpu), *user],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, env=_worker_env())
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+                                env=_worker_env(self.tmp))
 
     def _greet(self, proc: subprocess.Popen) -> subprocess.Popen:
         """Wait for the worker's first line: it is ready, with what protections."""
@@ -108,6 +117,7 @@ class SandboxPool:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def __enter__(self) -> SandboxPool:
         return self
@@ -116,10 +126,11 @@ class SandboxPool:
         self.close()
 
 
-def _worker_env() -> dict[str, str]:
+def _worker_env(tmp: str) -> dict[str, str]:
     """A small environment: programs under test see no credentials or tokens of the caller."""
-    keep = ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "SYSTEMROOT")
+    keep = ("PATH", "LANG", "LC_ALL", "HOME", "SYSTEMROOT")
     env = {k: v for k, v in os.environ.items() if k in keep}
+    env["TMPDIR"] = tmp
     env["OPENBLAS_NUM_THREADS"] = env["OMP_NUM_THREADS"] = "1"  # numpy is preloaded: no BLAS threads to fork
     # An uninstalled checkout still needs to find mindcode.
     import mindcode

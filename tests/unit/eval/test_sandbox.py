@@ -187,6 +187,24 @@ def test_a_setsid_grandchild_does_not_outlive_its_sample(pool, tmp_path):
     assert not marker.exists()  # the candidate's PID namespace went with it
 
 
+def test_the_pool_takes_its_workers_directories_with_it_a_killed_ones_too():
+    """Sample directories live in the pool's own folder, which closing the pool removes: a worker killed (as a hung
+    one is) cannot leave its directory behind in /tmp."""
+    import signal
+
+    p = SandboxPool(1)
+    try:
+        assert run(p, "assert 1 + 1 == 2")["result"] == "passed"
+        inside = os.listdir(p.tmp)
+        assert len(inside) == 1 and inside[0].startswith("mindcode-sample-"), inside
+        os.kill(p.procs[0].pid, signal.SIGKILL)  # it never gets to remove its directory itself
+        p.procs[0].wait()
+        assert os.listdir(p.tmp) == inside
+    finally:
+        p.close()
+    assert not os.path.exists(p.tmp)
+
+
 def test_a_worker_that_stops_answering_is_replaced(monkeypatch):
     import subprocess
     import sys
