@@ -82,6 +82,7 @@ class TrainingSection:
     max_steps: int = 100
     max_grad_norm: float = 1.0
     save_steps: int = 0  # 0: only at the end
+    save_total_limit: int = 2  # step checkpoints kept (the newest, which a resume uses, always); 0: keep all
     init: str = ""  # HF checkpoint directory both backends start from ("" = random init from the seed)
     output_dir: str = "runs/train"
     seed: int = 0
@@ -118,6 +119,8 @@ class MindFormersSection:
     loss_scale: float = 1.0
     recompute: bool = False
     enable_parallel_optimizer: bool = False  # shard weights and optimizer state over data-parallel ranks
+    max_device_memory: str = "58GB"  # Ascend: MindSpore's memory pool (MindFormers keeps <= 58GB on a 64 GB 910B)
+    jit_level: str = "O1"  # Ascend: MindSpore's graph compile level (MindFormers' CodeLlama card)
 
 
 @dataclass
@@ -263,6 +266,8 @@ def validate(config: TrainConfig) -> None:
         raise MindcodeError(f"{where}: schedule.type {config.schedule.type!r}; supported: CosineWithWarmUpLR")
     if config.training.on_nan not in ("stop", "skip"):
         raise MindcodeError(f"{where}: training.on_nan {config.training.on_nan!r}; choose stop or skip")
+    if config.training.save_total_limit < 0:
+        raise MindcodeError(f"{where}: training.save_total_limit must be >= 0 (0: keep every checkpoint)")
     if config.training.batch_size < 1 or config.training.max_steps < 1:
         raise MindcodeError(f"{where}: training.batch_size and training.max_steps must be >= 1")
     accumulation = config.training.gradient_accumulation_steps

@@ -1,6 +1,15 @@
 """A mindcode training config in MindFormers' own format (the sections ``run_mindformer.py`` and
 ``mindformers.Trainer`` read): what the ascend backend hands to MindFormers' Trainer, and what it writes to
-``OUTPUT_DIR/mindformers.yaml`` so that the same run can be started with MindFormers' tools.
+``OUTPUT_DIR/mindformers.yaml``: a complete MindFormers job, run as is by MindFormers' own entry
+(``python -m backends.ascend.run_mindformer --config OUTPUT_DIR/mindformers.yaml``).
+
+The job loads its weights through MindFormers (``load_checkpoint``: the converted init; ``auto_trans_ckpt`` where the
+layout splits weights, so each rank reads and casts only its slice), saves through its ``CheckpointMonitor``
+(``integrated_save: False``: each rank its own slices, as MindFormers' CodeLlama-34B card does; pipeline parallel
+refuses integrated saves), logs through ``MFLossMonitor``, and stops at ``training.max_steps`` (``TrainCallBack``).
+mindcode's own run feeds the same config to MindFormers' Trainer in process with two differences: mindcode's loop
+replaces the callbacks (its metrics, checkpoints and resume), and a resumed run loads its own checkpoint instead of
+the init. ``docs/mindformers_conformance.md`` compares the 34B jobs key by key with MindFormers' own YAMLs.
 """
 
 from __future__ import annotations
@@ -13,20 +22,36 @@ import yaml
 
 from backends.ascend.lora import pet_config
 from backends.ascend.model import model_settings
-from backends.ascend.parallel import mindformers_sections, rows_per_step, semi_auto
+from backends.ascend.parallel import check_parallel_optimizer, mindformers_sections, per_token_loss, rows_per_step, \
+    semi_auto
 from mindcode.config import TrainConfig
 from mindcode.parallel import Layout
 
-CPU_WRAPPER = "CpuSafeTrainOneStepCell"  # registered by backends.ascend.train on MindSpore's CPU target
+CPU_WRAPPER = "CpuSafeTrainOneStepCell"  # backends/ascend/cells.py registers it on MindSpore's CPU target
 
 
-def mindformers_config(config: TrainConfig, device: str, layout: Layout) -> dict[str, Any]:
-    """The MindFormers YAML of a run on ``device`` (``CPU`` or ``Ascend``) in ``layout``."""
+def init_checkpoint(config: TrainConfig) -> Path:
+    """Where a run keeps ``training.init`` converted to a MindSpore checkpoint (MindFormers' ``load_checkpoint``)."""
+    qkv_concat = bool(config.model.model_config.get("qkv_concat", False))
+    return Path(config.training.output_dir) / "init" / ("model_qkv_concat.ckpt" if qkv_concat else "model.ckpt")
+
+
+def mindformers_config(config: TrainConfig, device: str, layout: Layout,
+                       num_rows: int | None = None) -> dict[str, Any]:
+    """The MindFormers job of a run on ``device`` (``CPU`` or ``Ascend``) in ``layout``; ``num_rows``: the dataset's
+    rows, when known, for the epochs MindFormers is asked to run (it stops at ``max_steps`` either way)."""
     t, s, o = config.training, config.schedule, config.optimizer
+    check_parallel_optimizer(layout, config.mindformers, o.type,
+                             f"{config.source}: mindformers.enable_parallel_optimizer")
     per_rank = rows_per_step(layout, t.batch_size, t.gradient_accumulation_steps)
     accumulation = t.gradient_accumulation_steps if semi_auto(layout) else 1  # MindFormers' own accumulation cell
+    per_token = per_token_loss(layout, accumulation, config.preference_stage)
+    steps_per_epoch = max(1, num_rows // t.batch_size) if num_rows else 1
+    ascend = device != "CPU"
     settings, _overridden = model_settings(config.model.model_config, device)
     model_config = {**config.model.model_config, "batch_size": per_rank, **settings}
+    if per_token:  # the model's loss then returns (sum, count), which MindFormers' pipeline wrapper divides
+        model_config["calculate_per_token_loss"] = True
     if config.lora is not None:
         model_config["pet_config"] = pet_config(config.lora)
     dataset = {
@@ -41,30 +66,42 @@ def mindformers_config(config: TrainConfig, device: str, layout: Layout) -> dict
                 "warmup_lr_init": s.warmup_lr_init, "num_cycles": s.num_cycles, "total_steps": t.max_steps}
     schedule.update({"warmup_ratio": s.warmup_ratio} if s.warmup_ratio is not None else
                     {"warmup_steps": s.warmup_steps})
+    m = config.mindformers
+    context = {"mode": 0, "device_target": device, "max_call_depth": 10000, "save_graphs": False,
+               "device_id": int(os.environ.get("DEVICE_ID", 0))}
+    if ascend:  # MindFormers' CodeLlama card: a memory cap below the 64 GB of a 910B, and its O1 graph level
+        context.update({"max_device_memory": m.max_device_memory, "jit_config": {"jit_level": m.jit_level}})
     return {
         "seed": t.seed,
         "output_dir": str(Path(t.output_dir) / "mindformers"),
-        "load_checkpoint": "",
+        # weights through MindFormers' own loading; where the layout splits them, each rank transforms and reads
+        # only its slice (``auto_trans_ckpt``), never the whole init
+        "load_checkpoint": str(init_checkpoint(config)),
+        "auto_trans_ckpt": semi_auto(layout),
         "resume_training": False,
         "run_mode": "train",
+        # the top-level key is the one MindFormers' Trainer copies into its wrappers and loss monitor
+        "calculate_per_token_loss": per_token,
         "trainer": {"type": "CausalLanguageModelingTrainer", "model_name": "llama"},
-        "runner_config": {"epochs": 1, "batch_size": per_rank, "sink_mode": False, "sink_size": 1,
-                          "gradient_accumulation_steps": accumulation},
-        "runner_wrapper": {"type": CPU_WRAPPER if device == "CPU" else "MFTrainOneStepCell",
-                           "scale_sense": config.mindformers.loss_scale, "use_clip_grad": True,
-                           "max_grad_norm": t.max_grad_norm,
-                           # MindFormers' micro-batches: the loss as the mean over every trained token of the batch
-                           "calculate_per_token_loss": semi_auto(layout) and (layout.pipeline_stage > 1
-                                                                              or accumulation > 1)},
+        # MindFormers counts whole epochs; TrainCallBack stops the job at max_steps
+        "runner_config": {"epochs": -(-t.max_steps // steps_per_epoch), "batch_size": per_rank,
+                          "sink_mode": ascend, "sink_size": 1, "gradient_accumulation_steps": accumulation},
+        "runner_wrapper": {"type": "MFTrainOneStepCell" if ascend else CPU_WRAPPER,
+                           "scale_sense": m.loss_scale, "use_clip_grad": True, "max_grad_norm": t.max_grad_norm,
+                           "calculate_per_token_loss": per_token},
         "optimizer": {"type": o.type, "betas": list(o.betas), "eps": o.eps, "weight_decay": o.weight_decay},
         "lr_schedule": schedule,
         "train_dataset": dataset,
         "train_dataset_task": {"type": "CausalLanguageModelDataset", "dataset_config": dataset},
         "do_eval": False,
-        **mindformers_sections(layout, config.mindformers, t.output_dir, device),
-        "callbacks": [],
-        "context": {"mode": 0, "device_target": device, "max_call_depth": 10000, "save_graphs": False,
-                    "device_id": int(os.environ.get("DEVICE_ID", 0))},
+        **mindformers_sections(layout, m, t.output_dir, device),
+        "callbacks": [
+            {"type": "MFLossMonitor"},
+            {"type": "CheckpointMonitor", "prefix": "mindcode", "save_checkpoint_steps": t.save_steps or t.max_steps,
+             "integrated_save": False, "async_save": False, "keep_checkpoint_max": t.save_total_limit or t.max_steps},
+            {"type": "TrainCallBack", "stop_step": t.max_steps},
+        ],
+        "context": context,
         "model": {"arch": dict(config.model.arch), "model_config": model_config},
     }
 

@@ -17,6 +17,12 @@ from typing import Any
 from mindcode.errors import MindcodeError
 from mindcode.parallel import Layout
 
+# Whether MindSpore builds its parallel optimizer for an optimizer type in data-parallel mode: ``nn/optim/optimizer.py``
+# refuses any optimizer class without ``_support_parallel_optimizer = True`` there (semi-auto parallel shards any
+# optimizer in the compiler). mindcode's AdamW is MindFormers' ``AdamW``, which lacks it; a test checks this table
+# against the class MindFormers builds.
+PARALLEL_OPTIMIZER_IN_DATA_PARALLEL = {"AdamW": False}
+
 # MindFormers writes each rank's strategy as OUTPUT_DIR/mindformers/strategy/ckpt_strategy_rank_N.ckpt (its output
 # dir + "strategy/", this name with the rank appended); the export merges them from there
 STRATEGY_FILE = "ckpt_strategy.ckpt"
@@ -41,6 +47,35 @@ def check_target(layout: Layout, device: str, where: str, lora: bool = False) ->
                             f"(or GPU) devices; on its CPU target only data_parallel runs")
 
 
+def check_parallel_optimizer(layout: Layout, section: Any, optimizer: str, where: str) -> None:
+    """The parallel optimizer only where MindSpore can build it (see ``PARALLEL_OPTIMIZER_IN_DATA_PARALLEL``)."""
+    if section.enable_parallel_optimizer and not semi_auto(layout) and layout.world_size > 1 \
+            and not PARALLEL_OPTIMIZER_IN_DATA_PARALLEL.get(optimizer, False):
+        raise MindcodeError(f"{where}: MindSpore builds no parallel optimizer for {optimizer} in data-parallel mode "
+                            f"(the class lacks _support_parallel_optimizer); set it false, or use model_parallel "
+                            f"or pipeline_stage > 1")
+
+
+def per_token_loss(layout: Layout, accumulation: int, preference: bool) -> bool:
+    """MindFormers' ``calculate_per_token_loss``: where its cells split a step into micro-batches (pipeline, or
+    accumulation in semi-auto mode), the loss is the mean over every trained token of the step rather than the
+    mean of the micro-batches' means. Preference losses are per pair (every micro-batch holds as many pairs)."""
+    return semi_auto(layout) and (layout.pipeline_stage > 1 or accumulation > 1) and not preference
+
+
+def reported_loss(loss: float, layout: Layout, accumulation: int, per_token: bool) -> float:
+    """The step's loss from what MindFormers' step cell returns, as its ``MFLossMonitor`` reports it: pipeline and
+    accumulation cells sum their micro-batches' losses unless the loss is per token (then the cell divides). The
+    value is the last stage's: with ``pipeline_result_broadcast`` every rank holds it."""
+    if per_token:
+        return loss
+    if layout.pipeline_stage > 1:
+        loss /= layout.micro_batch_num
+    if semi_auto(layout) and accumulation > 1:
+        loss /= accumulation
+    return loss
+
+
 def data_shard(layout: Layout, rank: int) -> tuple[int, int]:
     """Which slice of each global batch a rank is fed: semi-auto parallel feeds every rank all of it."""
     return (0, 1) if semi_auto(layout) else (layout.coords(rank).data, layout.data_parallel)
@@ -63,15 +98,19 @@ def mindformers_sections(layout: Layout, section: Any, output_dir: str | Path, d
                  "parallel_optimizer_comm_recompute": False, "mp_comm_recompute": True,
                  "recompute_slice_activation": True}
     common = {"parallel_config": parallel_config, "recompute_config": recompute, "micro_batch_interleave_num": 1}
-    if not semi_auto(layout):  # mindcode sets MindSpore's data-parallel mode itself before the Trainer starts
+    if not semi_auto(layout):  # MindSpore's data-parallel mode (mindcode's own run sets it up before the Trainer)
         optimizer = section.enable_parallel_optimizer and device != "CPU"
-        return {"use_parallel": False, "parallel": {"parallel_mode": 0, "gradients_mean": True,
-                                                    "enable_parallel_optimizer": optimizer}, **common}
+        return {"use_parallel": layout.world_size > 1,
+                "parallel": {"parallel_mode": 0, "gradients_mean": True, "enable_parallel_optimizer": optimizer},
+                **common}
     return {
         "use_parallel": True,
         "parallel": {"parallel_mode": 1, "gradients_mean": False, "full_batch": True, "enable_alltoall": False,
                      "search_mode": "sharding_propagation", "enable_parallel_optimizer": section.enable_parallel_optimizer,
                      "strategy_ckpt_save_file": STRATEGY_FILE,
+                     # the last stage's loss on every rank (MindFormers: "the loss on the last card is valid"), so
+                     # the logged loss and the NaN decision are the same everywhere
+                     "pipeline_result_broadcast": layout.pipeline_stage > 1,
                      "parallel_optimizer_config": {"gradient_accumulation_shard": False,
                                                    "parallel_optimizer_threshold": 64}},
         **common,

@@ -17,13 +17,14 @@ def sequence_logps(model: Any, input_ids: Any, labels: Any) -> tuple[Any, Any]:
 
 
 def preference_losses(config: Any, logps: Any, counts: Any, reference: Any) -> Any:
-    """Per-pair losses from ``[2b]`` summed log-probabilities (chosen rows first) and ``[b, 2]`` reference ones."""
+    """Per-pair losses from ``[2b]`` summed log-probabilities (``pair_rows`` order: chosen, rejected, chosen, ...)
+    and ``[b, 2]`` reference ones."""
     import torch.nn.functional as F
 
-    p, b = config.preference, len(reference)
-    chosen, rejected = logps[:b], logps[b:]
+    p = config.preference
+    chosen, rejected = logps[0::2], logps[1::2]
     if config.stage == "simpo":
-        z = p.beta * (chosen / counts[:b] - rejected / counts[b:]) - p.gamma
+        z = p.beta * (chosen / counts[0::2] - rejected / counts[1::2]) - p.gamma
     else:
         z = p.beta * ((chosen - reference[:, 0]) - (rejected - reference[:, 1]))
     return (1 - p.label_smoothing) * F.softplus(-z) + p.label_smoothing * F.softplus(z)

@@ -31,7 +31,7 @@ from mindcode.convert.lora import initial_adapter
 from mindcode.errors import MindcodeError
 from mindcode.parallel import check_model, data_parallel_sharding, resolve
 from mindcode.precision import training_precision
-from mindcode.train.preference import as_pairs
+from mindcode.train.preference import as_pairs, pair_rows
 
 
 def _pairs(values: Any) -> np.ndarray:
@@ -136,8 +136,8 @@ class Trainer:
         order = np.sort(indices)  # mmap reads in file order, then back to the sampler's order
         back = np.argsort(np.argsort(indices))
         rows = [np.asarray(column[order])[back] for column in self.columns]
-        if len(rows) == 4:  # preference pairs: the chosen rows, then the rejected rows
-            return np.concatenate([rows[0], rows[2]]), np.concatenate([rows[1], rows[3]])
+        if len(rows) == 4:  # preference pairs: each chosen row followed by its rejected row
+            return pair_rows(rows[0], rows[2]), pair_rows(rows[1], rows[3])
         return rows[0], rows[1]
 
     def fit(self, start: int, stop: int, batch_at: Any, on_step: Any) -> None:
@@ -223,18 +223,18 @@ class Trainer:
         pairs = len(reference)
         micro = self.config.training.gradient_accumulation_steps
         dp = self.layout.data_parallel
-        chosen_tokens = self._sum(float((labels[:pairs, 1:] != -100).sum()), "dp")
+        chosen_tokens = self._sum(float((labels[0::2, 1:] != -100).sum()), "dp")
         total_pairs = pairs * dp
         loss_sum, sums, counts = 0.0, [], []
         for i, part in enumerate(np.array_split(np.arange(pairs), micro)):
-            rows = np.concatenate([part, part + pairs])
+            rows = np.stack([2 * part, 2 * part + 1], axis=1).reshape(-1)  # whole pairs, in pair_rows order
             ids, lab = self._tensors(input_ids[rows], labels[rows])
             ref = torch.as_tensor(reference[part], dtype=torch.float32, device=ids.device)
             with self._gradient_sync(i == micro - 1):
                 with self._autocast():
                     logps, n = sequence_logps(self.model, ids, lab)
                 losses = preference_losses(self.config, logps, n, ref)
-                chosen = logps[: len(part)]
+                chosen = logps[0::2]
                 part_loss = losses.sum() / total_pairs - self.config.preference.rpo_alpha * chosen.sum() / chosen_tokens
                 (part_loss * dp).backward()  # DDP/FSDP average gradients over ranks; this undoes the 1/dp
             loss_sum += float(part_loss.detach())

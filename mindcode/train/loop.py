@@ -10,7 +10,8 @@ its steps (the gpu backend in a Python loop, the ascend backend through MindForm
 ``on_step(step, {"loss", "lr", "grad_norm", "tokens", "skipped"}, seconds)`` after each. Everything else lives here,
 once: data order, metrics, NaN policy, checkpoints, resume.
 
-Preference stages (dpo, simpo): a batch of ``b`` pairs is ``2b`` rows, the chosen answers then the rejected ones;
+Preference stages (dpo, simpo): a batch of ``b`` pairs is ``2b`` rows, each chosen answer followed by its rejected
+one (``preference.pair_rows``);
 ``batch_at`` adds the pairs' ``[b, 2]`` reference log-probabilities, ``on_step`` also gets the policy's ``logps``
 and ``counts`` (``[b, 2]``, before the update), and ``logps(input_ids, labels)`` scores pairs without training.
 """
@@ -110,7 +111,9 @@ def train(config: TrainConfig, resume: str | bool | None = None, progress: bool 
         if "device_memory_mb" in m:  # the accelerator's peak allocation during this step
             record["device_memory_mb"] = m["device_memory_mb"]
         if reference is not None:
-            record.update(preference.metrics(config, m["logps"], m["counts"], reference[sampler.batch(step)]))
+            # (MindFormers' accumulation cells report the last micro-batch's pairs: the batch's last pairs)
+            pairs = reference[sampler.batch(step)][-len(m["logps"]):]
+            record.update(preference.metrics(config, m["logps"], m["counts"], pairs))
         if m.get("skipped"):
             record["skipped"] = True
         if rank == 0:
@@ -123,6 +126,8 @@ def train(config: TrainConfig, resume: str | bool | None = None, progress: bool 
         done = step + 1
         if done == t.max_steps or (t.save_steps and done % t.save_steps == 0):
             checkpoints.append(str(_save(trainer, out, done, sampler, rank)))
+            if rank == 0:
+                checkpoints[:] = [str(p) for p in _prune(out, t.save_total_limit, checkpoints)]
 
     with metrics_path.open("a") as metrics:
         trainer.fit(start, t.max_steps, batch_at, on_step)
@@ -151,6 +156,17 @@ def train(config: TrainConfig, resume: str | bool | None = None, progress: bool 
     if rank == 0:
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _prune(out: Path, limit: int, written: list[str]) -> list[Path]:
+    """Keep the ``limit`` newest complete step checkpoints (0: all), deleting older ones only after a newer one is
+    complete, so the checkpoint a resume would use is never touched; returns ``written`` less what was deleted."""
+    complete = sorted((int(p.name.split("_")[1]), p) for p in (out / "checkpoints").glob("step_*")
+                      if (p / STATE_FILE).is_file())
+    if limit:
+        for _step, path in complete[:-limit]:
+            shutil.rmtree(path)
+    return [Path(p) for p in written if Path(p).exists()]
 
 
 def _save(trainer: Any, out: Path, step: int, sampler: Sampler, rank: int) -> Path:

@@ -23,10 +23,19 @@ from mindcode.config import TrainConfig
 from mindcode.errors import MindcodeError
 
 
+def pair_rows(chosen: np.ndarray, rejected: np.ndarray) -> np.ndarray:
+    """The rows of ``b`` pairs as one batch of ``2b`` rows, each chosen row followed by its rejected row: any split
+    of the batch into runs of an even number of rows (MindFormers' accumulation and pipeline micro-batches slice
+    rows; so does ``np.array_split`` of whole pairs) keeps every pair together and aligned with its ``[b, 2]``
+    reference values."""
+    rows = np.empty((2 * len(chosen), *chosen.shape[1:]), dtype=chosen.dtype)
+    rows[0::2], rows[1::2] = chosen, rejected
+    return rows
+
+
 def as_pairs(values: np.ndarray) -> np.ndarray:
-    """``[2b]`` per-row values (the chosen rows, then the rejected ones) as ``[b, 2]`` float32."""
-    values = np.asarray(values, dtype=np.float32)
-    return np.stack([values[: len(values) // 2], values[len(values) // 2:]], axis=1)
+    """``[2b]`` per-row values (in ``pair_rows`` order) as ``[b, 2]`` float32 (chosen, rejected)."""
+    return np.asarray(values, dtype=np.float32).reshape(-1, 2)
 
 
 def metrics(config: TrainConfig, logps: np.ndarray, counts: np.ndarray, reference: np.ndarray) -> dict[str, float]:
