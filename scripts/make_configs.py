@@ -90,7 +90,10 @@ def write(backend: str, name: str) -> None:
         if section in body:
             body[section] = body.pop(section)
     if backend == "ascend":
-        body["mindformers"] = {"loss_scale": 1.0, "recompute": True, "enable_parallel_optimizer": True}
+        # the parallel optimizer where semi-auto parallel shards it: in data-parallel mode MindSpore builds none for
+        # AdamW (backends/ascend/parallel.py)
+        semi_auto = layout.get("model_parallel", 1) > 1 or layout.get("pipeline_stage", 1) > 1
+        body["mindformers"] = {"loss_scale": 1.0, "recompute": True, "enable_parallel_optimizer": semi_auto}
         launch = (f"bash scripts/msrun_launcher.sh \"mindcode train --config configs/ascend/{name}.yaml\" "
                   f"{devices} {min(devices, 8)} MASTER_ADDR 8118 NODE_RANK output/msrun_log False 7200")
     else:

@@ -101,3 +101,37 @@ def test_dpo_accumulation_and_resume_reuse_the_reference(inputs):
     resumed = [json.loads(line) for line in open(out / "metrics.jsonl")]
     assert (out / "reference_logps.npy").stat().st_mtime_ns == stamp  # read back, not recomputed
     assert worst_relative(resumed, full) <= 1e-6
+
+
+def test_mindformers_row_slicing_gives_each_micro_batch_whole_pairs(inputs):
+    """MindSpore's accumulation and pipeline cells feed micro-batch i rows ``[i*n/k, (i+1)*n/k)`` of every input.
+    With the rows in ``pair_rows`` order, the ascend DPO cell on each slice (and its slice of the reference rows)
+    averages to the loss of the whole batch, and every pair's chosen and rejected row stay together."""
+    import mindspore as ms
+
+    from backends.ascend.model import build_model
+    from backends.ascend.preference import PreferenceLoss, SequenceLogps
+    from mindcode.convert.hf_to_ms import convert_hf_to_ms
+    from mindcode.train.preference import as_pairs, pair_rows
+
+    convert_hf_to_ms(str(inputs / "init"), str(inputs / "init.ckpt"), progress=False)
+    config = load_config(ROOT / "configs/ascend/dpo_tiny_cpu.yaml")
+    model = build_model(PRESETS["tiny"], 128, inputs / "init.ckpt")
+    rng = np.random.default_rng(0)
+    pairs, k = 4, 2
+    ids = rng.integers(7, 1024, size=(2, pairs, 129))
+    labels = ids.copy()
+    labels[:, :, :64] = -100
+    rows_ids, rows_labels = pair_rows(ids[0], ids[1]), pair_rows(labels[0], labels[1])
+    reference = rng.normal(-300.0, 5.0, size=(pairs, 2)).astype(np.float32)
+    tensor = lambda a: ms.Tensor(a, ms.int32)  # noqa: E731
+    whole = float(PreferenceLoss(model, config, pairs)(tensor(rows_ids), tensor(rows_labels),
+                                                      ms.Tensor(reference)).asnumpy())
+    cell, n = PreferenceLoss(model, config, pairs // k), 2 * pairs // k
+    parts = [float(cell(tensor(rows_ids[i * n:(i + 1) * n]), tensor(rows_labels[i * n:(i + 1) * n]),
+                        ms.Tensor(reference[i * pairs // k:(i + 1) * pairs // k])).asnumpy()) for i in range(k)]
+    assert abs(np.mean(parts) - whole) <= 1e-5 * abs(whole)
+    sums, _counts = SequenceLogps(model)(tensor(rows_ids), tensor(rows_labels))
+    logps = as_pairs(sums.asnumpy())  # [pairs, 2]: chosen, rejected, as the loss pairs them
+    z = config.preference.beta * ((logps[:, 0] - reference[:, 0]) - (logps[:, 1] - reference[:, 1]))
+    assert abs(float(np.mean(np.logaddexp(0.0, -z))) - whole) <= 1e-5 * abs(whole)

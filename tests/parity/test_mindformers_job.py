@@ -1,0 +1,194 @@
+"""The YAML mindcode writes is the job MindFormers runs: its own entry reproduces mindcode's run on CPU, and every
+shipped CodeLlama config becomes a job that loads, saves and reports the loss the way MindFormers' CodeLlama card
+does. What only an Atlas host shows (semi-auto parallel) is checked with MindSpore's calls spied on."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from mindcode.config import load_config
+from mindcode.parallel import ParallelConfig, resolve
+from mindcode.train.loop import train
+from tests.conftest import write_training_inputs
+
+ROOT = Path(__file__).resolve().parents[2]
+CODELLAMA = sorted(p.stem for p in (ROOT / "configs/ascend").glob("codellama_*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    return write_training_inputs(tmp_path_factory.mktemp("mindformers_job"))
+
+
+def params(path: Path) -> dict[str, np.ndarray]:
+    from mindcode.convert import ckpt_io
+
+    return {t.name: ckpt_io.load_array(path, t).astype(np.float32) for t in ckpt_io.index_ckpt(path)}
+
+
+@pytest.mark.slow
+def test_mindformers_own_entry_runs_the_written_yaml_to_the_same_weights(work):
+    """``run_mindformer.py``'s steps (set_output_path, build_context, Trainer(config).train()) on the YAML as
+    written: MindFormers loads the init, trains the same 6 steps and saves through its CheckpointMonitor."""
+    overrides = [f"data.mindrecord={work / 'train.mindrecord'}", f"data.npy={work / 'npy'}", "data.shuffle=false",
+                 f"training.init={work / 'init'}", f"training.output_dir={work / 'run'}", "training.max_steps=6",
+                 "training.save_steps=3"]
+    summary = train(load_config(ROOT / "configs/ascend/tiny_cpu.yaml", overrides), progress=False)
+    written = work / "run" / "mindformers.yaml"
+    job = yaml.safe_load(written.read_text())
+    assert job["load_checkpoint"] == str(work / "run" / "init" / "model.ckpt") and job["auto_trans_ckpt"] is False
+    done = subprocess.run([sys.executable, "-m", "backends.ascend.run_mindformer", "--config", str(written)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    saved = sorted((work / "run" / "mindformers" / "checkpoint" / "rank_0").glob("*.ckpt"))
+    assert [p.name for p in saved] == ["mindcode_rank_0-1_3.ckpt", "mindcode_rank_0-1_6.ckpt"]  # every 3 steps
+    theirs, ours = params(saved[-1]), params(work / "run" / "final" / "model.ckpt")
+    assert set(ours) <= set(theirs)  # theirs also holds the AdamW moments, the step and the loss scale
+    worst = max(float(np.abs(theirs[k] - ours[k]).max() / (np.abs(ours[k]).max() + 1e-12)) for k in ours)
+    print(f"\nMindFormers' entry vs mindcode after 6 steps: worst relative weight difference {worst:.2e}")
+    assert worst <= 1e-5
+    losses = [json.loads(line)["loss"] for line in (work / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len(losses) == 6 and summary["final_loss"] == losses[-1]
+
+
+def dry_run(name: str, out: Path) -> dict:
+    done = subprocess.run([sys.executable, "-m", "mindcode", "train", "--config", f"configs/ascend/{name}.yaml",
+                           "--dry_run", "--output_dir", str(out), "--json"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return yaml.safe_load((out / "mindformers.yaml").read_text())
+
+
+@pytest.mark.parametrize("name", CODELLAMA)
+def test_every_codellama_job_loads_saves_and_reports_as_mindformers_does(tmp_path, name):
+    config = load_config(ROOT / f"configs/ascend/{name}.yaml")
+    job = dry_run(name, tmp_path)
+    layout = resolve(config.parallel_config, resolve(config.parallel_config).world_size)
+    split = layout.model_parallel > 1 or layout.pipeline_stage > 1
+    assert job["load_checkpoint"].endswith(("model.ckpt", "model_qkv_concat.ckpt"))
+    assert job["auto_trans_ckpt"] is split  # each rank reads and casts its slice only
+    monitor = next(c for c in job["callbacks"] if c["type"] == "CheckpointMonitor")
+    assert monitor["integrated_save"] is False and monitor["keep_checkpoint_max"] == config.training.save_total_limit
+    assert {"type": "TrainCallBack", "stop_step": config.training.max_steps} in job["callbacks"]
+    summed = split and (layout.pipeline_stage > 1 or config.training.gradient_accumulation_steps > 1)
+    assert job["calculate_per_token_loss"] is (summed and config.stage == "sft")
+    assert job["model"]["model_config"].get("calculate_per_token_loss", False) is job["calculate_per_token_loss"]
+    assert job["parallel"].get("pipeline_result_broadcast", False) is (layout.pipeline_stage > 1)
+    assert int(job["context"]["max_device_memory"].removesuffix("GB")) <= 58
+    assert job["context"]["jit_config"] == {"jit_level": "O1"} and job["runner_config"]["sink_mode"] is True
+
+
+def test_a_parallel_optimizer_only_where_mindspore_builds_it(tmp_path):
+    """In data-parallel mode MindSpore refuses the parallel optimizer for an optimizer class without
+    ``_support_parallel_optimizer``: read it off the optimizer MindFormers really builds, for every shipped job."""
+    import mindspore as ms
+    from mindformers.core.optim import AdamW
+
+    from backends.ascend.parallel import PARALLEL_OPTIMIZER_IN_DATA_PARALLEL
+
+    built = AdamW([ms.Parameter(ms.Tensor(np.ones((2, 2), np.float32)), name="w")])
+    supported = bool(getattr(type(built), "_support_parallel_optimizer", False))
+    assert PARALLEL_OPTIMIZER_IN_DATA_PARALLEL == {"AdamW": supported}
+    for name in CODELLAMA:
+        job = dry_run(name, tmp_path / name)
+        if job["parallel"]["parallel_mode"] == 0 and job["parallel"]["enable_parallel_optimizer"]:
+            assert supported, name
+    lora = ROOT / "configs/ascend/codellama_7b_lora.yaml"
+    from mindcode.errors import MindcodeError
+    from backends.ascend.mindformers_config import mindformers_config
+
+    config = load_config(lora, ["mindformers.enable_parallel_optimizer=true"])
+    with pytest.raises(MindcodeError, match="enable_parallel_optimizer: MindSpore builds no parallel optimizer for AdamW"):
+        mindformers_config(config, "Ascend", resolve(config.parallel_config, 8))
+
+
+def spied_trainer(layout: ParallelConfig, world_size: int, **fields):
+    """A Trainer as it stands on an Atlas host under ``layout``, built without MindSpore's semi-auto compile
+    (which MindSpore's CPU target refuses)."""
+    from backends.ascend.parallel import per_token_loss, semi_auto
+    from backends.ascend.train import Trainer
+
+    trainer = Trainer.__new__(Trainer)
+    trainer.layout = resolve(layout, world_size)
+    trainer.semi_auto = semi_auto(trainer.layout)
+    trainer.rank, trainer.world_size, trainer.frozen = 0, world_size, set()
+    trainer.accumulation = 1
+    trainer.per_token = per_token_loss(trainer.layout, 1, False)
+    trainer.__dict__.update(fields)
+    return trainer
+
+
+def test_under_pipeline_parallel_no_checkpoint_is_an_integrated_save(tmp_path, monkeypatch):
+    import mindspore as ms
+    import mindspore.communication.comm_func as comm
+
+    calls = []
+    monkeypatch.setattr(ms, "save_checkpoint", lambda cell, path, **kw: calls.append(kw))
+    monkeypatch.setattr(comm, "barrier", lambda *a, **k: None)
+    trainer = spied_trainer(ParallelConfig(model_parallel=8, pipeline_stage=2, micro_batch_num=128), 16,
+                            step_cell=object(), _ms=ms)
+    trainer.save(tmp_path)
+    assert calls and all(kw["integrated_save"] is False for kw in calls)
+    calls.clear()
+    data_parallel = spied_trainer(ParallelConfig(), 1, step_cell=object(), _ms=ms)
+    data_parallel.save(tmp_path)  # one full copy from rank 0: nothing to gather, nothing sliced
+    assert calls == [{"integrated_save": True, "choice_func": calls[0]["choice_func"]}]
+
+
+def test_under_a_split_layout_no_rank_loads_the_whole_init(work, monkeypatch):
+    """Model parallel 2 on 2 ranks: the model is built, its parameter names and shapes are checked against the
+    init's index, and no MindSpore load of the init happens in mindcode: MindFormers' ``auto_trans_ckpt`` does it,
+    each rank its slice."""
+    import mindspore as ms
+
+    import backends.ascend.checkpoint as checkpoint
+    import backends.ascend.train as train_module
+    from backends.ascend import cells, runtime
+
+    runtime.mindformers()
+    config = load_config(ROOT / "configs/ascend/tiny_cpu.yaml", [f"training.init={work / 'init'}",
+                                                                  f"training.output_dir={work / 'split'}",
+                                                                  "parallel_config.model_parallel=2"])
+    loads = []
+    for module, name in ((ms, "load_checkpoint"), (ms, "load_param_into_net"), (train_module, "load_into"),
+                         (checkpoint, "load_into")):
+        monkeypatch.setattr(module, name, lambda *a, _n=name, **k: loads.append(_n))
+    trainer = spied_trainer(config.parallel_config, 2, config=config, device="Ascend", _cells=cells)
+    from mindformers import MindFormerConfig
+
+    from backends.ascend.mindformers_config import mindformers_config, write_yaml
+
+    write_yaml(mindformers_config(config, "Ascend", trainer.layout), work / "split" / "mindformers.yaml")
+    trainer.mf_config = MindFormerConfig(str(work / "split" / "mindformers.yaml"))
+    trainer.init = trainer._converted_init()
+    trainer._build_model()
+    assert loads == [] and trainer.mf_config.auto_trans_ckpt is True
+    assert trainer.mf_config.load_checkpoint == str(trainer.init)
+    assert trainer.model.config.parallel_config.model_parallel == 2
+
+
+@pytest.mark.parametrize("layout, accumulation, raw, logged", [
+    (ParallelConfig(model_parallel=8, pipeline_stage=2, micro_batch_num=128), 1, 128 * 2.5, 2.5),  # summed over 128
+    (ParallelConfig(model_parallel=4), 16, 16 * 2.5, 2.5),  # MindFormers' accumulation cell sums 16 micro-batches
+    (ParallelConfig(), 1, 2.5, 2.5),
+])
+def test_the_logged_loss_is_divided_as_mindformers_loss_monitor_divides_it(layout, accumulation, raw, logged):
+    """Without per-token loss MindFormers' pipeline and accumulation cells return the sum of their micro-batches'
+    mean losses; mindcode's step record reports the mean, like MFLossMonitor."""
+    import mindspore as ms
+
+    from backends.ascend.parallel import reported_loss
+
+    world = resolve(layout).world_size
+    trainer = spied_trainer(layout, world, accumulation=accumulation, config=load_config(
+        ROOT / "configs/ascend/tiny_cpu.yaml"), _all_sum=None)
+    trainer.per_token = False
+    trainer._steps = type("Steps", (), {"tokens": {0: 10}})()
+    outputs = (ms.Tensor(raw, ms.float32), ms.Tensor(False), ms.Tensor(1.0), ms.Tensor(1e-4), ms.Tensor(1.0))
+    assert trainer.step_result(0, outputs)["loss"] == pytest.approx(logged)
+    assert reported_loss(raw, trainer.layout, accumulation, per_token=True) == raw  # the cell divided already
