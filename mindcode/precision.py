@@ -40,4 +40,6 @@ def inference_dtype(backend: str, checkpoint_dtype: str, device: str, model_conf
         return "float32"
     if backend == "gpu":
         return checkpoint_dtype
-    return str({**MINDFORMERS_DEFAULTS, **(model_config or {})}["param_init_type"])
+    # ascend prediction builds MindFormers' model with its own defaults (its predict card: float16 weights); a
+    # training config's float32 master weights are not what it loads
+    return MINDFORMERS_DEFAULTS["param_init_type"]

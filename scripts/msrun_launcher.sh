@@ -8,8 +8,18 @@
 # CMD is a Python script and its arguments ("run.py --flag x"); a CMD starting with "mindcode" runs mindcode's CLI
 # ("mindcode train --config configs/ascend/x.yaml"). Defaults: 8 workers, 8 local, 127.0.0.1:8118, node 0,
 # output/msrun_log, JOIN False, timeout 7200 s. Multi-node when WORKER_NUM != LOCAL_WORKER: run it once per node with
-# that node's NODE_RANK. Exits with msrun's status (non-zero when any worker fails).
+# that node's NODE_RANK.
+#
+# Exit status: with JOIN True msrun waits for its workers and exits non-zero when any of them fails; with JOIN False
+# (MindFormers' default) it returns once the workers are started, so its status only says whether they started:
+# follow LOG_DIR/worker_N.log (and OUTPUT_DIR/summary.json, written when training ends). Like MindFormers' own
+# launcher it lifts the per-user process limit first (MindSpore's dataset and compile threads count against it).
+#
+# Checkpoints and the merged export: every rank writes under the config's training.output_dir, and rank 0 renames
+# and merges them there, so on several nodes that folder must be on a filesystem all nodes share; `mindcode train`
+# checks this when it starts (each node writes a marker that rank 0 must see) and stops with one line if not.
 set -euo pipefail
+ulimit -u unlimited 2>/dev/null || true
 
 DEFAULT_PORT=8118 DEFAULT_LOG_DIR=output/msrun_log
 source "$(dirname "$0")/launcher_args.sh"

@@ -64,7 +64,7 @@ def build_model(config: ModelConfig, seq_length: int, checkpoint: str | Path | N
     if rows is not None:
         from backends.ascend.session import cache_settings
 
-        extra = {**extra, **cache_settings(rows, seq_length)}
+        extra = {**extra, **cache_settings(rows, seq_length, runtime.device_target())}
         if runtime.device_target() == "CPU":
             from backends.ascend import cpu_kernels
 

@@ -27,11 +27,14 @@ BLOCK_SIZE = 16
 SCRATCH = 0  # block 0: padding tokens write here, no sequence reads it
 
 
-def cache_settings(rows: int, length: int) -> dict[str, Any]:
-    """MindFormers' ``LlamaConfig`` keys for incremental inference over ``rows`` sequences of ``length`` tokens."""
+def cache_settings(rows: int, length: int, device: str) -> dict[str, Any]:
+    """MindFormers' ``LlamaConfig`` keys for incremental inference over ``rows`` sequences of ``length`` tokens: a
+    block cache for exactly that many tokens. On Ascend MindFormers' predict settings (its CodeLlama predict card:
+    dynamic shapes and flash attention); MindSpore's CPU target runs neither (see DESIGN.md)."""
     per_row = math.ceil(length / BLOCK_SIZE)
-    return {"use_past": True, "is_dynamic": False, "block_size": BLOCK_SIZE, "num_blocks": 1 + rows * per_row,
-            "use_flash_attention": False}
+    ascend = device != "CPU"
+    return {"use_past": True, "is_dynamic": ascend, "block_size": BLOCK_SIZE, "num_blocks": 1 + rows * per_row,
+            "use_flash_attention": ascend}
 
 
 class Session:

@@ -30,8 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nnodes", type=int, help="nodes (world size = nnodes x nproc_per_node)")
     parser.add_argument("--nproc_per_node", type=int, help="processes (devices) per node")
     parser.add_argument("--task", choices=["train", "predict"], default="train")
-    parser.add_argument("--batch_size", type=int, default=1, help="predict: sequences decoded together")
-    parser.add_argument("--max_length", type=int, help="predict: prompt + new tokens (default: the model's positions)")
+    parser.add_argument("--batch_size", type=int, default=8, help="predict: sequences decoded together (predict's)")
+    parser.add_argument("--max_length", type=int, help="predict: prompt + new tokens (default 4096, at most the model's "
+                                                       "positions)")
     parser.add_argument("--checkpoint_dtype", default="bfloat16", choices=["float32", "float16", "bfloat16"],
                         help="predict on gpu: the weights' dtype (CodeLlama's: bfloat16)")
     parser.add_argument("overrides", nargs="*", help="section.key=value, e.g. parallel_config.model_parallel=4")
@@ -65,6 +66,10 @@ def summary(result: dict[str, Any]) -> str:
         lines.append(f"  stage {shape['stage']}, {named}: peak {gib(shape['peak'])} = {terms}")
         if "activations_without_recompute" in shape:
             lines.append(f"      activations without recomputation: {gib(shape['activations_without_recompute'])}")
+    if "load" in result:
+        load = result["load"]
+        lines.append(f"  loading the init: {gib(load['device_bytes'])} per device, "
+                     f"{gib(load['host_bytes_per_node'])} of host memory per node")
     verdict = "fits" if result["fits"] else "does NOT fit"
     lines.append(f"{verdict}: peak {gib(result['peak'])} of {gib(device['capacity'])}")
     if not result["fits"]:

@@ -58,7 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--chat", action="store_true", help="inputs carry messages, rendered with --template")
     parser.add_argument("--template", default="llama-2", help="FastChat template for --chat (CodeLlama-Instruct)")
-    parser.add_argument("--max_length", type=int, default=0, help="prompt + new tokens (default: the model's positions)")
+    parser.add_argument("--max_length", type=int, default=0,
+                        help="prompt + new tokens the model is built for (default: each batch's longest prompt + "
+                             "--max_new_tokens, rounded up to a power of two, at least 256)")
     parser.add_argument("--n_samples", type=int, default=1, help="humaneval: samples per task")
     parser.add_argument("--limit", type=int, default=0, help="humaneval: only the first K tasks")
     parser.add_argument("--language", choices=list(LANGUAGES), default="python",
@@ -74,7 +76,7 @@ def log_dir(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     backend = args.backend or (yaml.safe_load(open(args.config)) or {}).get("backend", "gpu")
-    max_length = args.max_length  # 0: the model's own positions (max_position_embeddings)
+    max_length = args.max_length  # 0: sized by the prompts (mindcode.predict.run.length_bucket)
     stop = list(args.stop)
     rows: list[dict[str, Any]]
     if args.task:

@@ -29,7 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch_size", type=int, default=8, help="most sequences decoded together")
     parser.add_argument("--max_queue", type=int, default=64, help="queued requests before 503")
     parser.add_argument("--request_timeout", type=float, default=600.0, help="seconds a request may take (408 after)")
-    parser.add_argument("--max_length", type=int, default=0, help="prompt + new tokens (default: the model's positions)")
+    parser.add_argument("--max_length", type=int, default=4096,
+                        help="prompt + new tokens of a request (the KV cache holds --batch_size of them; at most the "
+                             "model's positions)")
 
 
 def log_dir(args: argparse.Namespace) -> str:
@@ -39,7 +41,7 @@ def log_dir(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     raw = yaml.safe_load(open(args.config)) or {}
     backend = args.backend or raw.get("backend", "gpu")
-    max_length = args.max_length  # 0: the model's own positions (max_position_embeddings)
+    max_length = args.max_length
     generator = Generator(backend, args.checkpoint, args.tokenizer, args.config, max_length, max_rows=args.batch_size)
     server = MindcodeServer((args.host, args.port), generator, args.model_name, args.template, args.batch_size,
                             args.max_queue, args.request_timeout)

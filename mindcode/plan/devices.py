@@ -18,6 +18,8 @@ class Device:
     capacity: float  # bytes
     reserved: float  # bytes the runtime takes before any tensor (context, workspaces, communication buffers)
     what: str
+    per_node: int = 8  # devices in one server (Atlas 800T A2, DGX/HGX H100: 8)
+    host_per_node: float = 1024 * GIB  # the server's host memory (both servers ship with 1-2 TB; 1 TiB assumed)
 
 
 DEVICES = {
@@ -39,7 +41,8 @@ def host_memory() -> float:
 def get_device(name: str | None, backend: str) -> Device:
     name = name or DEFAULT[backend]
     if name == "cpu":
-        return Device("cpu", "cpu", host_memory(), 1 * GIB, "this host's memory (one process per rank shares it)")
+        return Device("cpu", "cpu", host_memory(), 1 * GIB, "this host's memory (one process per rank shares it)",
+                      per_node=1, host_per_node=host_memory())
     if name not in DEVICES:
         raise MindcodeError(f"--device {name!r}; known: {', '.join([*DEVICES, 'cpu'])}")
     return DEVICES[name]

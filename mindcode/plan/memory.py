@@ -7,6 +7,12 @@ parallel optimizer shards the same way). Weights, gradients and AdamW moments ar
 tensors each rank holds; a test compares them with the gpu backend's real tensors). Activations, compute copies and
 the runtime's reserve are estimates:
 
+- loading (``load``): while the init is read, each rank's weights already sit on the device and one tensor at a
+  time is cast there (``device_bytes``). On the host, where the layout splits weights (ascend semi-auto parallel:
+  MindFormers' ``auto_trans_ckpt``) one process per node holds the whole init in its file dtype while it writes each
+  rank's slice, and every rank then reads only its slice; in data-parallel mode every rank reads the whole init
+  (MindSpore's ``load_checkpoint``); the gpu backend streams one tensor at a time from the safetensors files.
+
 - activations per token and decoder layer, in the compute dtype: the norms' inputs and outputs (4h, split by
   sequence parallel), q/k/v after projection and rotary (3h + 3kv), the attention output (h) and the MLP's four
   intermediate tensors (4i), all but the norms split by model parallel; with attention that is not fused (no flash
@@ -23,6 +29,7 @@ the runtime's reserve are estimates:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -31,6 +38,10 @@ from mindcode.parallel import TENSOR_PARALLEL, Layout, check_model, data_paralle
 from mindcode.plan.devices import GIB, Device
 from mindcode.precision import BYTES, inference_dtype, training_precision
 
+# predict's window when none is given: the longest a batch is sized for in practice (CodeLlama's training length,
+# MindFormers' predict card's seq_length); mindcode predict itself sizes each batch by its prompts
+PREDICT_LENGTH = 4096
+PREDICT_BATCH = 8  # mindcode predict's --batch_size
 QUANTIZED_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)  # NF4 with double quantization (bitsandbytes, blocks of 64)
 
 
@@ -218,17 +229,39 @@ ADVICE = {
 }
 
 
-def plan(config: Any, device: Device, world_size: int | None = None, task: str = "train", batch: int = 1,
+def load_terms(config: Any, layout: Layout, device: Device, weights: float, file_dtype: str) -> dict[str, float]:
+    """The peak while the init is loaded (see the module docstring): ``{device_bytes, host_bytes_per_node}``."""
+    shape = config.model.shape()
+    full = {name: math.prod(dims) for name, dims in expected_weights(shape).items()}
+    file_bytes, largest = sum(full.values()) * BYTES[file_dtype], max(full.values())
+    local = min(layout.world_size, device.per_node)
+    precision = training_precision(config, device.kind)
+    device_bytes = weights + largest * BYTES[precision.master]
+    if config.backend == "gpu":
+        host = local * largest * BYTES[file_dtype]
+    elif layout.model_parallel > 1 or layout.pipeline_stage > 1:
+        slices = max(sum(t["numel"] for t in rank_tensors(config, layout, r, shard=False))
+                     for r in range(layout.world_size)) * BYTES[file_dtype]
+        host = file_bytes + local * slices
+    else:
+        host = local * (file_bytes + largest * BYTES[precision.master])
+    return {"device_bytes": device_bytes, "host_bytes_per_node": host}
+
+
+def plan(config: Any, device: Device, world_size: int | None = None, task: str = "train", batch: int = PREDICT_BATCH,
          length: int | None = None, checkpoint_dtype: str = "bfloat16") -> dict[str, Any]:
     """The plan for every rank of the job; ranks with the same terms are grouped into one rank shape."""
     where = f"{config.source}: parallel_config"
-    layout = resolve(config.parallel_config, world_size, where)
+    section = config.parallel_config
+    if task != "train":  # prediction splits the model by model_parallel only (MindFormers' predict card: mp4)
+        section = dataclasses.replace(section, data_parallel=1, pipeline_stage=1, micro_batch_num=1)
+    layout = resolve(section, world_size, where)
     if task == "train":
         check_model(layout, config.model.shape(), config.model.seq_length, config.training.batch_size, where)
         per_rank = [train_terms(config, layout, r, device) for r in range(layout.world_size)]
         precision = vars(training_precision(config, device.kind))
     else:
-        length = length or config.model.shape().max_position_embeddings
+        length = min(length or PREDICT_LENGTH, config.model.shape().max_position_embeddings)
         per_rank = [predict_terms(config, layout, r, device, batch, length, checkpoint_dtype)
                     for r in range(layout.world_size)]
         precision = {"weights": per_rank[0]["dtype"]}
@@ -241,7 +274,11 @@ def plan(config: Any, device: Device, world_size: int | None = None, task: str =
         shapes[key]["ranks"].append(rank)
     groups = sorted(shapes.values(), key=lambda g: -g["peak"])
     worst = groups[0]
-    fits = worst["peak"] <= device.capacity
+    load = None
+    if task == "train":
+        load = load_terms(config, layout, device, max(g["terms"]["weights"] for g in groups), checkpoint_dtype)
+    fits = worst["peak"] <= device.capacity and (load is None or (
+        load["device_bytes"] <= device.capacity and load["host_bytes_per_node"] <= device.host_per_node))
     biggest = max((k for k in worst["terms"] if k != "runtime"), key=lambda k: worst["terms"][k])
     result = {
         "task": task, "backend": config.backend, "config": config.source,
@@ -250,9 +287,15 @@ def plan(config: Any, device: Device, world_size: int | None = None, task: str =
         "rank_shapes": groups, "peak": worst["peak"], "peak_ranks": worst["ranks"], "fits": fits,
         "biggest_term": biggest,
     }
+    if load is not None:
+        result["load"] = load
     if task != "train":
         result.update(batch=batch, length=length)
-    if not fits:
+    if not fits and load is not None and load["host_bytes_per_node"] > device.host_per_node:
+        result["advice"] = (f"loading the init needs {load['host_bytes_per_node'] / GIB:.0f} GiB of host memory per "
+                            f"node (of {device.host_per_node / GIB:.0f} GiB): split the weights over more devices "
+                            "(model_parallel / pipeline_stage), so that each rank reads its slice only")
+    elif not fits:
         result["advice"] = (f"rank {worst['ranks'][0]} needs {worst['peak'] / GIB:.1f} GiB of {device.name}'s "
                             f"{device.capacity / GIB:.1f} GiB; the biggest term is {biggest} "
                             f"({worst['terms'][biggest] / GIB:.1f} GiB): {ADVICE[biggest]}")

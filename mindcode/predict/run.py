@@ -20,6 +20,15 @@ from mindcode.errors import MindcodeError
 from mindcode.predict.decode import GenerationConfig, generate
 from mindcode.tokenizer import load_sentencepiece
 
+# Without --max_length the model is sized for the batch: prompt + new tokens rounded up to a power of two, at least
+# this many (a few compiled shapes, not one per prompt), at most the model's positions.
+MIN_LENGTH = 256
+
+
+def length_bucket(needed: int, positions: int) -> int:
+    return min(positions, max(MIN_LENGTH, 1 << max(0, needed - 1).bit_length()))
+
+
 # bigcode-evaluation-harness's HumanEval stop sequences.
 HUMANEVAL_STOP = ["\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif", "\n```"]
 
@@ -54,17 +63,34 @@ class Generator:
             raise MindcodeError(f"{path}: no such checkpoint (an HF directory or a .ckpt)")
         if self.sp.get_piece_size() != self.shape.vocab_size:
             raise MindcodeError(f"{tokenizer}: {self.sp.get_piece_size()} pieces, the model has {self.shape.vocab_size}")
-        # the model's own positions unless asked for fewer (not the training config's seq_length)
-        self.max_length = max_length or self.shape.max_position_embeddings
+        # a fixed window when asked for one, else sized by the prompts (``length_bucket``), never more than the
+        # model's positions: a 16k-token KV cache for 200-token HumanEval prompts is what does not fit
+        self.sized_by_prompts = not max_length
+        self.max_length = min(max_length, self.shape.max_position_embeddings) if max_length else 0
         self.native = native
-        extra = {"tensor_parallel": tensor_parallel} if tensor_parallel > 1 else {}
-        self.model = self.backend.build_model(self.shape, self.max_length, native, rows=max_rows, **extra)
+        self._extra = {"tensor_parallel": tensor_parallel} if tensor_parallel > 1 else {}
+        self._model: Any = None
+        self._built = 0
+
+    @property
+    def model(self) -> Any:
+        """The backend's model with a cache for ``max_rows`` sequences of ``max_length`` tokens (built on first use,
+        rebuilt only when a batch needs a longer bucket)."""
+        length = self.max_length or length_bucket(0, self.shape.max_position_embeddings)
+        if self._model is None or length != self._built:
+            self._model = None  # the old cache goes before the new one is allocated
+            self._model = self.backend.build_model(self.shape, length, self.native, rows=self.max_rows, **self._extra)
+            self.max_length = self._built = length
+        return self._model
 
     def encode(self, text: str) -> list[int]:
         return [self.sp.bos_id(), *self.sp.encode(text)]
 
     def run(self, prompts: list[list[int]], config: GenerationConfig) -> list[list[list[int]]]:
         longest = max(len(p) for p in prompts)
+        if self.sized_by_prompts:
+            self.max_length = max(self._built, length_bucket(longest + config.max_new_tokens,
+                                                             self.shape.max_position_embeddings))
         if longest + config.max_new_tokens > self.max_length:
             raise MindcodeError(f"a prompt of {longest} tokens + {config.max_new_tokens} new ones exceeds "
                                 f"--max_length {self.max_length}")

@@ -34,6 +34,7 @@ from mindcode.errors import MindcodeError
 from mindcode.train import preference
 from mindcode.train.init import random_init
 from mindcode.train.sampler import Sampler
+from mindcode.train.shared_output import check_shared_output
 
 STATE_FILE = "trainer_state.json"
 
@@ -60,6 +61,7 @@ def train(config: TrainConfig, resume: str | bool | None = None, progress: bool 
     check_data(config)
     out = Path(config.training.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    check_shared_output(out, rank, world_size)
     t = config.training
     if not t.init:  # both backends start from the same random weights, made once by mindcode from the seed
         t.init = str(random_init(config.model.shape(), t.seed, out / "random_init"))

@@ -192,3 +192,46 @@ def test_the_logged_loss_is_divided_as_mindformers_loss_monitor_divides_it(layou
     outputs = (ms.Tensor(raw, ms.float32), ms.Tensor(False), ms.Tensor(1.0), ms.Tensor(1e-4), ms.Tensor(1.0))
     assert trainer.step_result(0, outputs)["loss"] == pytest.approx(logged)
     assert reported_loss(raw, trainer.layout, accumulation, per_token=True) == raw  # the cell divided already
+
+
+def conformance_rows() -> list[tuple[str, str, str, str]]:
+    """``(key, reference, mindcode, status)`` of the training table in docs/mindformers_conformance.md."""
+    text = (ROOT / "docs/mindformers_conformance.md").read_text()
+    table = text.split("## Training")[1].split("## Prediction")[0]
+    rows = []
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[3] in ("equal", "differs", "not written"):
+            rows.append(tuple(cells[:4]))
+    return rows
+
+
+def lookup(job: dict, key: str):
+    """The written value at a table key (``a.b.c``, or ``callbacks TYPE[.field]``); KeyError when absent."""
+    if key.startswith("callbacks "):
+        kind, _, field = key.split(" ", 1)[1].partition(".")
+        callback = next(c for c in job["callbacks"] if c["type"] == kind)
+        return callback[field] if field else "present"
+    node = job
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def test_the_conformance_table_is_what_mindcode_writes_for_the_16_device_job(tmp_path):
+    job = dry_run("codellama_34b_finetune_16p", tmp_path)
+    rows = conformance_rows()
+    assert len(rows) > 90
+    checked = 0
+    for key, reference, ours, status in rows:
+        if any(c in key for c in " ,*/") and not key.startswith("callbacks "):
+            continue  # rows that group several keys
+        if status == "not written":
+            with pytest.raises((KeyError, StopIteration)):
+                lookup(job, key)
+            continue
+        expected = yaml.safe_load((reference if status == "equal" else ours).replace("OUTPUT_DIR", str(tmp_path)))
+        assert lookup(job, key) == expected, (key, status)
+        checked += 1
+    print(f"\nconformance table: {checked} of {len(rows)} rows checked against the written YAML")
+    assert checked > 70

@@ -128,3 +128,29 @@ def test_pipelined_fsdp2_keeps_the_stage_gathered_with_unsharded_gradients():
                             get_device("h100-80g", "gpu")))
     assert pipelined["unsharded_gradients"] > 0 and flat["unsharded_gradients"] == 0
     assert pipelined["compute_copies"] > 4 * flat["compute_copies"]
+
+
+def test_the_plan_counts_loading_the_init_and_refuses_a_full_read_per_rank():
+    """34B on 16 devices (mp8/pp2): each rank reads its slice after one transform per node; the same model data
+    parallel on 16 devices would make every rank of a node read and cast the whole init."""
+    split = plan(config("codellama_34b_finetune_16p", backend="ascend"), get_device(None, "ascend"))
+    assert split["fits"] and 0 < split["load"]["device_bytes"] < 64 * GIB
+    shape = config("codellama_34b_finetune_16p", backend="ascend").model.shape()
+    init_bytes = 2 * shape.num_params()  # the converted bf16 init
+    assert init_bytes < split["load"]["host_bytes_per_node"] < 2 * init_bytes
+    whole = plan(config("codellama_34b_finetune_16p", "parallel_config.model_parallel=1",
+                        "parallel_config.pipeline_stage=1", "parallel_config.data_parallel=16", backend="ascend"),
+                 get_device(None, "ascend"))
+    assert whole["load"]["host_bytes_per_node"] > 8 * init_bytes and not whole["fits"]
+
+
+@pytest.mark.parametrize("name, model_parallel, fits", [("codellama_7b_finetune", 1, True),
+                                                        ("codellama_34b_finetune_16p", 4, True),
+                                                        ("codellama_34b_finetune_16p", 1, False)])
+def test_predict_plans_with_predicts_defaults(name, model_parallel, fits):
+    """predict's batch (8) and a 4096-token window, weights as MindFormers' predict builds them (float16), split by
+    model_parallel only: 7B on one 910B, 34B on 4 cards as MindFormers' card predicts it, not on one."""
+    result = plan(config(name, f"parallel_config.model_parallel={model_parallel}", backend="ascend"), get_device(None, "ascend"),
+                  task="predict")
+    assert result["world_size"] == model_parallel and result["fits"] is fits
+    assert (result["batch"], result["length"], result["precision"]) == (8, 4096, {"weights": "float16"})
