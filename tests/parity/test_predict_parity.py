@@ -202,3 +202,17 @@ def test_predict_humanevalexplain_describes_then_writes_code_that_eval_runs(chec
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["evaluator"] == "humanevalexplain" and summary["samples"] == 2
+
+
+def test_without_max_length_the_cache_is_sized_by_the_prompts(checkpoint, generators):
+    """The model's 512 positions are never the default window: a batch of short prompts gets a 256-token block
+    cache, a longer one a 512-token bucket; the tokens equal those of a fixed 64-token window."""
+    sized = Generator("ascend", str(checkpoint), str(TINY_TOKENIZER), max_rows=8)
+    config = GenerationConfig(max_new_tokens=16, eos_token_id=-1)
+    assert sized.run(prompts(4), config) == generators["ascend"].run(prompts(4), config)
+    model = sized.model.config
+    assert (sized.max_length, model.seq_length, model.num_blocks) == (256, 256, 1 + 8 * 256 // 16)
+    long = [[1, *range(7, 307)]]  # 301 tokens + 16 new: the 512 bucket
+    sized.run(long, config)
+    assert (sized.max_length, sized.model.config.seq_length) == (512, 512)
+    assert PRESETS["tiny"].max_position_embeddings == 512
