@@ -4,9 +4,29 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install browser toolchains quickstart test test-unit tokenizer clean
+.PHONY: install browser toolchains quickstart test test-unit tokenizer clean backend-venvs
 
 install: $(STAMP)
+
+# One environment per backend, each from its own extra alone (no MindSpore in the gpu one, no torch in the ascend
+# one), so an extra can never install a combination nobody ran: tests/integration/test_backend_installs.py trains
+# and predicts there.
+GPU_STAMP    := .venv-gpu/.installed
+ASCEND_STAMP := .venv-ascend/.installed
+backend-venvs: $(GPU_STAMP) $(ASCEND_STAMP)
+
+$(GPU_STAMP): pyproject.toml
+	$(PYTHON) -m venv .venv-gpu
+	.venv-gpu/bin/pip install --quiet --upgrade pip
+	.venv-gpu/bin/pip install --quiet torch==2.13.0
+	.venv-gpu/bin/pip install --quiet -e '.[gpu,test]'
+	touch $(GPU_STAMP)
+
+$(ASCEND_STAMP): pyproject.toml
+	$(PYTHON) -m venv .venv-ascend
+	.venv-ascend/bin/pip install --quiet --upgrade pip
+	.venv-ascend/bin/pip install --quiet -e '.[ascend,test]'
+	touch $(ASCEND_STAMP)
 
 # torch first and pinned: 2.13.0 is a CPU wheel here; an unpinned torch pulls several GB of CUDA packages.
 $(STAMP): pyproject.toml
@@ -37,8 +57,12 @@ toolchains:
 	[ -z "$$missing" ] || (command -v apt-get >/dev/null 2>&1 && apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) || \
 	  echo "warning: could not install$$missing; the multi-language evaluation tests will fail in CI"
+	@# npm's js-md5 (global): HumanEval-X's JavaScript/162 (string_to_md5) requires it
+	@[ -d /usr/lib/node_modules/js-md5 ] || [ -d /usr/local/lib/node_modules/js-md5 ] || \
+	  (command -v npm >/dev/null 2>&1 && npm install -g --silent js-md5@0.9.2 >/dev/null 2>&1) || \
+	  echo "warning: could not install npm's js-md5; JavaScript problems that require it will fail"
 
-test: $(STAMP) browser toolchains
+test: $(STAMP) $(GPU_STAMP) $(ASCEND_STAMP) browser toolchains
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
@@ -49,4 +73,4 @@ tokenizer: $(STAMP)
 	$(BIN)/python scripts/train_tokenizer.py --output mindcode/assets/tiny_code.model
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .venv-gpu .venv-ascend .pytest_cache build *.egg-info

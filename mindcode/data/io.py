@@ -259,9 +259,10 @@ class Rejects:
             raise MindcodeError(f"--on-error {self.on_error!r}: choose fail or skip")
 
     def handle(self, error: RecordError, reason: str | None = None) -> None:
-        """Raise (fail) or record (skip) a bad record."""
+        """Raise (fail, saying how to skip such records instead) or record (skip) a bad record."""
         if self.on_error == "fail":
-            raise error
+            raise RecordError(error.record, error.field,
+                              f"{error.problem} (--on-error skip sets such records aside, counted by reason)") from None
         if reason is None:
             problem = error.problem.split(" (")[0]
             reason = f"{error.field}: {problem}" if error.field else problem

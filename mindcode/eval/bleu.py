@@ -3,7 +3,9 @@
 - ``sacrebleu``: sacreBLEU corpus BLEU with its default 13a tokenizer (the seed notebooks' convention).
 - ``codexglue_bleu``: CodeXGLUE's code-to-code BLEU-4: whitespace tokens, add-one smoothing of every n-gram
   precision (Lin & Och), brevity penalty against the shortest reference; reported x100 like the others.
-- ``exact_match``: predictions equal to a reference after whitespace normalisation.
+- ``exact_match``: CodeXGLUE's "Acc" (its ``evaluator.py``): a prediction equal to a reference once both are
+  stripped of leading and trailing whitespace; inner whitespace counts.
+- ``exact_match_normalised``: equal after every run of whitespace is collapsed to one space (layout ignored).
 - ``codebleu``: through the maintained ``codebleu`` package when it is installed (and a ``--lang`` is given).
 """
 
@@ -81,12 +83,14 @@ def score(predictions: list[str], references: list[list[str]], lang: str | None 
         raise MindcodeError(f"{len(predictions)} predictions but {len(references)} references")
     if not predictions:
         raise MindcodeError("no predictions to score")
-    exact = sum(normalise(p) in {normalise(r) for r in refs} for p, refs in zip(predictions, references))
+    exact = sum(p.strip() in {r.strip() for r in refs} for p, refs in zip(predictions, references))
+    loose = sum(normalise(p) in {normalise(r) for r in refs} for p, refs in zip(predictions, references))
     out: dict[str, Any] = {
         "n": len(predictions),
         "sacrebleu": sacrebleu_score(predictions, references),
         "codexglue_bleu": codexglue_bleu(predictions, references),
         "exact_match": exact / len(predictions),
+        "exact_match_normalised": loose / len(predictions),
     }
     if lang:
         out["codebleu"] = codebleu_score(predictions, references, lang)

@@ -62,13 +62,17 @@ def read_problems(path: str | Path, need_declaration: bool = False) -> dict[str,
                     problem = json.loads(line)
                 except ValueError as exc:
                     raise MindcodeError(f"{path}: line {number}: not JSON ({exc})") from None
+                if not isinstance(problem.get("task_id"), str):
+                    raise MindcodeError(f"{path}: line {number}: problem has no 'task_id'")
+                try:
+                    problem["language"] = pack.language_of(problem)
+                    if "entry_point" not in problem and isinstance(problem.get("declaration"), str):
+                        problem["entry_point"] = pack.entry_point_of(problem, problem["language"])  # HumanEval-X
+                except ValueError as exc:
+                    raise MindcodeError(f"{path}: line {number}: {exc}") from None
                 for key in needed:
                     if not isinstance(problem.get(key), str):
                         raise MindcodeError(f"{path}: line {number}: problem has no {key!r}")
-                try:
-                    problem["language"] = pack.language_of(problem)
-                except ValueError as exc:
-                    raise MindcodeError(f"{path}: line {number}: {exc}") from None
                 problems[problem["task_id"]] = problem
     return problems
 

@@ -49,7 +49,8 @@ LANGUAGES = {lang.name: lang for lang in (
     Language("rust", "Rust", "main.rs", "rustc librust-rand-dev librust-regex-dev librust-md5-dev",
              compile_timeout=120.0, processes=128),
 )}
-BY_PACK = {lang.pack: lang for lang in LANGUAGES.values()}
+# task-id prefixes: HumanEvalPack's language names, and CodeGeeX's HumanEval-X "CPP/N" (HumanEvalPack's C++ too)
+BY_PACK = {**{lang.pack: lang for lang in LANGUAGES.values()}, "CPP": LANGUAGES["cpp"]}
 CPP_FLAGS = ("-std=c++17", "-O1")
 JVM_FLAGS = ("-Xmx1g", "-Xss16m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1")  # small reservations, few threads
 RUST_CRATES = {"rand": "0.8", "regex": "1", "md5": "0.7"}  # what HumanEvalPack's Rust declarations use
@@ -136,9 +137,12 @@ def _js(lang: Language) -> Toolchain:
     """Node runs the program (``split.js candidate``) and the test (``split.js test``) in two processes."""
     node = _which("node", lang, "/usr/bin/nodejs")
     bridge = source("split.js")
+    # npm's global modules (`make toolchains` installs js-md5 there, which HumanEval-X's JavaScript/162 requires)
+    modules = ":".join(p for p in ("/usr/lib/node_modules", "/usr/local/lib/node_modules") if os.path.isdir(p))
     return Toolchain(lang, [{"kind": "run", "argv": [node, "-e", bridge, "candidate", lang.source, "{entry_point}"],
                              "quiet": True}], make_test=functools.partial(js_test, node, bridge),
-                     reads=["/usr", "/etc/ssl/openssl.cnf"], version=_version([node, "--version"]))
+                     reads=["/usr", "/etc/ssl/openssl.cnf"], version=_version([node, "--version"]),
+                     env={"NODE_PATH": modules} if modules else {})
 
 
 def _cpp(lang: Language) -> Toolchain:

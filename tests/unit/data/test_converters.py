@@ -39,9 +39,13 @@ def test_alpaca_matches_mindformers_layout(tmp_path):
 
 def test_alpaca_bad_rows_fail_or_are_counted(tmp_path):
     rows = [{"instruction": "ok", "output": "fine"}, {"instruction": "no output"}, {"instruction": "x", "input": 3, "output": "y"}]
-    with pytest.raises(RecordError, match=r"record 1, line \d+, field 'output': missing"):
+    with pytest.raises(RecordError, match=r"record 1, line \d+, field 'output': missing \(--on-error skip sets such "
+                                          r"records aside, counted by reason\)"):
         convert(tmp_path, "alpaca", rows, suffix=".json")
     assert not (tmp_path / "out.json").exists()
+    empty = [{"instruction": "ok", "output": "fine"}, {"instruction": "code-alpaca has two", "output": ""}]
+    with pytest.raises(RecordError, match=r"field 'output': .*--on-error skip"):
+        convert(tmp_path, "alpaca", empty, suffix=".json")
     summary, out = convert(tmp_path, "alpaca", rows, on_error="skip", suffix=".json")
     assert (summary["written"], summary["skipped"]) == (1, 2)
     assert summary["skipped_by_reason"] == {"output: missing": 1, "input: expected str, got int": 1}

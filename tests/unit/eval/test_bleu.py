@@ -40,8 +40,8 @@ def test_codexglue_bleu_by_hand():
 
 
 def test_exact_match_and_extract_code():
-    result = score(["a  b", "c"], [["a b"], ["d"]])
-    assert result["exact_match"] == 0.5
+    result = score(["a  b", " c\n", "e"], [["a b"], ["c"], ["f"]])  # CodeXGLUE: stripped lines, inner spaces count
+    assert result["exact_match"] == pytest.approx(1 / 3) and result["exact_match_normalised"] == pytest.approx(2 / 3)
     assert extract_code("Here:\n```java\nint x;\n```\nDone") == "int x;"
     assert extract_code("no fence") == "no fence"
 

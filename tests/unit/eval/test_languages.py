@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mindcode.eval.humaneval import evaluate, outcome, task_of
+from mindcode.eval.humaneval import evaluate, outcome, read_problems, task_of
 from mindcode.eval.languages import LANGUAGES, MissingToolchain, toolchain
 
 from tests.unit.eval import evalpack
@@ -369,3 +369,44 @@ def test_a_go_sample_cannot_change_the_shared_warm_cache(tmp_path):
     results = [json.loads(line) for line in open(summary["results_file"])]
     assert results[1]["passed"], results[1]["result"]  # the next sample still builds from an intact cache
     assert digest() == before
+
+
+@pytest.mark.parametrize("language", ["cpp", "js", "rust"])
+def test_humaneval_x_files_run_as_published(language, tmp_path):
+    """CodeGeeX's HumanEval-X layout: ``declaration`` but no ``entry_point``, C++ ids ``CPP/N``. The entry point
+    comes from the declaration; the canonical solutions pass, the buggy ones fail."""
+    need(language)
+    problems = []
+    for problem in evalpack.problems(language):
+        problem = {k: v for k, v in problem.items() if k != "entry_point"}
+        problem["task_id"] = problem["task_id"].replace("C++/", "CPP/")
+        problems.append(problem)
+    path = write(tmp_path / "humaneval_x.jsonl", problems)
+    read = read_problems(path)
+    assert [p["entry_point"] for p in read.values()] == [p["entry_point"] for p in evalpack.problems(language)]
+    samples = [{"task_id": p["task_id"], "completion": p[key]}
+               for p in problems for key in ("canonical_solution", "buggy_solution")]
+    summary = evaluate(write(tmp_path / "s.jsonl", samples), [1], workers=2, problem_file=path, progress=False,
+                       language=language)
+    verdicts = [json.loads(line)["passed"] for line in open(summary["results_file"])]
+    assert verdicts == [True, False, True, False]
+
+
+def test_a_javascript_problem_may_require_js_md5(tmp_path):
+    """HumanEval-X's JavaScript/162 requires npm's js-md5 (`make toolchains` installs it globally)."""
+    need("js")
+    problem = {"task_id": "JavaScript/162", "declaration": "const stringToMd5 = (text) => {\n",
+               "prompt": "/* The md5 hex digest of text, null for ''. */\nconst stringToMd5 = (text) => {\n",
+               "canonical_solution": "  if (text == '') { return null }\n  var md5 = require('js-md5')\n"
+                                     "  return md5(text)\n}\n",
+               "test": "const testStringToMd5 = () => {\n  console.assert(stringToMd5('Hello world') === "
+                       "'3e25960a79dbc69b674cd4ec67a72c62')\n  if (stringToMd5('') !== null) { process.exit(1) }\n"
+                       "  if (stringToMd5('A B C') !== '0ef78513b0cb8cef12743f5aeb35f888') { process.exit(1) }\n}\n\n"
+                       "testStringToMd5()\n"}
+    path = write(tmp_path / "p.jsonl", [problem])
+    samples = [{"task_id": "JavaScript/162", "completion": problem["canonical_solution"]},
+               {"task_id": "JavaScript/162", "completion": "  var md5 = require('js-md5')\n  return md5(text + ' ')\n}\n"}]
+    summary = evaluate(write(tmp_path / "s.jsonl", samples), [1], workers=2, problem_file=path, progress=False,
+                       language="js")
+    results = [json.loads(line) for line in open(summary["results_file"])]
+    assert [r["passed"] for r in results] == [True, False], results

@@ -63,8 +63,8 @@ def test_a_completion_continues_the_prompt_either_way():
 
 def test_task_ids_name_their_language():
     assert pack.language_of({"task_id": "HumanEval/3"}) == "python"
-    assert [pack.language_of({"task_id": f"{p}/0"}) for p in ("Python", "JavaScript", "Java", "Go", "C++", "Rust")] \
-        == ["python", "js", "java", "go", "cpp", "rust"]
+    assert [pack.language_of({"task_id": f"{p}/0"}) for p in ("Python", "JavaScript", "Java", "Go", "C++", "Rust", "CPP")] \
+        == ["python", "js", "java", "go", "cpp", "rust", "cpp"]
     with pytest.raises(ValueError, match="Kotlin/1"):
         pack.language_of({"task_id": "Kotlin/1"})
 
