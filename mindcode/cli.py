@@ -93,6 +93,8 @@ def run_verb(module: ModuleType, args: argparse.Namespace, prog: str) -> int:
                             format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
         try:
             result = module.run(args)
+        except BrokenPipeError:
+            raise  # the reader of stdout left (main returns quietly)
         except Exception as exc:  # one line, always; --debug has the rest
             if args.debug:
                 raise
@@ -112,7 +114,11 @@ def run_verb(module: ModuleType, args: argparse.Namespace, prog: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_verb(VERBS[args.verb], args, prog=f"mindcode {args.verb}")
+    try:
+        return run_verb(VERBS[args.verb], args, prog=f"mindcode {args.verb}")
+    except BrokenPipeError:  # `mindcode data inspect ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
+        return 0
 
 
 if __name__ == "__main__":

@@ -22,8 +22,12 @@ def _text(value) -> str | None:
     return value
 
 
-def same_answer(a: str, b: str) -> bool:
-    return a.split() == b.split()
+def same_answer(a: str, b: str, ignore_trailing_whitespace: bool = False) -> bool:
+    """Exactly the same text (in Python an indentation change is another program); optionally ignoring trailing
+    whitespace on each line and at the end."""
+    if ignore_trailing_whitespace:
+        return [line.rstrip() for line in a.rstrip().splitlines()] == [line.rstrip() for line in b.rstrip().splitlines()]
+    return a == b
 
 
 def problems(record: Record) -> list[tuple[str, str, str]]:

@@ -127,7 +127,7 @@ def test_a_failing_run_leaves_no_mindrecord(tmp_path):
 def test_cli_validate_and_inspect(tmp_path):
     good = {"prompt": "p", "chosen": "a", "rejected": "b"}
     (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [
-        good, {**good, "rejected": " a "}, {"conversations": [{"from": "human", "value": "q"}, {"from": "human", "value": "q"}]},
+        good, {**good, "rejected": "a"}, {"conversations": [{"from": "human", "value": "q"}, {"from": "human", "value": "q"}]},
         {"fim_prefix": "a", "fim_middle": "b"}]))
     cmd = [sys.executable, "-m", "mindcode", "data", "validate", "--input", str(tmp_path / "pairs.jsonl"), "--json"]
     result = subprocess.run(cmd, capture_output=True, text=True)

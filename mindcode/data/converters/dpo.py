@@ -3,7 +3,7 @@ CodeXGLUE-style rows (``id``, ``java``, ``cs``).
 
 Step 1 (``dpo``): ``{id, prompt, chosen}`` where the prompt asks to translate ``--source_lang`` code to
 ``--target_lang`` and ``chosen`` is the reference translation. Step 2 (``dpo-attach``): attach ``rejected`` from a
-model's predictions JSONL (``{id, completion}``), refusing rows where chosen == rejected (whitespace-normalised) or
+model's predictions JSONL (``{id, completion}``), refusing rows where chosen == rejected (exactly; ``--ignore_trailing_whitespace`` for that only) or
 whose prediction is missing. TRL's layout, plain strings or (``--conversational``) message lists.
 """
 
@@ -46,6 +46,9 @@ def make(args: argparse.Namespace):
 
 def add_attach_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--predictions", required=True, help="JSONL of {id, completion} from mindcode predict")
+    parser.add_argument("--ignore_trailing_whitespace", action="store_true",
+                        help="a rejected answer equal to the chosen one but for trailing whitespace is dropped too "
+                             "(by default only an identical one is)")
 
 
 def make_attach(args: argparse.Namespace):
@@ -73,7 +76,7 @@ def make_attach(args: argparse.Namespace):
             return []
         conversational = isinstance(chosen, list)
         chosen_text = chosen[-1]["content"] if conversational else chosen
-        if same_answer(chosen_text, rejected_text):
+        if same_answer(chosen_text, rejected_text, args.ignore_trailing_whitespace):
             rejects.add(record, "chosen == rejected")
             return []
         rejected = [{"role": "assistant", "content": rejected_text}] if conversational else rejected_text

@@ -3,7 +3,8 @@
 As RepairLLaMA builds them: comments and blank lines are stripped from both functions (a fix that only touched
 comments is skipped), the two are diffed, and everything from the first to the last changed line is the bug chunk.
 - ``--form ir4-or2`` (RepairLLaMA's best): input = the buggy function with ``// buggy code`` and the chunk's lines
-  commented out, then ``<FILL_ME>`` at the first buggy line's indentation; output = the fixed chunk.
+  commented out, then ``<FILL_ME>`` indented like the first line of the fix (as RepairLLaMA's IR4 files are);
+  output = the fixed chunk. The lines mindcode adds end like the input's lines (CRLF input stays CRLF).
 - ``--form fim``: CodeLlama infilling parts ``{fim_prefix, fim_suffix, fim_middle}`` (the code before the chunk,
   after it, and the fixed chunk).
 Rows whose functions are identical, whose fix is empty, duplicates, and (with ``--max_tokens`` and
@@ -73,10 +74,11 @@ def ir4_or2(buggy: str, fixed: str) -> tuple[str, str] | None:
     if parts is None:
         return None
     before, old, new, after = parts
-    indent_from = old[0] if old else (after[0] if after else "")
+    indent_from = new[0] if new else (old[0] if old else "")
     indent = re.match(r"[ \t]*", indent_from).group(0)
-    commented = ["// buggy code\n"] + [f"// {line}" for line in (old or ["\n"])]
-    return "".join(before + commented + [f"{indent}{FILL}\n"] + after), "".join(new)
+    eol = "\r\n" if "\r\n" in buggy else "\n"
+    commented = [f"// buggy code{eol}"] + [f"// {line}" for line in (old or [eol])]
+    return "".join(before + commented + [f"{indent}{FILL}{eol}"] + after), "".join(new)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -88,11 +88,20 @@ def test_dpo_pairs_and_attach(tmp_path):
     assert pairs[0]["prompt"].startswith("Translate the following Python code to Java.")
     assert pairs[0]["chosen"] == "```java\nint x;\n```"
     (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
-    preds = [{"id": "a", "completion": "```java\nint  x;\n```"}, {"id": "b", "completion": "```java\nlong y;\n```"}]
+    preds = [{"id": "a", "completion": "```java\nint x;\n```"}, {"id": "b", "completion": "```java\nlong y;\n```"}]
     (tmp_path / "preds.jsonl").write_text("".join(json.dumps(p) + "\n" for p in preds))
     summary, out = convert(tmp_path, "dpo-attach", pairs, predictions=str(tmp_path / "preds.jsonl"))
     assert [r["id"] for r in out] == ["b"] and out[0]["rejected"] == "```java\nlong y;\n```"
     assert summary["skipped_by_reason"] == {"chosen == rejected": 1, "no prediction for this id": 1}
+    # compared exactly: inner whitespace (in Python, indentation: another program) makes another answer; trailing
+    # whitespace only with --ignore_trailing_whitespace
+    near = [{"id": "a", "completion": "```java\nint  x;\n```"}, {"id": "b", "completion": "```java\nint y;  \n```  "}]
+    (tmp_path / "preds.jsonl").write_text("".join(json.dumps(p) + "\n" for p in near))
+    _, out = convert(tmp_path, "dpo-attach", pairs, predictions=str(tmp_path / "preds.jsonl"))
+    assert [r["id"] for r in out] == ["a", "b"]
+    summary, out = convert(tmp_path, "dpo-attach", pairs, predictions=str(tmp_path / "preds.jsonl"),
+                           ignore_trailing_whitespace=True)
+    assert [r["id"] for r in out] == ["a"] and summary["skipped_by_reason"]["chosen == rejected"] == 1
     # an empty answer is no rejected answer; a pair predicted twice is an error, not a silent overwrite
     (tmp_path / "preds.jsonl").write_text(json.dumps({"id": "b", "completion": " \n"}) + "\n")
     summary, out = convert(tmp_path, "dpo-attach", pairs, predictions=str(tmp_path / "preds.jsonl"))
@@ -121,6 +130,21 @@ def test_repair_ir4_or2():
     source, target = ir4_or2(strip_java_comments(BUGGY).replace("    \n", ""), strip_java_comments(FIXED).replace("    \n", ""))
     assert "// buggy code\n//     for (int i = 1; i < xs.length; i++) {\n    <FILL_ME>\n" in source
     assert target == "    for (int i = 0; i < xs.length; i++) {\n"
+
+
+def test_repair_fill_me_is_indented_like_the_fix_and_keeps_crlf():
+    """RepairLLaMA's IR4 puts <FILL_ME> at the indentation of the fix's first line: a fix deeper than the buggy
+    line, and a fix that only adds lines (nothing buggy to comment out)."""
+    buggy = "void f() {\n    a();\n    b();\n}\n"
+    deeper = buggy.replace("    a();\n", "        if (x) a();\n")
+    source, target = ir4_or2(buggy, deeper)
+    assert source == "void f() {\n// buggy code\n//     a();\n        <FILL_ME>\n    b();\n}\n"
+    assert target == "        if (x) a();\n"
+    added = buggy.replace("    b();\n", "    b();\n      check();\n")
+    source, target = ir4_or2(buggy, added)
+    assert source == "void f() {\n    a();\n    b();\n// buggy code\n// \n      <FILL_ME>\n}\n" and target == "      check();\n"
+    crlf = ir4_or2(buggy.replace("\n", "\r\n"), deeper.replace("\n", "\r\n"))[0]
+    assert crlf == "void f() {\r\n// buggy code\r\n//     a();\r\n        <FILL_ME>\r\n    b();\r\n}\r\n"
 
 
 def test_repair_converter_filters_and_fim(tmp_path):
@@ -164,7 +188,43 @@ def test_commitpack_and_oss_instruct(tmp_path):
            "message": "Bump x\n", "lang": "Python", "license": "mit"}
     _, out = convert(tmp_path, "commitpack", [row, {**row, "new_contents": "x = 1\n"}], on_error="skip")
     assert out == [{"commit": "abc", "lang": "Python", "license": "mit", "inputs": "Bump x\n\nx = 1\n", "targets": "x = 2\n"}]
+    # OctoPack's cleaned subject, not the whole message with its trailers (--message_field message for that)
+    svn = {**row, "subject": "Fix the parser", "message": "Fix the parser\n\nSee http://x/1\ngit-svn-id: svn://x@42\n"}
+    _, out = convert(tmp_path, "commitpack", [svn])
+    assert out[0]["inputs"] == "Fix the parser\n\nx = 1\n"
+    _, out = convert(tmp_path, "commitpack", [svn], message_field="message")
+    assert "git-svn-id: svn://x@42" in out[0]["inputs"]
     _, out = convert(tmp_path, "commitpack", [row], form="qa")
     assert out[0]["input"] == "Question: Bump x\n\nx = 1\n\n\nAnswer:" and out[0]["output"] == " x = 2\n"
-    _, out = convert(tmp_path, "oss-instruct", [{"problem": "P", "solution": "S", "lang": "python"}])
-    assert out == [{"instruction": "P", "response": "S", "lang": "python"}]
+    magicoder = {"raw_index": 7, "openai_fingerprint": "fp_1", "problem": "P", "seed": "s", "solution": "S",
+                 "lang": "python"}
+    _, out = convert(tmp_path, "oss-instruct", [magicoder])  # Magicoder's preprocess_data.py (src-instruct)
+    assert out == [{"instruction": "Write a solution to the following coding problem:\nP", "response": "S",
+                    "raw_index": 7, "openai_fingerprint": "fp_1", "seed": "s", "lang": "python"}]
+    assert list(out[0]) == ["instruction", "response", "raw_index", "openai_fingerprint", "seed", "lang"]
+    _, out = convert(tmp_path, "oss-instruct", [magicoder], instruction="problem")
+    assert out[0]["instruction"] == "P"
+
+
+def test_outputs_get_the_usual_mode_and_a_closed_pipe_is_no_error(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    old = os.umask(0o022)
+    try:
+        _, _ = convert(tmp_path, "alpaca", [{"instruction": "a", "output": "b"}], suffix=".json")
+    finally:
+        os.umask(old)
+    assert oct((tmp_path / "out.json").stat().st_mode & 0o777) == "0o644"
+    from mindcode.data.build import tokenize_dataset
+    from mindcode.tokenizer import TINY_TOKENIZER
+
+    long = [{"id": "1", "conversations": [{"from": "human", "value": "Write it out."},
+                                          {"from": "gpt", "value": "def f(x):\n    return x\n" * 4000}]}]
+    (tmp_path / "long.json").write_text(json.dumps(long))
+    tokenize_dataset("qa", str(tmp_path / "long.json"), str(TINY_TOKENIZER), 60000,
+                     torch_output=str(tmp_path / "npy"), progress=False)
+    done = subprocess.run(f"{sys.executable} -m mindcode data inspect --input {tmp_path / 'npy'} --model_file "
+                          f"{TINY_TOKENIZER} --json | head -c 10", shell=True, capture_output=True, text=True)
+    assert len(done.stdout) == 10 and done.stderr == "", done.stderr[-500:]  # ~500 kB cut short: no error

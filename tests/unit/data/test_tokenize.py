@@ -185,7 +185,7 @@ def test_preference_pairs_share_the_prompt_and_train_only_the_final_answer(tmp_p
                       "rejected": [{"role": "assistant", "content": "pass"}]}
     rows = [{"id": "p", "prompt": "Sum two ints.", "chosen": "a + b", "rejected": "a - b"}, conversational,
             {"id": "e", "prompt": " ", "chosen": "x", "rejected": "y"},
-            {"id": "s", "prompt": "p", "chosen": "same  answer", "rejected": "same answer"}]
+            {"id": "s", "prompt": "p", "chosen": "same answer", "rejected": "same answer"}]
     src = write_jsonl(tmp_path / "pairs.jsonl", rows)
     with pytest.raises(MindcodeError, match=r"pairs\.jsonl: record 2, line 3, field 'prompt': missing or empty"):
         tokenize_dataset("dpo", src, str(TINY_TOKENIZER), 128, torch_output=str(tmp_path / "npy"), progress=False)
