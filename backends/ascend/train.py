@@ -26,9 +26,9 @@ from backends.ascend.mindformers_config import init_checkpoint, mindformers_conf
 from backends.ascend.model import build_model, model_settings
 from backends.ascend.parallel import check_target, data_shard, per_token_loss, reported_loss, semi_auto, strategy_dir
 from mindcode.config import TrainConfig, data_columns
+from mindcode.convert import ckpt_io
 from mindcode.convert.hf_to_ms import convert_hf_to_ms
 from mindcode.convert.safetensors_io import checkpoint_dtype
-from mindcode.convert import ckpt_io
 from mindcode.convert.lora import initial_adapter, peft_config
 from mindcode.errors import MindcodeError
 from mindcode.parallel import check_model, resolve
