@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +36,22 @@ SHARD_BYTES = 5 * 10**9  # HF's default shard size
 STEP_FILE = "step.json"
 # the frozen base of a LoRA run is not training state: it is re-read from training.init
 OPTIONS = StateDictOptions(ignore_frozen_params=True)
+# The final export's consolidation runs on rank 0 while the other ranks wait in DCP's closing collective; writing
+# 68 GB to a shared filesystem can outlast NCCL's watchdog (10 minutes by default) and kill the job at its very end.
+# The export's collectives therefore go over a gloo group of their own whose timeout is sized from the bytes
+# (at EXPORT_BYTES_PER_S, never under EXPORT_MIN_TIMEOUT_S), as torchtitan gives its checkpoints a gloo group.
+EXPORT_BYTES_PER_S = 50 * 2**20
+EXPORT_MIN_TIMEOUT_S = 1800
 
 
-def _barrier() -> None:
+def _barrier(group: Any = None) -> None:
     if dist.is_initialized():
-        dist.barrier()
+        dist.barrier(group=group)
+
+
+def export_timeout(total_bytes: float) -> timedelta:
+    """How long the other ranks may wait for rank 0's consolidation of ``total_bytes`` (read, then written)."""
+    return timedelta(seconds=max(EXPORT_MIN_TIMEOUT_S, 2 * total_bytes / EXPORT_BYTES_PER_S))
 
 
 def save(model: Any, optimizer: Any, directory: Path, rank: int, step: int, layout: Layout) -> None:
@@ -115,16 +127,19 @@ def export_hf(model: Any, shape: ModelConfig, dtype: str, directory: Path, rank:
         shards[name] = 1 + size // SHARD_BYTES
         size += int(np.prod(dims)) * itemsize
     sharded = dist.is_initialized()  # several ranks: each writes its shards, then they are consolidated
+    group = dist.new_group(backend="gloo", timeout=export_timeout(size)) if sharded else None
     writer = dcp.HuggingFaceStorageWriter(str(tmp), fqn_to_index_mapping=shards, save_distributed=sharded,
                                           enable_consolidation=sharded)
-    dcp.save(state, storage_writer=writer)
+    dcp.save(state, storage_writer=writer, process_group=group)
     if rank == 0:
         shutil.rmtree(tmp / "sharded", ignore_errors=True)
         (tmp / "config.json").write_text(json.dumps({**shape.to_hf_config(), "torch_dtype": dtype}, indent=2) + "\n")
         (tmp / "generation_config.json").write_text(json.dumps(
             {"bos_token_id": shape.bos_token_id, "eos_token_id": shape.eos_token_id}, indent=2) + "\n")
         _publish(tmp, directory)
-    _barrier()
+    _barrier(group)
+    if group is not None:
+        dist.destroy_process_group(group)
 
 
 def _hf_order(name: str) -> tuple:

@@ -83,3 +83,26 @@ def test_split_then_merge_is_bit_identical(tmp_path):
                    "--output_path", tmp_path / "r2", ok=False)
     assert "not a MindSpore strategy file" in err and not (tmp_path / "r2").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no scratch folders left
+
+
+@pytest.mark.slow
+def test_the_final_export_outlasts_a_short_default_timeout(tmp_path):
+    """Rank 0 consolidates the HF files while rank 1 waits: over mindcode's own gloo group (timeout sized from the
+    bytes) a consolidation longer than the default group's timeout completes; over the default group it fails."""
+    import os
+    import sys
+
+    def export(out, *extra):
+        return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                               "--standalone", "tests/integration/launch/slow_export.py", str(out), *extra],
+                              cwd=ROOT, capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+    done = export(tmp_path / "hf")
+    assert done.returncode == 0, done.stderr[-3000:]
+    from safetensors.numpy import load_file
+
+    files = sorted((tmp_path / "hf").glob("*.safetensors"))
+    assert files and "lm_head.weight" in {k for f in files for k in load_file(f)}
+    failed = export(tmp_path / "hf_default", "default")
+    assert failed.returncode != 0 and not (tmp_path / "hf_default").exists()
