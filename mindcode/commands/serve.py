@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 import yaml
@@ -23,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="HF directory or MindSpore .ckpt")
     parser.add_argument("--tokenizer", required=True)
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--api-key", dest="api_key", default=os.environ.get("MINDCODE_API_KEY"),
+                        help="requests must carry 'Authorization: Bearer KEY' (401 otherwise); default: the "
+                             "MINDCODE_API_KEY environment variable, else no key")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--model_name", default="mindcode")
     parser.add_argument("--template", default="llama-2", help="FastChat template for chat requests")
@@ -42,9 +46,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     raw = yaml.safe_load(open(args.config)) or {}
     backend = args.backend or raw.get("backend", "gpu")
     max_length = args.max_length
+    if not args.api_key and args.host not in ("127.0.0.1", "localhost", "::1"):
+        say(f"mindcode serve: warning: listening on {args.host} without an API key: anyone who reaches the port can "
+            "use the model (give --api-key or MINDCODE_API_KEY)")
     generator = Generator(backend, args.checkpoint, args.tokenizer, args.config, max_length, max_rows=args.batch_size)
     server = MindcodeServer((args.host, args.port), generator, args.model_name, args.template, args.batch_size,
-                            args.max_queue, args.request_timeout)
+                            args.max_queue, args.request_timeout, args.api_key)
     host, port = server.server_address[:2]
     say(f"mindcode serve: {backend} model {args.model_name!r} on http://{host}:{port}/v1")
     try:

@@ -11,6 +11,7 @@ OpenAI-shaped ``{"error": {"message", "type", "param"}}``: 400 for a bad field, 
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import queue
@@ -49,7 +50,25 @@ class Handler(BaseHTTPRequestHandler):
     def _error(self, error: RequestError) -> None:
         self._send(error.status, {"error": {"message": str(error), "type": error.kind, "param": error.param}})
 
+    def _authorized(self) -> bool:
+        """With an API key, every request carries ``Authorization: Bearer KEY`` (as vLLM's server checks); else 401."""
+        key = self.server.api_key
+        if key is None:
+            return True
+        given = self.headers.get("Authorization", "")
+        if hmac.compare_digest(given.encode(), f"Bearer {key}".encode()):
+            return True
+        length = int(self.headers.get("Content-Length") or 0)
+        if 0 < length <= MAX_BODY:
+            self.rfile.read(length)  # keep the connection usable
+        self._send(401, {"error": {"message": "missing or wrong API key (Authorization: Bearer ...)",
+                                   "type": "authentication_error", "param": None}},
+                   {"WWW-Authenticate": "Bearer"})
+        return False
+
     def do_GET(self) -> None:
+        if not self._authorized():
+            return
         if self.path.rstrip("/") == "/v1/models":
             self._send(200, {"object": "list", "data": [{"id": self.server.model_name, "object": "model",
                                                          "created": self.server.created, "owned_by": "mindcode"}]})
@@ -57,6 +76,8 @@ class Handler(BaseHTTPRequestHandler):
             self._error(RequestError(404, f"no route {self.path}", kind="not_found"))
 
     def do_POST(self) -> None:
+        if not self._authorized():
+            return
         try:
             route = self.path.rstrip("/")
             if route not in ("/v1/completions", "/v1/chat/completions"):
@@ -228,8 +249,10 @@ class MindcodeServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], generator: Generator, model_name: str, template: str,
-                 batch_size: int = 8, max_queue: int = 64, request_timeout: float = 600.0):
+                 batch_size: int = 8, max_queue: int = 64, request_timeout: float = 600.0,
+                 api_key: str | None = None):
         super().__init__(address, Handler)
+        self.api_key = api_key or None
         self.generator, self.model_name, self.template = generator, model_name, template
         self.request_timeout = request_timeout
         self.created = int(time.time())

@@ -249,3 +249,26 @@ def test_the_ascend_server_decodes_like_the_gpu_one(checkpoint, client):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_an_api_key_is_required_when_set(checkpoint):
+    """`--api-key` (or MINDCODE_API_KEY), as vLLM's server has it: the openai client with the key is served; a
+    request without it, or with another, gets 401."""
+    import openai
+
+    proc, url = start(checkpoint, "--api-key", "sekret-1")
+    try:
+        status, headers, body = call(url, "/models")
+        assert status == 401 and json.loads(body)["error"]["type"] == "authentication_error"
+        assert headers.get("WWW-Authenticate") == "Bearer"
+        status, _, _ = call(url, "/completions", {"prompt": "x", "max_tokens": 2})
+        assert status == 401
+        wrong = openai.OpenAI(base_url=url, api_key="sekret-2", max_retries=0, timeout=60)
+        with pytest.raises(openai.AuthenticationError):
+            wrong.completions.create(model="mindcode", prompt="def f():", max_tokens=2)
+        right = openai.OpenAI(base_url=url, api_key="sekret-1", max_retries=0, timeout=60)
+        reply = right.completions.create(model="mindcode", prompt="def f():", max_tokens=4, temperature=0)
+        assert reply.choices[0].text is not None and reply.usage.completion_tokens <= 4
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
