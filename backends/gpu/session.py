@@ -39,8 +39,9 @@ class Session:
         torch = self.torch
         positions = (self.mask.cumsum(-1) - 1).clamp(min=0)[:, -ids.shape[1]:]
         with torch.no_grad():
+            # logits of the last position only: a prefill never computes [rows, prompt, vocab]
             out = self.model(input_ids=ids, attention_mask=self.mask, position_ids=positions,
-                             past_key_values=self.cache, use_cache=True)
+                             past_key_values=self.cache, use_cache=True, logits_to_keep=1)
         self.cache = out.past_key_values
         return out.logits[:, -1, :].float()
 

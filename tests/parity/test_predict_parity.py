@@ -216,3 +216,18 @@ def test_without_max_length_the_cache_is_sized_by_the_prompts(checkpoint, genera
     sized.run(long, config)
     assert (sized.max_length, sized.model.config.seq_length) == (512, 512)
     assert PRESETS["tiny"].max_position_embeddings == 512
+
+
+def test_the_gpu_prefill_computes_the_last_positions_logits_only(generators):
+    """transformers' ``logits_to_keep=1``: the head sees one position per row at prefill, not the whole prompt."""
+    from backends.gpu.session import Session
+
+    model = generators["gpu"].model
+    seen = []
+    hook = model.lm_head.register_forward_hook(lambda module, args, out: seen.append(tuple(out.shape)))
+    try:
+        session = Session(model, prompts(3))
+        logits = session.logits()
+    finally:
+        hook.remove()
+    assert seen == [(3, 1, PRESETS["tiny"].vocab_size)] and logits.shape == (3, PRESETS["tiny"].vocab_size)
