@@ -70,6 +70,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                "first run; the second writes the code (eval humanevalexplain)")
 
 
+def check_predict_fits(config_path: str, backend: str, world: int, rows: int, max_length: int) -> None:
+    """On an accelerator, before any weight is read: stop with one line when `mindcode plan --task predict` says
+    ``rows`` sequences of ``max_length`` tokens (0: its 4096-token window) do not fit (the CPU is not checked)."""
+    from mindcode.config import load_config
+    from mindcode.plan.devices import detect_device
+    from mindcode.plan.memory import plan
+
+    device = detect_device(backend)
+    if device is None or not str(config_path).endswith((".yaml", ".yml")):
+        return
+    config = load_config(config_path, [f"parallel_config.model_parallel={world}"], backend=backend)
+    result = plan(config, device, world, task="predict", batch=rows, length=max_length or None)
+    if not result["fits"]:
+        raise MindcodeError(f"{result['advice']} (mindcode plan --config {config_path} --task predict "
+                            f"--batch_size {rows} --max_length {result['length']})")
+
+
 def log_dir(args: argparse.Namespace) -> str:
     return str(Path(args.output).parent)
 
@@ -114,8 +131,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rank, world = get_backend(backend).init_distributed()
     if world > 1 and backend != "gpu":
         raise MindcodeError("multi-process prediction is the gpu backend's tensor parallel (use --backend gpu)")
-    generator = Generator(backend, args.checkpoint, args.tokenizer, args.config, max_length,
-                          max_rows=args.batch_size * max(args.num_beams, config.num_return_sequences),
+    rows = args.batch_size * max(args.num_beams, config.num_return_sequences)
+    check_predict_fits(args.config, backend, world, rows, max_length)
+    generator = Generator(backend, args.checkpoint, args.tokenizer, args.config, max_length, max_rows=rows,
                           tensor_parallel=world)
     out = predict_rows(generator, rows, config, args.batch_size, args.chat, args.template, interactive())
     if args.task:

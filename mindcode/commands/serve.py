@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from mindcode.commands.predict import check_predict_fits
 from mindcode.predict.run import Generator
 from mindcode.serve.server import MindcodeServer
 from mindcode.terminal import say
@@ -49,6 +50,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if not args.api_key and args.host not in ("127.0.0.1", "localhost", "::1"):
         say(f"mindcode serve: warning: listening on {args.host} without an API key: anyone who reaches the port can "
             "use the model (give --api-key or MINDCODE_API_KEY)")
+    check_predict_fits(args.config, backend, 1, args.batch_size, max_length)
     generator = Generator(backend, args.checkpoint, args.tokenizer, args.config, max_length, max_rows=args.batch_size)
     server = MindcodeServer((args.host, args.port), generator, args.model_name, args.template, args.batch_size,
                             args.max_queue, args.request_timeout, args.api_key)

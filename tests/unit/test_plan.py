@@ -154,3 +154,19 @@ def test_predict_plans_with_predicts_defaults(name, model_parallel, fits):
                   task="predict")
     assert result["world_size"] == model_parallel and result["fits"] is fits
     assert (result["batch"], result["length"], result["precision"]) == (8, 4096, {"weights": "float16"})
+
+
+def test_predict_and_serve_consult_the_plan_before_loading(monkeypatch):
+    """On a 910B host (the device detection stubbed: this host has none) 34B prediction on one card stops with one
+    line before any weight is read; on 4 cards (model_parallel 4) it goes on. A CPU host is not checked."""
+    import mindcode.plan.devices as devices
+    from mindcode.commands.predict import check_predict_fits
+    from mindcode.errors import MindcodeError
+
+    path = str(ROOT / "configs/ascend/codellama_34b_finetune_16p.yaml")
+    check_predict_fits(path, "ascend", 1, 8, 0)  # no accelerator here: nothing to check
+    monkeypatch.setattr(devices, "detect_device", lambda backend: devices.DEVICES["ascend-910b"])
+    with pytest.raises(MindcodeError, match=r"the biggest term is weights .* --task predict --batch_size 8 "
+                                            r"--max_length 4096\)$"):
+        check_predict_fits(path, "ascend", 1, 8, 0)
+    check_predict_fits(path, "ascend", 4, 8, 0)
