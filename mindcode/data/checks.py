@@ -110,10 +110,12 @@ def inspect(path: str, model_file: str, index: int = 0, half: str = "chosen") ->
 
 
 def _decode(sp: Any, ids: list[int], leading_space: bool) -> str:
-    """Decode a span, showing BOS/EOS as <s>/</s> and keeping the space sentencepiece drops at a span's start."""
+    """Decode a span, showing control tokens as their pieces (BOS/EOS as <s>/</s>, CodeLlama's FIM markers as
+    ▁<PRE>, ▁<SUF>, ▁<MID>, ▁<EOT>, which decoding drops) and keeping the space sentencepiece drops at a span's
+    start."""
     text, run = [], []
     for token in ids + [None]:
-        if token is None or token in (sp.bos_id(), sp.eos_id()):
+        if token is None or sp.is_control(token):
             if run:
                 piece = sp.decode(run)
                 space = leading_space and sp.id_to_piece(run[0]).startswith("▁")

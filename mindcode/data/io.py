@@ -171,8 +171,10 @@ def _read_csv_rows(path: Path) -> Iterator[Record]:
     csv.field_size_limit(1 << 30)  # code cells are long
     with path.open(encoding="utf-8", newline="") as f:
         reader = csv.DictReader(f)
+        first = 2  # the line a record starts on (after the header), as the JSON readers name it
         for index, row in enumerate(reader):
-            yield Record(dict(row), str(path), index, reader.line_num)
+            yield Record(dict(row), str(path), index, first)
+            first = reader.line_num + 1
 
 
 def _read_parquet(path: Path) -> Iterator[Record]:
@@ -190,7 +192,8 @@ def _read_parquet(path: Path) -> Iterator[Record]:
 def require(record: Record, name: str, kind: type | tuple[type, ...] = str, allow_empty: bool = False) -> Any:
     """``record.data[name]``, checked for presence, type and (for strings) non-emptiness."""
     if name not in record.data or record.data[name] is None:
-        raise RecordError(record, name, "missing")
+        present = ", ".join(sorted(k for k, v in record.data.items() if v is not None)[:12]) or "no fields"
+        raise RecordError(record, name, f"missing (the record has: {present})")
     value = record.data[name]
     if not isinstance(value, kind):
         raise RecordError(record, name, f"expected {getattr(kind, '__name__', kind)}, got {type(value).__name__}")
@@ -241,8 +244,19 @@ def write_json_array(path: str | Path, rows: Iterable[dict[str, Any]], indent: i
     return count
 
 
+OUTPUT_SUFFIXES = (".json", ".jsonl", ".ndjson")
+
+
+def check_output(path: str | Path) -> None:
+    """Converters write JSON: a path that names another format is an error before any row is read."""
+    if Path(path).suffix.lower() not in OUTPUT_SUFFIXES:
+        raise MindcodeError(f"{path}: converters write .json (an array) or .jsonl (lines), not "
+                            f"{Path(path).suffix or 'a file without a suffix'}")
+
+
 def write_rows(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
-    """JSON array for ``.json``, JSON lines otherwise."""
+    """JSON array for ``.json``, JSON lines for ``.jsonl``/``.ndjson``."""
+    check_output(path)
     return write_json_array(path, rows) if str(path).endswith(".json") else write_jsonl(path, rows)
 
 

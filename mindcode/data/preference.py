@@ -32,6 +32,9 @@ def same_answer(a: str, b: str, ignore_trailing_whitespace: bool = False) -> boo
 
 def problems(record: Record) -> list[tuple[str, str, str]]:
     """``[(field, reason, message)]`` for one pair; empty when it can be trained on."""
+    if "rejected" not in record.data and "chosen" in record.data:  # the `data dpo` step's output, not yet paired
+        return [("rejected", "no rejected answer yet",
+                 "missing: run `mindcode data dpo-attach --predictions PREDS` (step 2) to attach it")]
     out = []
     for name in FIELDS:
         text = _text(record.data.get(name))
@@ -39,7 +42,7 @@ def problems(record: Record) -> list[tuple[str, str, str]]:
             out.append((name, f"empty {name}", "missing or empty"))
     if not out:
         if same_answer(_text(record.data["chosen"]), _text(record.data["rejected"])):
-            out.append(("rejected", "chosen == rejected", "the same answer as chosen (whitespace ignored)"))
+            out.append(("rejected", "chosen == rejected", "the same answer as chosen"))
     return out
 
 

@@ -18,13 +18,13 @@ from typing import Any
 
 from mindcode.errors import MindcodeError
 
-FENCE = re.compile(r"```[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
+FENCE = re.compile(r"(`{3,})[^\n`]*\n(.*?)\n?(?:\1(?!`)|\Z)", re.DOTALL)  # closed by a fence as long as its opener
 
 
 def extract_code(text: str) -> str:
     """The first fenced code block of a chat answer, or the text itself when there is none."""
     match = FENCE.search(text)
-    return match.group(1).rstrip("\n") if match else text.strip()
+    return match.group(2).rstrip("\n") if match else text.strip()
 
 
 def normalise(text: str) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 from mindcode.terminal import progress_bar
 
 from mindcode.data.converters import alpaca, commitpack, dpo, oss_instruct, repair, translation
-from mindcode.data.io import Rejects, RecordError, expand_inputs, read_records, write_rows
+from mindcode.data.io import Rejects, RecordError, check_output, expand_inputs, read_records, write_rows
 
 CONVERTERS = {
     "alpaca": alpaca,
@@ -32,6 +32,7 @@ def run(convert: Converter, input_glob: str, output_path: str, on_error: str = "
         progress: bool = True) -> dict[str, Any]:
     """Convert every record of every input file; returns the JSON summary."""
     start = time.perf_counter()
+    check_output(output_path)
     rejects = Rejects(on_error, output_path=output_path)
     counts = {"records": 0, "written": 0}
 

@@ -22,8 +22,8 @@ LANGS = {"cpp": "C++", "cs": "C#", "java": "Java", "python": "Python"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source_lang", choices=sorted(LANGS), default="python")
-    parser.add_argument("--target_lang", choices=sorted(LANGS), default="java")
+    parser.add_argument("--source_lang", choices=sorted(LANGS), default="python", help="(default: python)")
+    parser.add_argument("--target_lang", choices=sorted(LANGS), default="java", help="(default: java)")
     parser.add_argument("--conversational", action="store_true", help="message lists instead of plain strings")
 
 

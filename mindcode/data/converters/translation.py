@@ -14,6 +14,7 @@ Sources (``--source``) and the row shapes they ship:
 from __future__ import annotations
 
 import argparse
+import re
 
 from mindcode.errors import MindcodeError
 from mindcode.data.io import Record, RecordError, Rejects, require
@@ -29,23 +30,32 @@ def fence(lang: str) -> str:
     return FENCE.get(lang, lang.lower().replace(" ", ""))
 
 
+def code_block(code: str, lang: str) -> str:
+    """``code`` in a Markdown fence longer than any run of backticks inside it (CommonMark's rule), so a triple
+    backtick in the code (a docstring, a Markdown string) cannot close the block early."""
+    ticks = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", code)), default=0))
+    return f"{ticks}{fence(lang)}\n{code}\n{ticks}"
+
+
 def translation_messages(code: str, target: str, source_lang: str, target_lang: str) -> list[dict[str, str]]:
-    prompt = (f"Translate the following {source_lang} code to {target_lang}.\n\n"
-              f"```{fence(source_lang)}\n{code}\n```")
-    return [{"role": "user", "content": prompt},
-            {"role": "assistant", "content": f"```{fence(target_lang)}\n{target}\n```"}]
+    prompt = f"Translate the following {source_lang} code to {target_lang}.\n\n{code_block(code, source_lang)}"
+    return [{"role": "user", "content": prompt}, {"role": "assistant", "content": code_block(target, target_lang)}]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", required=True,
                         choices=["codetransocean", "codexglue-trans", "codexglue-refine", "codetranslatorllm"])
-    parser.add_argument("--subset", choices=sorted(CODETRANSOCEAN_POSITIONS), default="MultilingualTrans",
-                        help="codetransocean: which subset's key layout the rows have")
+    parser.add_argument("--subset", choices=sorted(CODETRANSOCEAN_POSITIONS),
+                        help="codetransocean: which subset's key layout the rows have (required there, unless "
+                             "--source_lang/--target_lang name the keys)")
     parser.add_argument("--source_lang", help="codetransocean: source language key (overrides --subset)")
     parser.add_argument("--target_lang", help="codetransocean: target language key (overrides --subset)")
-    parser.add_argument("--direction", choices=["java-cs", "cs-java"], default="java-cs", help="codexglue-trans")
-    parser.add_argument("--source_field", default="program_code", help="codetranslatorllm: the Fortran column")
-    parser.add_argument("--target_field", default="rust_code_translation", help="codetranslatorllm: the Rust column")
+    parser.add_argument("--direction", choices=["java-cs", "cs-java"], default="java-cs",
+                        help="codexglue-trans (default: java-cs)")
+    parser.add_argument("--source_field", default="program_code",
+                        help="codetranslatorllm: the Fortran column (default: program_code)")
+    parser.add_argument("--target_field", default="rust_code_translation",
+                        help="codetranslatorllm: the Rust column (default: rust_code_translation)")
 
 
 def make(args: argparse.Namespace):
@@ -53,6 +63,9 @@ def make(args: argparse.Namespace):
         given = "--source_lang" if args.source_lang else "--target_lang"
         raise MindcodeError(f"{given} without {'--target_lang' if args.source_lang else '--source_lang'}: give both "
                             f"language keys, or neither (then --subset picks them by position)")
+    if args.source == "codetransocean" and not args.source_lang and not args.subset:
+        raise MindcodeError(f"--source codetransocean: give --subset ({'|'.join(sorted(CODETRANSOCEAN_POSITIONS))}), "
+                            "which says where each row's source and target keys are, or --source_lang/--target_lang")
     def row(record: Record, src_lang: str, tgt_lang: str, code: str, target: str) -> list[dict]:
         return [{"id": str(record.data.get("id", record.index)), "source_lang": src_lang, "target_lang": tgt_lang,
                  "dataset": args.source, "messages": translation_messages(code, target, src_lang, tgt_lang)}]
@@ -75,8 +88,8 @@ def make(args: argparse.Namespace):
 
     def codexglue_refine(record: Record, rejects: Rejects) -> list[dict]:
         buggy, fixed = require(record, "buggy"), require(record, "fixed")
-        prompt = f"Fix the bug in the following Java code.\n\n```java\n{buggy}\n```"
-        messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": f"```java\n{fixed}\n```"}]
+        prompt = f"Fix the bug in the following Java code.\n\n{code_block(buggy, 'Java')}"
+        messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": code_block(fixed, "Java")}]
         return [{"id": str(record.data.get("id", record.index)), "source_lang": "Java", "target_lang": "Java",
                  "dataset": args.source, "messages": messages}]
 

@@ -39,7 +39,8 @@ def test_alpaca_matches_mindformers_layout(tmp_path):
 
 def test_alpaca_bad_rows_fail_or_are_counted(tmp_path):
     rows = [{"instruction": "ok", "output": "fine"}, {"instruction": "no output"}, {"instruction": "x", "input": 3, "output": "y"}]
-    with pytest.raises(RecordError, match=r"record 1, line \d+, field 'output': missing \(--on-error skip sets such "
+    with pytest.raises(RecordError, match=r"record 1, line \d+, field 'output': missing \(the record has: instruction\) "
+                                          r"\(--on-error skip sets such "
                                           r"records aside, counted by reason\)"):
         convert(tmp_path, "alpaca", rows, suffix=".json")
     assert not (tmp_path / "out.json").exists()
@@ -55,7 +56,9 @@ def test_alpaca_bad_rows_fail_or_are_counted(tmp_path):
 
 def test_codetransocean_positions_and_names(tmp_path):
     multi = {"id": 1, "name": "task", "Go": "package main", "Rust": "fn main() {}"}
-    _, out = convert(tmp_path, "translation", [multi], source="codetransocean")
+    with pytest.raises(MindcodeError, match="--source codetransocean: give --subset .DLTrans.LLMTrans.Multilingual"):
+        convert(tmp_path, "translation", [multi], source="codetransocean")  # no silent pick of a layout
+    _, out = convert(tmp_path, "translation", [multi], source="codetransocean", subset="MultilingualTrans")
     user, answer = out[0]["messages"]
     assert (out[0]["source_lang"], out[0]["target_lang"]) == ("Go", "Rust")
     assert user["content"].startswith("Translate the following Go code to Rust.") and "```go\npackage main\n```" in user["content"]
@@ -66,7 +69,7 @@ def test_codetransocean_positions_and_names(tmp_path):
     _, out = convert(tmp_path, "translation", [llm], source="codetransocean", source_lang="Python", target_lang="C")
     assert out[0]["source_lang"] == "Python"
     with pytest.raises(RecordError, match="key positions 2 and 3"):
-        convert(tmp_path, "translation", [{"id": 1, "C": "x"}], source="codetransocean")
+        convert(tmp_path, "translation", [{"id": 1, "C": "x"}], source="codetransocean", subset="NicheTrans")
 
 
 def test_codexglue_both_directions_refinement_and_fortran(tmp_path):
@@ -228,3 +231,59 @@ def test_outputs_get_the_usual_mode_and_a_closed_pipe_is_no_error(tmp_path):
     done = subprocess.run(f"{sys.executable} -m mindcode data inspect --input {tmp_path / 'npy'} --model_file "
                           f"{TINY_TOKENIZER} --json | head -c 10", shell=True, capture_output=True, text=True)
     assert len(done.stdout) == 10 and done.stderr == "", done.stderr[-500:]  # ~500 kB cut short: no error
+
+
+def test_a_fence_inside_code_does_not_close_its_block(tmp_path):
+    """A triple backtick in the code (a docstring showing Markdown) gets a longer fence, which extract_code reads."""
+    from mindcode.eval.bleu import extract_code
+
+    code = 'def doc():\n    return """```python\nx = 1\n```"""'
+    _, out = convert(tmp_path, "translation", [{"id": "1", "java": "int x;", "cs": code}], source="codexglue-trans")
+    answer = out[0]["messages"][1]["content"]
+    assert answer == f"````csharp\n{code}\n````" and extract_code(answer) == code
+    assert extract_code("```java\nint x;\n```") == "int x;" and extract_code("```java\nint x;```") == "int x;"
+
+
+def test_small_things_said_in_one_line(tmp_path):
+    """A missing field names the fields the record has; CSV errors name the record's first line (as JSON's do); an
+    output that is not JSON is refused before reading; `--help` shows the defaults."""
+    import subprocess
+    import sys
+
+    from mindcode.data.io import read_records, require
+
+    (tmp_path / "rows.csv").write_text('instruction,output\n"a\nmulti-line",b\nc,d\n')
+    records = list(read_records(tmp_path / "rows.csv"))
+    assert [r.line for r in records] == [2, 4]
+    with pytest.raises(RecordError, match=r"rows\.csv: record 1, line 4, field 'input': missing \(the record has: "
+                                          r"instruction, output\)"):
+        require(records[1], "input")
+    with pytest.raises(MindcodeError, match=r"out\.csv: converters write \.json \(an array\) or \.jsonl"):
+        convert(tmp_path, "alpaca", [{"instruction": "a", "output": "b"}], suffix=".csv")
+    for verb, default in (("translation", "(default: java-cs)"), ("dpo", "(default: python)")):
+        shown = subprocess.run([sys.executable, "-m", "mindcode", "data", verb, "--help"], capture_output=True,
+                               text=True).stdout
+        assert default in " ".join(shown.split()), verb
+
+
+def test_validate_says_to_attach_the_rejected_answers(tmp_path):
+    from mindcode.data.checks import validate
+
+    _, pairs = convert(tmp_path, "dpo", [{"id": "a", "java": "int x;", "python": "x = 1", "cpp": ""}])
+    (tmp_path / "step1.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    report = validate(str(tmp_path / "step1.jsonl"))
+    assert report["by_reason"] == {"no rejected answer yet": 1}
+    assert "run `mindcode data dpo-attach --predictions PREDS` (step 2)" in report["examples"][0]
+
+
+def test_inspect_shows_the_fim_markers(tmp_path):
+    from mindcode.data.build import tokenize_dataset
+    from mindcode.data.checks import inspect
+    from mindcode.tokenizer import TINY_TOKENIZER
+
+    (tmp_path / "fim.jsonl").write_text(json.dumps({"fim_prefix": "def f(x):\n", "fim_suffix": "\n",
+                                                    "fim_middle": "    return x"}) + "\n")
+    tokenize_dataset("qa", str(tmp_path / "fim.jsonl"), str(TINY_TOKENIZER), 64, torch_output=str(tmp_path / "npy"),
+                     progress=False)
+    text = "".join(seg["text"] for seg in inspect(str(tmp_path / "npy"), str(TINY_TOKENIZER))["segments"])
+    assert all(marker in text for marker in ("▁<PRE>", "▁<SUF>", "▁<MID>")), text
