@@ -253,7 +253,11 @@ class Trainer:
             barrier()
 
     def load(self, directory: Path) -> None:
-        """Weights and optimizer state back into the network and the optimizer, before MindFormers wraps them."""
+        """Weights and optimizer state back into the network and the optimizer, before MindFormers wraps them; a
+        LoRA run's frozen base (not in the state) from the init, since MindFormers' own load is then skipped."""
+        if self.frozen:
+            base = self._ms.load_checkpoint(str(self.init), choice_func=lambda name: name in self.frozen)
+            self._ms.load_param_into_net(self.model, base)
         params = self._ms.load_checkpoint(str(self._state_file(directory)))
         missing = set()
         for cell in (self.network, self.optimizer):
