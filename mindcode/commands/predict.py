@@ -131,9 +131,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rank, world = get_backend(backend).init_distributed()
     if world > 1 and backend != "gpu":
         raise MindcodeError("multi-process prediction is the gpu backend's tensor parallel (use --backend gpu)")
-    rows = args.batch_size * max(args.num_beams, config.num_return_sequences)
-    check_predict_fits(args.config, backend, world, rows, max_length)
-    generator = Generator(backend, args.checkpoint, args.tokenizer, args.config, max_length, max_rows=rows,
+    max_rows = args.batch_size * max(args.num_beams, config.num_return_sequences)
+    check_predict_fits(args.config, backend, world, max_rows, max_length)
+    generator = Generator(backend, args.checkpoint, args.tokenizer, args.config, max_length, max_rows=max_rows,
                           tensor_parallel=world)
     out = predict_rows(generator, rows, config, args.batch_size, args.chat, args.template, interactive())
     if args.task:
