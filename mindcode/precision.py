@@ -1,7 +1,8 @@
 """Which dtype each kind of tensor has in a run: the one policy the backends follow and ``mindcode plan`` sizes.
 
 gpu (``torch.precision``): float32 master weights, gradients and AdamW moments always; ``bf16`` computes in bf16
-on CUDA (FSDP2's mixed-precision policy, or autocast), the CPU computes in float32. Inference runs in the
+on every layout and device (FSDP2's mixed-precision policy, or autocast, on CUDA and on the CPU alike, so a CPU run
+shows what a CUDA run computes); ``fp32`` in float32 (TF32 matrix products on CUDA). Inference runs in the
 checkpoint's dtype on CUDA and in float32 on the CPU.
 ascend (MindFormers' ``model_config``): parameters (and their gradients and AdamW moments, which MindFormers'
 AdamW allocates like its parameters) in ``param_init_type``, matrix products in ``compute_dtype``; keys a config
@@ -27,8 +28,7 @@ class Precision:
 def training_precision(config: Any, device: str) -> Precision:
     """``device``: ``cuda``, ``cpu`` or ``ascend`` (the kind of device the run is on)."""
     if config.backend == "gpu":
-        return Precision("float32", "bfloat16" if device == "cuda" and config.torch.precision == "bf16"
-                         else "float32", "float32")
+        return Precision("float32", "bfloat16" if config.torch.precision == "bf16" else "float32", "float32")
     if device == "cpu":
         return Precision("float32", "float32", "float32")
     values = {**MINDFORMERS_DEFAULTS, **config.model.model_config}

@@ -6,7 +6,9 @@ The model is built on the meta device, split into this rank's pipeline stage, te
 (``backends/gpu/parallel.py``), then filled from the HF init. Whatever the layout, the step's loss is the mean over
 every trained token of the global batch: each rank, micro-batch and pipeline micro-batch adds its tokens' summed
 cross entropy divided by the global token count. Master weights and AdamW state are float32; ``torch.precision:
-bf16`` computes in bf16 on CUDA (FSDP2's mixed-precision policy, else autocast).
+bf16`` computes in bf16 on every layout (FSDP2's mixed-precision policy, else autocast, the pipeline schedule
+included) on CUDA and on the CPU; what each rank really computed in is observed and reported
+(``summary["precision"]``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import torch.distributed as dist
 from backends.gpu import checkpoint
 from backends.gpu.lora import add_lora, set_adapter
 from backends.gpu.model import build_model, checkpoint_dtype, empty_model, materialize
-from backends.gpu.parallel import (apply_fsdp, apply_tensor_parallel, check_supported, device_mesh,
+from backends.gpu.parallel import (apply_fsdp, apply_tensor_parallel, check_supported, decoder_layers, device_mesh,
                                    gradients_as_weights, local_device, pipeline_stage_module)
 from backends.gpu.preference import preference_losses, sequence_logps
 from mindcode.config import TrainConfig, data_columns, learning_rate
@@ -80,6 +82,10 @@ class Trainer:
                         "optimizer_groups": {"weight_decay": int(self._sum(len(decay), "pp")),  # all stages'
                                              "no_weight_decay": int(self._sum(len(rest), "pp"))}}
         self.autocast = self.precision.compute == "bfloat16" and not self.fsdp  # FSDP2's policy casts by itself
+        if device.type == "cuda":  # fp32 matrix products in TF32 (bf16 ones are unaffected)
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        self._observed: dict[str, str] = {}
+        self._hooks = [layer.mlp.register_forward_hook(self._observe) for layer in decoder_layers(self._module())]
         self.schedule = self._pipeline(device) if layout.pipeline_stage > 1 else None
         if config.torch.compile:
             self.model = torch.compile(self.model)
@@ -147,6 +153,7 @@ class Trainer:
             tick = time.perf_counter()
             m = self.step(*arrays)
             on_step(step, m, time.perf_counter() - tick)
+        self.summary["precision"] = self.precision_report()
 
     def step(self, input_ids: np.ndarray, labels: np.ndarray, reference: np.ndarray | None = None) -> dict[str, Any]:
         self.model.train()
@@ -172,7 +179,28 @@ class Trainer:
         return [torch.as_tensor(np.asarray(a), dtype=torch.long, device=self.device) for a in arrays]
 
     def _autocast(self) -> Any:
-        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast)
+        return torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16, enabled=self.autocast)
+
+    def _observe(self, module: Any, args: Any, output: Any) -> None:
+        """The dtype a decoder layer's MLP really computed in (its output), noted once."""
+        self._observed.setdefault("activations", str(output.dtype).removeprefix("torch."))
+
+    def precision_report(self) -> dict[str, Any]:
+        """Per rank (gathered from all ranks): the dtype its decoder layers computed in, its master weights' and
+        the gradient reduction's."""
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
+        params = [p for p in self._module().parameters() if p.requires_grad]
+        master = str(params[0].dtype).removeprefix("torch.") if params else None
+        reduce = "float32" if self.precision.compute == "bfloat16" and self.fsdp else master  # FSDP2's reduce_dtype
+        mine = {"rank": self.rank, "activations": self._observed.get("activations"), "master_weights": master,
+                "gradient_reduce": reduce if self.layout.data_parallel > 1 else None}
+        ranks = [mine]
+        if dist.is_initialized():
+            ranks = [None] * self.world_size
+            dist.all_gather_object(ranks, mine)
+        return {"compute": self.precision.compute, "master": self.precision.master, "per_rank": ranks}
 
     def _gradient_sync(self, enabled: bool) -> Any:
         """Data-parallel gradient reduction only on the last micro-batch of a step. (With pipeline stages torch's
@@ -210,12 +238,13 @@ class Trainer:
         last stage only, the others add 0."""
         last = self.coords.pipeline == self.layout.pipeline_stage - 1
         losses: list[Any] = []
-        if self.coords.pipeline == 0:
-            self.schedule.step(ids[:, :-1])
-        elif last:
-            self.schedule.step(target=lab[:, 1:], losses=losses)
-        else:
-            self.schedule.step()
+        with self._autocast():  # the schedule runs the stage's forwards: bf16 there too
+            if self.coords.pipeline == 0:
+                self.schedule.step(ids[:, :-1])
+            elif last:
+                self.schedule.step(target=lab[:, 1:], losses=losses)
+            else:
+                self.schedule.step()
         return float(sum(float(x.detach()) for x in losses)) if last else 0.0
 
     def _preference_backward(self, input_ids, labels, reference) -> tuple[float, dict[str, np.ndarray]]:

@@ -217,3 +217,23 @@ def test_on_cuda_each_rank_binds_its_gpu_and_computes_in_bf16(work):
     measured = json.loads((run / "summary.json").read_text())["memory"]["measured_per_rank"]
     assert all(r["cuda_max_allocated"] > 0 for r in measured)
     assert worst(run, Path(one["output_dir"]), "loss") <= 2e-2  # bf16 compute
+
+
+def precision_of(run: Path) -> dict:
+    return json.loads((run / "summary.json").read_text())["precision"]
+
+
+def test_bf16_is_what_every_layout_computes_in_and_the_summary_says_so(work):
+    """`torch.precision: bf16` on the pipeline path (2 gloo ranks, pp2, outside FSDP2) and in one process: the
+    decoder layers really compute in bf16 (observed with a hook), with float32 master weights; fp32 stays fp32."""
+    args = overrides(work, "bf16_pp2", "torch.precision=bf16", "parallel_config.pipeline_stage=2",
+                     "parallel_config.micro_batch_num=2", steps=2)
+    report = precision_of(launch(work, "bf16_pp2", TINY, *args))
+    assert report["compute"] == "bfloat16" and [r["rank"] for r in report["per_rank"]] == [0, 1]
+    assert {(r["activations"], r["master_weights"]) for r in report["per_rank"]} == {("bfloat16", "float32")}
+    one = train(load_config(ROOT / TINY, overrides(work, "bf16_one", "torch.precision=bf16", steps=2)),
+                progress=False)
+    assert precision_of(Path(one["output_dir"]))["per_rank"] == [
+        {"rank": 0, "activations": "bfloat16", "master_weights": "float32", "gradient_reduce": None}]
+    fp32 = train(load_config(ROOT / TINY, overrides(work, "fp32_one", steps=2)), progress=False)
+    assert precision_of(Path(fp32["output_dir"]))["per_rank"][0]["activations"] == "float32"
