@@ -231,3 +231,32 @@ def test_the_gpu_prefill_computes_the_last_positions_logits_only(generators):
     finally:
         hook.remove()
     assert seen == [(3, 1, PRESETS["tiny"].vocab_size)] and logits.shape == (3, PRESETS["tiny"].vocab_size)
+
+
+def test_a_request_joining_a_running_batch_does_not_rerun_the_running_rows_prefill(generators):
+    """The server's continuous batching on gpu: 3 rows decode 4 tokens, 2 rows join; only the 2 are prefilled (5
+    prefills, not 3 + 5), and every row's greedy tokens equal its own decoding alone."""
+    from backends.gpu.session import Session
+
+    model = generators["gpu"].model
+    first, joining = prompts(3, seed=5), prompts(2, seed=6)
+    session = Session(model, first)
+    tokens = [[] for _ in range(5)]
+    for step in range(10):
+        if step == 4:
+            session.add(joining)
+        chosen = session.logits().argmax(-1)
+        for row, token in enumerate(chosen):
+            tokens[row].append(int(token))
+        session.append(chosen)
+    assert session.prefilled == 5
+    alone = []
+    for p, n in zip(first + joining, [10, 10, 10, 6, 6]):
+        one = Session(model, [p])
+        out = []
+        for _ in range(n):
+            token = one.logits().argmax(-1)
+            out.append(int(token[0]))
+            one.append(token)
+        alone.append(out)
+    assert tokens == alone
