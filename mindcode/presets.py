@@ -8,6 +8,7 @@ framework-free dictionaries both are built from, so the two backends can never d
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,12 +119,28 @@ class ModelConfig:
 
     @classmethod
     def from_hf_config(cls, config: dict[str, Any], name: str = "hf") -> ModelConfig:
-        """Read a transformers ``config.json`` dictionary (llama family only)."""
+        """Read a transformers ``config.json`` dictionary (llama family only). Every field is either mapped
+        (``HF_MAPPED``), known to leave the computation alone (``HF_NO_EFFECT``), or accepted only at the value both
+        backends compute with (``HF_REQUIRED``); anything else is refused with one line naming it, so a config that
+        asks for something mindcode does not compute (``rope_scaling``, biases, tied embeddings) never trains or
+        predicts silently without it."""
         model_type = config.get("model_type")
         if model_type != "llama":
             raise MindcodeError(f"config.json: model_type is {model_type!r}; only 'llama' (CodeLlama) is supported")
-        if config.get("tie_word_embeddings"):
-            raise MindcodeError("config.json: tie_word_embeddings=true is not supported (CodeLlama unties them)")
+        for key, value in config.items():
+            if key in HF_MAPPED or key in HF_NO_EFFECT:
+                continue
+            if key not in HF_REQUIRED:
+                raise MindcodeError(f"config.json: field {key!r} is not one mindcode knows; it may change the "
+                                    f"computation, so the checkpoint is refused (docs/models.md lists the fields)")
+            required = HF_REQUIRED[key]
+            if key == "head_dim":
+                if not isinstance(config.get("hidden_size"), int) or not config.get("num_attention_heads"):
+                    continue  # the missing field is named below
+                required = config["hidden_size"] // config["num_attention_heads"]
+            if value != required:
+                raise MindcodeError(f"config.json: {key}={json.dumps(value)} is not supported (both backends compute "
+                                    f"with {key}={json.dumps(required)})")
         try:
             heads = config["num_attention_heads"]
             kv = config.get("num_key_value_heads", heads)
@@ -147,6 +164,19 @@ class ModelConfig:
     def replace(self, **changes: Any) -> ModelConfig:
         return dataclasses.replace(self, **changes)
 
+
+# transformers LlamaConfig fields (config.json): read into ModelConfig ...
+HF_MAPPED = {"model_type", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+             "num_attention_heads", "num_key_value_heads", "rope_theta", "max_position_embeddings", "rms_norm_eps",
+             "bos_token_id", "eos_token_id"}
+# ... that do not change what the model computes (bookkeeping, initialisation, outputs, the pad id) ...
+HF_NO_EFFECT = {"architectures", "dtype", "torch_dtype", "transformers_version", "_name_or_path", "use_cache",
+                "pad_token_id", "initializer_range", "output_attentions", "output_hidden_states", "return_dict",
+                "id2label", "label2id", "problem_type", "tokenizer_class", "prefix", "task_specific_params",
+                "finetuning_task", "chunk_size_feed_forward", "is_encoder_decoder", "add_cross_attention"}
+# ... and accepted only at the value both backends compute with (head_dim: hidden_size / num_attention_heads)
+HF_REQUIRED = {"rope_scaling": None, "tie_word_embeddings": False, "attention_bias": False, "mlp_bias": False,
+               "hidden_act": "silu", "pretraining_tp": 1, "attention_dropout": 0.0, "head_dim": None}
 
 # mindcode field -> MindFormers LlamaConfig key; the reverse is derived.
 TO_MINDFORMERS = {

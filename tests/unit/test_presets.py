@@ -58,3 +58,33 @@ def test_non_llama_config_is_rejected():
         ModelConfig.from_hf_config({"model_type": "gpt2"})
     with pytest.raises(MindcodeError, match="missing field 'vocab_size'"):
         ModelConfig.from_hf_config({"model_type": "llama", "num_attention_heads": 4})
+
+
+# config.json as transformers 4.57 writes it for CodeLlama-7b (the fields of CodeLlama's own file, as published)
+CODELLAMA_7B_JSON = {
+    "_name_or_path": "codellama/CodeLlama-7b-hf", "architectures": ["LlamaForCausalLM"], "attention_bias": False,
+    "attention_dropout": 0.0, "bos_token_id": 1, "eos_token_id": 2, "head_dim": 128, "hidden_act": "silu",
+    "hidden_size": 4096, "initializer_range": 0.02, "intermediate_size": 11008, "max_position_embeddings": 16384,
+    "mlp_bias": False, "model_type": "llama", "num_attention_heads": 32, "num_hidden_layers": 32,
+    "num_key_value_heads": 32, "pretraining_tp": 1, "rms_norm_eps": 1e-05, "rope_scaling": None, "rope_theta": 1000000,
+    "tie_word_embeddings": False, "torch_dtype": "bfloat16", "transformers_version": "4.57.1", "use_cache": True,
+    "vocab_size": 32016}
+
+
+def test_every_field_of_a_llama_config_is_mapped_or_harmless_or_refused():
+    """Each field of CodeLlama's config.json is read; a DeepSeek-Coder-style rope_scaling, biases, tied embeddings,
+    another head_dim or an unknown field are refused with one line naming the field, never silently ignored."""
+    assert ModelConfig.from_hf_config(CODELLAMA_7B_JSON) == PRESETS["codellama-7b"].replace(name="hf")
+    refused = {
+        "rope_scaling": ({"type": "linear", "factor": 4.0}, r"rope_scaling=\{\"type\": \"linear\", \"factor\": 4\.0\} "
+                                                            r"is not supported"),
+        "attention_bias": (True, "attention_bias=true is not supported"),
+        "mlp_bias": (True, "mlp_bias=true"),
+        "tie_word_embeddings": (True, "tie_word_embeddings=true"),
+        "head_dim": (64, r"head_dim=64 is not supported \(both backends compute with head_dim=128\)"),
+        "hidden_act": ("gelu", "hidden_act=\"gelu\""),
+        "sliding_window": (4096, "field 'sliding_window' is not one mindcode knows"),
+    }
+    for key, (value, message) in refused.items():
+        with pytest.raises(MindcodeError, match=message):
+            ModelConfig.from_hf_config({**CODELLAMA_7B_JSON, key: value})
