@@ -18,6 +18,14 @@ from mindcode.presets import ModelConfig
 
 class Backend(Protocol):
     name: str
+    # facts the framework-neutral core asks the backend for, instead of comparing its name
+    launcher: str  # the script in scripts/ that starts its processes (msrun / torchrun, the same arguments)
+    default_port: int  # that launcher's master port
+    native_checkpoint: str  # "ckpt": a MindSpore .ckpt file; "hf": an HF directory (safetensors + config.json)
+    data_key: str  # the `data` section key of a training config it reads: "mindrecord" or "npy"
+
+    def visible_devices(self) -> tuple[str, int]:
+        """The environment variable that selects this backend's devices and how many this host exposes."""
 
     def info(self) -> dict[str, Any]:
         """``{"available": bool, "reason": str, "versions": {...}, "device": str, "device_count": int}``.
@@ -26,11 +34,13 @@ class Backend(Protocol):
         """
 
     def build_model(self, config: ModelConfig, seq_length: int, checkpoint: str | Path | None = None,
-                    rows: int | None = None, settings: dict[str, Any] | None = None) -> Any:
+                    rows: int | None = None, settings: dict[str, Any] | None = None,
+                    tensor_parallel: int = 1) -> Any:
         """A causal LM of this shape for inputs of ``seq_length`` tokens, with weights from ``checkpoint`` (this
         backend's native format) or, without one, randomly initialised (float32 on the CPU). ``rows``: for
-        generation (``session``), with a KV cache for that many sequences; ``settings``: a config's MindFormers
-        dtype/kernel keys (ascend only)."""
+        generation (``session``), with a KV cache for that many sequences (ascend; gpu's cache grows);
+        ``settings``: a config's MindFormers dtype/kernel keys (ascend); ``tensor_parallel``: split over that many
+        processes (gpu; ascend refuses more than one)."""
 
     def forward(self, model: Any, input_ids: np.ndarray) -> np.ndarray:
         """Logits ``[batch, seq, vocab]`` (float32) for int ``input_ids`` ``[batch, seq]``."""

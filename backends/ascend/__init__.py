@@ -21,13 +21,26 @@ from mindcode.presets import ModelConfig
 
 class AscendBackend:
     name = "ascend"
+    launcher = "msrun_launcher.sh"
+    default_port = 8118  # MindFormers' msrun_launcher.sh default
+    native_checkpoint = "ckpt"
+    data_key = "mindrecord"
+
+    def visible_devices(self) -> tuple[str, int]:
+        return "ASCEND_RT_VISIBLE_DEVICES", runtime.ascend_device_count()
 
     def info(self) -> dict[str, Any]:
         return runtime.info()
 
     def build_model(self, config: ModelConfig, seq_length: int, checkpoint: str | Path | None = None,
-                    rows: int | None = None, settings: dict[str, Any] | None = None) -> Any:
+                    rows: int | None = None, settings: dict[str, Any] | None = None,
+                    tensor_parallel: int = 1) -> Any:
         from backends.ascend.model import build_model
+        from mindcode.errors import MindcodeError
+
+        if tensor_parallel > 1:
+            raise MindcodeError("multi-process prediction on ascend (MindFormers' model-parallel inference) is not "
+                                "built yet; use --backend gpu")
 
         return build_model(config, seq_length, checkpoint, settings=settings, rows=rows)
 

@@ -19,6 +19,18 @@ from mindcode.presets import ModelConfig
 
 class GpuBackend:
     name = "gpu"
+    launcher = "torchrun_launcher.sh"
+    default_port = 29500  # torchrun's default
+    native_checkpoint = "hf"
+    data_key = "npy"
+
+    def visible_devices(self) -> tuple[str, int]:
+        import os
+
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if visible is not None:
+            return "CUDA_VISIBLE_DEVICES", len([d for d in visible.split(",") if d.strip()])
+        return "CUDA_VISIBLE_DEVICES", len(list(Path("/dev").glob("nvidia[0-9]*")))
 
     def info(self) -> dict[str, Any]:
         versions, missing = package_versions("torch", "transformers")

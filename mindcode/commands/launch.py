@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from backends import get_backend
 from mindcode.errors import MindcodeError
 
 HELP = "launch a verb on msrun/torchrun (multi-process, multi-node) after a preflight"
@@ -40,14 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def visible_devices(backend: str) -> tuple[str, int]:
-    if backend == "ascend":
-        from backends.ascend.runtime import ascend_device_count
-
-        return "ASCEND_RT_VISIBLE_DEVICES", ascend_device_count()
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return "CUDA_VISIBLE_DEVICES", len([d for d in visible.split(",") if d.strip()])
-    return "CUDA_VISIBLE_DEVICES", len(list(Path("/dev").glob("nvidia[0-9]*")))
+    return get_backend(backend).visible_devices()
 
 
 def preflight(args: argparse.Namespace, backend: str, port: int) -> dict[str, Any]:
@@ -109,11 +103,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if not config.is_file():
             raise MindcodeError(f"{config}: no such config file")
         backend = (yaml.safe_load(config.read_text()) or {}).get("backend", "gpu")
-    port = args.master_port or (8118 if backend == "ascend" else 29500)
+    port = args.master_port or get_backend(backend).default_port
     memory = memory_check(verb, backend, args.nnodes * args.nproc_per_node, args.force)
     if args.force and verb[0] == "train":
         verb = [*verb, "--force"]  # checked here; the workers must not refuse it again
-    launcher = ROOT / "scripts" / ("msrun_launcher.sh" if backend == "ascend" else "torchrun_launcher.sh")
+    launcher = ROOT / "scripts" / get_backend(backend).launcher
     command = ["bash", str(launcher), " ".join(["mindcode", *verb]), str(args.nnodes * args.nproc_per_node),
                str(args.nproc_per_node), args.master_addr, str(port), str(args.node_rank), args.log_dir, "True",
                str(args.cluster_time_out)]

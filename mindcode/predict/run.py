@@ -43,9 +43,10 @@ class Generator:
         self.max_length, self.max_rows = max_length, max_rows
         self._tmp = tempfile.TemporaryDirectory(prefix="mindcode-predict-")
         path = Path(checkpoint)
+        native_kind = self.backend.native_checkpoint
         if path.is_dir():
             self.shape = read_hf_config(path)
-            if backend_name == "ascend":
+            if native_kind == "ckpt":
                 native = Path(self._tmp.name) / "model.ckpt"
                 convert_hf_to_ms(path, native, progress=False)
             else:
@@ -54,7 +55,7 @@ class Generator:
             if not config:
                 raise MindcodeError(f"{path}: a MindSpore checkpoint needs --config (YAML, config.json or preset)")
             self.shape = resolve_config(config)
-            if backend_name == "gpu":
+            if native_kind == "hf":
                 native = Path(self._tmp.name) / "hf"
                 convert_ms_to_hf(path, native, config, progress=False)
             else:

@@ -21,3 +21,28 @@ def test_backends_implement_the_protocol(name):
     info = backend.info()
     assert set(info) == {"available", "reason", "versions", "device", "device_count"}
     assert info["available"] is True, info["reason"]  # the test environment installs both
+
+
+@pytest.mark.parametrize("name", sorted(BACKENDS))
+def test_each_backend_has_the_protocols_signatures_and_facts(name):
+    """Every method of the Protocol with the same parameters (names, kinds, defaults) on both backends, and the
+    facts the core asks for instead of comparing names."""
+    import inspect
+
+    backend = get_backend(name)
+    for method, declared in inspect.getmembers(Backend, inspect.isfunction):
+        if method.startswith("_"):
+            continue
+        ours = inspect.signature(getattr(type(backend), method))
+        assert [(p.name, p.kind, p.default) for p in ours.parameters.values()] == \
+            [(p.name, p.kind, p.default) for p in inspect.signature(declared).parameters.values()], method
+    facts = {"launcher": str, "default_port": int, "native_checkpoint": str, "data_key": str}
+    assert set(facts) <= set(Backend.__annotations__)
+    for fact, kind in facts.items():
+        assert isinstance(getattr(backend, fact), kind), fact
+    from pathlib import Path
+
+    assert (Path(__file__).resolve().parents[2] / "scripts" / backend.launcher).is_file()
+    assert backend.native_checkpoint in ("ckpt", "hf") and backend.data_key in ("mindrecord", "npy")
+    variable, count = backend.visible_devices()
+    assert variable.endswith("VISIBLE_DEVICES") and count >= 0
