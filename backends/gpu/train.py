@@ -76,7 +76,8 @@ class Trainer:
         rest = [p for n, p in named if not (p.ndim > 1 and not n.endswith(".bias"))]
         self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": o.weight_decay},
                                             {"params": rest, "weight_decay": 0.0}],
-                                           lr=config.schedule.learning_rate, betas=tuple(o.betas), eps=o.eps)
+                                           lr=config.schedule.learning_rate, betas=tuple(o.betas), eps=o.eps,
+                                           fused=device.type == "cuda")  # CUDA: one fused kernel for the update
         self.optimizer_step = 0
         self.summary = {"parallel": layout.as_dict(), "data_parallel": config.torch.distributed,
                         "optimizer_groups": {"weight_decay": int(self._sum(len(decay), "pp")),  # all stages'
@@ -219,7 +220,7 @@ class Trainer:
         # DDP and FSDP average gradients over the data-parallel ranks; the factor dp undoes that average
         dp = self.layout.data_parallel
         self._loss_scale = dp / max(total, 1.0)
-        loss = 0.0
+        loss: Any = 0.0  # kept on the device until the step ends: one host sync per step, not per micro-batch
         for i, (ids, lab) in enumerate(parts):
             ids, lab = self._tensors(ids, lab)
             with self._gradient_sync(i == micro - 1):
@@ -230,8 +231,8 @@ class Trainer:
                     logits = self.model(input_ids=ids[:, :-1]).logits
                 part = token_loss_sum(logits, lab[:, 1:]) * self._loss_scale
                 part.backward()
-                loss += float(part.detach())
-        return self._sum(self._sum(loss / dp, "dp"), "pp")
+                loss = loss + part.detach()
+        return self._sum(self._sum(float(loss) / dp, "dp"), "pp")
 
     def _pipeline_backward(self, ids: Any, lab: Any) -> float:
         """One pass of the pipeline schedule (forward and backward of every micro-batch); the loss is seen by the
@@ -283,8 +284,13 @@ class Trainer:
         if finite:
             clip = self.config.training.max_grad_norm
             coef = min(1.0, clip / (max(norm, clip) + 1e-6))
-            for g in grads:
-                g.mul_(coef)
+            if coef < 1.0:  # one launch per kind of tensor, not one per parameter
+                from torch.distributed.tensor import DTensor
+
+                for kind in (True, False):
+                    group = [g for g in grads if isinstance(g, DTensor) is kind]
+                    if group:
+                        torch._foreach_mul_(group, coef)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             self.optimizer.step()
