@@ -86,6 +86,7 @@ class Trainer:
         if device.type == "cuda":  # fp32 matrix products in TF32 (bf16 ones are unaffected)
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         self._observed: dict[str, str] = {}
+        self._unsharded: int | None = None  # FSDP2's unsharded gradients between micro-batches, measured once
         self._hooks = [layer.mlp.register_forward_hook(self._observe) for layer in decoder_layers(self._module())]
         self.schedule = self._pipeline(device) if layout.pipeline_stage > 1 else None
         if config.torch.compile:
@@ -207,6 +208,8 @@ class Trainer:
         """Data-parallel gradient reduction only on the last micro-batch of a step. (With pipeline stages torch's
         PipelineStage decides it: it reduces at the end of each schedule step, i.e. once per accumulation part.)"""
         if self.fsdp:
+            if enabled and self.config.training.gradient_accumulation_steps > 1 and self._unsharded is None:
+                self._unsharded = self._unsharded_gradient_bytes()  # what the earlier micro-batches left behind
             self.model.set_requires_gradient_sync(enabled)
             return contextlib.nullcontext()
         if isinstance(self.model, torch.nn.parallel.DistributedDataParallel) and not enabled:
@@ -300,6 +303,21 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         return {"loss": loss, "lr": lr, "grad_norm": norm, "skipped": not finite}
 
+    def _unsharded_gradient_bytes(self) -> int:
+        """The unsharded gradients FSDP2 holds between micro-batches while gradient sync is off (its accumulated
+        float32 copies, or the unsharded parameters' own gradients), summed over this rank's FSDP modules."""
+        total = 0
+        for module in self.model.modules():
+            state = module._get_fsdp_state() if hasattr(module, "_get_fsdp_state") else None
+            group = getattr(state, "_fsdp_param_group", None) if state is not None else None
+            for param in group.fsdp_params if group is not None else []:
+                grad = param.unsharded_accumulated_grad
+                if grad is None:
+                    grad = getattr(param, "_unsharded_param", None)
+                    grad = grad.grad if grad is not None else None
+                total += grad.numel() * grad.element_size() if grad is not None else 0
+        return total
+
     def _measure(self) -> dict[str, Any]:
         """Every rank's summed tensor bytes after its first update: its shards of the weights, their gradients and
         AdamW's moments (what ``mindcode plan`` predicts exactly), and the CUDA allocator's peak."""
@@ -313,6 +331,8 @@ class Trainer:
         moments = [state[k] for state in self.optimizer.state.values() for k in ("exp_avg", "exp_avg_sq")]
         mine = {"rank": self.rank, "weights": nbytes(params),
                 "gradients": nbytes(p.grad for p in params if p.grad is not None), "optimizer": nbytes(moments)}
+        if self._unsharded is not None:
+            mine["unsharded_gradients"] = self._unsharded
         if torch.cuda.is_available():
             mine["cuda_max_allocated"] = torch.cuda.max_memory_allocated()
         ranks = [mine]

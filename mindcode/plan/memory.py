@@ -156,6 +156,10 @@ def train_terms(config: Any, layout: Layout, rank: int, device: Device) -> dict[
             terms["unsharded_gradients"] = sum(t["numel"] for t in whole if t["trainable"]) * 4
         else:
             terms["compute_copies"] = (min(2, len(stage_layers_)) * per_layer + root) * compute
+            if config.training.gradient_accumulation_steps > 1:
+                # gradient sync is off until the step's last micro-batch: FSDP2 keeps every parameter's unsharded
+                # gradient (in float32, its reduce dtype) from the first micro-batch's backward until then
+                terms["unsharded_gradients"] = sum(t["numel"] for t in whole if t["trainable"]) * 4
     elif precision.compute != precision.master:
         terms["compute_copies"] = matrices * compute
     else:

@@ -83,6 +83,8 @@ def check_plan(run: Path, config: str, args: list[str], world: int) -> None:
         terms = train_terms(loaded, layout, rank["rank"], get_device("cpu", "gpu"))["terms"]
         assert {k: rank[k] for k in ("weights", "gradients", "optimizer")} == \
             {k: terms[k] for k in ("weights", "gradients", "optimizer")}, rank
+        if "unsharded_gradients" in rank:  # FSDP2 with accumulation: what it holds between micro-batches
+            assert rank["unsharded_gradients"] == terms["unsharded_gradients"] > 0, rank
 
 
 def weights(directory: Path) -> dict[str, np.ndarray]:
@@ -237,3 +239,14 @@ def test_bf16_is_what_every_layout_computes_in_and_the_summary_says_so(work):
         {"rank": 0, "activations": "bfloat16", "master_weights": "float32", "gradient_reduce": None}]
     fp32 = train(load_config(ROOT / TINY, overrides(work, "fp32_one", steps=2)), progress=False)
     assert precision_of(Path(fp32["output_dir"]))["per_rank"][0]["activations"] == "float32"
+
+
+def test_the_plan_counts_fsdp2s_unsharded_gradients_between_micro_batches(work):
+    """FSDP2 with gradient accumulation: between micro-batches (sync off) each rank holds every parameter's
+    unsharded float32 gradient; the plan's term equals what the 2 gloo ranks really held (FSDP2's own tensors)."""
+    args = overrides(work, "fsdp_accum", "parallel_config.data_parallel=2", "torch.distributed=fsdp",
+                     "training.gradient_accumulation_steps=2", steps=2)
+    run = launch(work, "fsdp_accum", TINY, *args)
+    measured = json.loads((run / "summary.json").read_text())["memory"]["measured_per_rank"]
+    assert all(r["unsharded_gradients"] > 0 for r in measured)
+    check_plan(run, TINY, args, 2)
