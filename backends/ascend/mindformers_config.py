@@ -59,7 +59,7 @@ def mindformers_config(config: TrainConfig, device: str, layout: Layout,
         # the network's inputs (MindFormers passes dataset columns by these names); for dpo/simpo mindcode feeds
         # the pairs as rows plus their reference log-probabilities, from its preference MindRecord columns
         "input_columns": ["input_ids", "labels"] + (["reference"] if config.preference_stage else []),
-        "num_parallel_workers": 8 if device != "CPU" else 1, "python_multiprocessing": False,
+        "num_parallel_workers": 8 if ascend else 1, "python_multiprocessing": False,
         "drop_remainder": True, "batch_size": per_rank, "repeat": 1, "numa_enable": False, "prefetch_size": 1,
     }
     schedule = {"type": "CosineWithWarmUpLR", "learning_rate": s.learning_rate, "lr_end": s.lr_end,
