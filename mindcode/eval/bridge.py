@@ -92,6 +92,10 @@ def go_bridge() -> tuple[str, str]:
     return text[start:end].strip() + "\n", text[end:].strip() + "\n"
 
 
+# A build that failed for want of something on this machine (a header, a package), not for the problem's text.
+MISSING = re.compile(r"No such file or directory|cannot find package|package \S+ does not exist|can't find crate")
+
+
 def cache_dir(kind: str) -> Path:
     """Where mindcode keeps what it builds once on the trusted side: ``$XDG_CACHE_HOME/mindcode/KIND``."""
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mindcode" / kind
@@ -127,6 +131,8 @@ def _cached(kind: str, salt: list[Any], argv: list[str], files: dict[str, str], 
 
 
 def _build(argv: list[str], files: dict[str, str], env: dict[str, str], done: Path) -> dict[str, Any] | str:
+    if (done / "error.txt").is_file() and MISSING.search((done / "error.txt").read_text()):
+        shutil.rmtree(done, ignore_errors=True)  # kept by an earlier version: the machine may have it by now
     if not (done / "test").exists() and not (done / "error.txt").is_file():
         done.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(dir=done.parent))
@@ -142,10 +148,14 @@ def _build(argv: list[str], files: dict[str, str], env: dict[str, str], done: Pa
             shutil.rmtree(work, ignore_errors=True)
             return f"compiling the test was killed by signal {-out.returncode}"
         failure = None if out.returncode == 0 else (out.stderr or out.stdout)
-        if failure is not None:  # a compiler's verdict on the problem's text: kept
+        if failure is not None:
             errors = [line for line in failure.splitlines() if "error" in line or re.search(r":\d+:\d+: ", line)]
             errors = errors or failure.splitlines()[-1:]
-            (work / "error.txt").write_text(f"its test does not compile apart from the program: {errors[0][:300]}")
+            message = f"its test does not compile apart from the program: {errors[0][:300]}"
+            if MISSING.search(failure):  # this machine lacks a header or package: not kept, tried again next time
+                shutil.rmtree(work, ignore_errors=True)
+                return message
+            (work / "error.txt").write_text(message)  # a compiler's verdict on the problem's text: kept
         publish(work, done)
     if (done / "error.txt").is_file():
         return (done / "error.txt").read_text()

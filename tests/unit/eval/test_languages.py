@@ -410,3 +410,25 @@ def test_a_javascript_problem_may_require_js_md5(tmp_path):
                        language="js")
     results = [json.loads(line) for line in open(summary["results_file"])]
     assert [r["passed"] for r in results] == [True, False], results
+
+
+def test_a_test_that_fails_to_build_for_a_missing_header_is_not_kept(tmp_path, monkeypatch):
+    """A trusted build that fails because this machine lacks a header (boost before `make toolchains`) is tried
+    again next time, while a compile error in the problem's text stays cached."""
+    need("cpp")
+    from mindcode.eval import bridge
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    gpp = shutil.which("g++")
+    missing = bridge._build([gpp, "-c", "t.cpp", "-o", "test"], {"t.cpp": "#include<not_installed_here.hpp>\n"}, {},
+                            tmp_path / "cache" / "a")
+    assert "No such file or directory" in missing and not (tmp_path / "cache" / "a").exists()
+    wrong = bridge._build([gpp, "-c", "t.cpp", "-o", "test"], {"t.cpp": "int f() { return x; }\n"}, {},
+                          tmp_path / "cache" / "b")
+    assert "not declared" in wrong and (tmp_path / "cache" / "b" / "error.txt").is_file()
+    (tmp_path / "cache" / "c").mkdir(parents=True)  # an environment failure an earlier version kept
+    (tmp_path / "cache" / "c" / "error.txt").write_text("its test does not compile apart from the program: "
+                                                        "t.cpp:1:9: fatal error: boost/any.hpp: No such file or directory")
+    built = bridge._build([gpp, "-c", "t.cpp", "-o", "test"], {"t.cpp": "int f() { return 1; }\n"}, {},
+                          tmp_path / "cache" / "c")
+    assert built == {"test": str(tmp_path / "cache" / "c" / "test"), "reads": [str(tmp_path / "cache" / "c")]}
