@@ -32,8 +32,13 @@ class ModelConfig:
     bos_token_id: int = 1
     eos_token_id: int = 2
     pad_token_id: int = 0
+    # linear RoPE scaling (position interpolation): every rotary frequency divided by this factor, as
+    # DeepSeek-Coder's rope_scaling {"type": "linear", "factor": 4.0}; HF rope_scaling / MindFormers extend_method
+    rope_scaling_factor: float | None = None
 
     def __post_init__(self) -> None:
+        if self.rope_scaling_factor is not None and self.rope_scaling_factor < 1:
+            raise MindcodeError(f"model {self.name!r}: rope_scaling_factor must be >= 1, got {self.rope_scaling_factor}")
         for field in ("vocab_size", "hidden_size", "intermediate_size", "num_layers", "num_heads"):
             if getattr(self, field) <= 0:
                 raise MindcodeError(f"model {self.name!r}: {field} must be positive, got {getattr(self, field)}")
@@ -101,16 +106,35 @@ class ModelConfig:
             "eos_token_id": self.eos_token_id,
             "tie_word_embeddings": False,
             "attention_bias": False,
+            **({"rope_scaling": {"type": "linear", "factor": self.rope_scaling_factor}}
+               if self.rope_scaling_factor else {}),
         }
 
     def to_mindformers_config(self) -> dict[str, Any]:
-        """Keyword arguments of MindFormers' ``LlamaConfig`` for this shape (no device or dtype settings)."""
-        return {mf: getattr(self, ours) for ours, mf in TO_MINDFORMERS.items()}
+        """Keyword arguments of MindFormers' ``LlamaConfig`` for this shape (no device or dtype settings). Linear
+        RoPE scaling is MindFormers' position interpolation, ``extend_method: PI`` with ``scaling_factor: F``
+        (positions divided by F: the same rotation as HF's frequencies divided by F). Its ``linear`` method would be
+        the literal twin, but MindFormers 1.9 refuses every numeric factor there (an inverted check in
+        ``_check_linear_scaling_factor``)."""
+        values = {mf: getattr(self, ours) for ours, mf in TO_MINDFORMERS.items()}
+        if self.rope_scaling_factor:
+            values.update(extend_method="PI", scaling_factor=float(self.rope_scaling_factor))
+        return values
 
     @classmethod
     def from_mindformers_config(cls, config: dict[str, Any], name: str = "model") -> ModelConfig:
         """Read the shape keys of a MindFormers ``model_config`` (other keys are the caller's business)."""
         values = {ours: config[mf] for mf, ours in FROM_MINDFORMERS.items() if mf in config}
+        method, factor = str(config.get("extend_method", "None")), config.get("scaling_factor")
+        if method == "linear" and isinstance(factor, dict):
+            factor = factor.get("factor")
+        if method in ("PI", "linear"):  # both are linear RoPE scaling
+            if not isinstance(factor, (int, float)) or isinstance(factor, bool):
+                raise MindcodeError(f"{name}: extend_method {method} needs a numeric scaling_factor")
+            values["rope_scaling_factor"] = float(factor)
+        elif method != "None":
+            raise MindcodeError(f"{name}: extend_method {method!r} is not supported (both backends compute 'None', "
+                                f"and 'PI'/'linear' as linear RoPE scaling)")
         missing = [TO_MINDFORMERS[k] for k in ("vocab_size", "hidden_size", "intermediate_size", "num_layers",
                                                "num_heads") if k not in values]
         if missing:
@@ -128,6 +152,13 @@ class ModelConfig:
         if model_type != "llama":
             raise MindcodeError(f"config.json: model_type is {model_type!r}; only 'llama' (CodeLlama) is supported")
         for key, value in config.items():
+            if key == "rope_scaling" and value is not None:
+                kind = value.get("rope_type", value.get("type")) if isinstance(value, dict) else None
+                if kind != "linear" or not isinstance(value.get("factor"), (int, float)) or \
+                        set(value) - {"type", "rope_type", "factor"}:
+                    raise MindcodeError(f"config.json: rope_scaling={json.dumps(value)} is not supported (linear "
+                                        f"scaling with a factor is; both backends compute it)")
+                continue
             if key in HF_MAPPED or key in HF_NO_EFFECT:
                 continue
             if key not in HF_REQUIRED:
@@ -157,6 +188,7 @@ class ModelConfig:
                 rms_norm_eps=config.get("rms_norm_eps", 1e-6),
                 bos_token_id=config.get("bos_token_id", 1),
                 eos_token_id=config.get("eos_token_id", 2),
+                rope_scaling_factor=float(config["rope_scaling"]["factor"]) if config.get("rope_scaling") else None,
             )
         except KeyError as exc:
             raise MindcodeError(f"config.json: missing field {exc.args[0]!r}") from None
@@ -166,7 +198,7 @@ class ModelConfig:
 
 
 # transformers LlamaConfig fields (config.json): read into ModelConfig ...
-HF_MAPPED = {"model_type", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+HF_MAPPED = {"model_type", "rope_scaling", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
              "num_attention_heads", "num_key_value_heads", "rope_theta", "max_position_embeddings", "rms_norm_eps",
              "bos_token_id", "eos_token_id"}
 # ... that do not change what the model computes (bookkeeping, initialisation, outputs, the pad id) ...
@@ -175,7 +207,7 @@ HF_NO_EFFECT = {"architectures", "dtype", "torch_dtype", "transformers_version",
                 "id2label", "label2id", "problem_type", "tokenizer_class", "prefix", "task_specific_params",
                 "finetuning_task", "chunk_size_feed_forward", "is_encoder_decoder", "add_cross_attention"}
 # ... and accepted only at the value both backends compute with (head_dim: hidden_size / num_attention_heads)
-HF_REQUIRED = {"rope_scaling": None, "tie_word_embeddings": False, "attention_bias": False, "mlp_bias": False,
+HF_REQUIRED = {"tie_word_embeddings": False, "attention_bias": False, "mlp_bias": False,
                "hidden_act": "silu", "pretraining_tp": 1, "attention_dropout": 0.0, "head_dim": None}
 
 # mindcode field -> MindFormers LlamaConfig key; the reverse is derived.

@@ -1,6 +1,8 @@
 """The promise: a checkpoint converted by mindcode computes the same logits and loss in MindFormers (MindSpore)
 as in transformers (PyTorch). Both real frameworks, float32, on CPU."""
 
+import json
+import shutil
 import subprocess
 import sys
 
@@ -19,6 +21,8 @@ CASES = {
     "mha-theta1e4-vocab997": tiny_config(num_kv_heads=None, rope_theta=1e4, vocab_size=997),
     "gqa4:2-theta1e6-vocab1003": tiny_config(num_heads=4, num_kv_heads=2, rope_theta=1e6, vocab_size=1003),
     "gqa8:2-3layers": tiny_config(hidden_size=64, num_heads=8, num_kv_heads=2, num_layers=3, vocab_size=1024),
+    # DeepSeek-Coder's linear RoPE scaling (HF rope_scaling linear 4.0 = MindFormers extend_method linear)
+    "linear-rope-x4": tiny_config(rope_theta=1e4, rope_scaling_factor=4.0),
 }
 
 
@@ -121,3 +125,23 @@ def test_qkv_concat_layout_runs_in_mindformers_and_round_trips(hf_checkpoint, tm
     before = {info.name: array for info, array in iter_tensors(hf_dir)}
     after = {info.name: array for info, array in iter_tensors(tmp_path / "back")}
     assert set(before) == set(after) and all(np.array_equal(before[k], after[k]) for k in before)
+
+
+def test_linear_rope_scaling_changes_the_logits_on_both_backends(hf_checkpoint, tmp_path):
+    """The scaled model is not the unscaled one with a label: the same weights without the factor give other logits
+    on each backend (so the parity case above checks the scaling itself)."""
+    scaled = CASES["linear-rope-x4"]
+    hf_dir = hf_checkpoint(scaled, seed=3)
+    ckpt = tmp_path / "model.ckpt"
+    convert_hf_to_ms(hf_dir, ckpt, progress=False)
+    plain = scaled.replace(rope_scaling_factor=None)
+    plain_dir = tmp_path / "plain"  # the gpu backend reads the shape from the directory's config.json
+    shutil.copytree(hf_dir, plain_dir)
+    (plain_dir / "config.json").write_text(json.dumps({**json.loads((hf_dir / "config.json").read_text()),
+                                                        "rope_scaling": None}))
+    input_ids = batch(scaled)[0][:, :SEQ]
+    for name, natives in (("gpu", (hf_dir, plain_dir)), ("ascend", (ckpt, ckpt))):
+        backend = get_backend(name)
+        with_factor = backend.forward(backend.build_model(scaled, SEQ, natives[0]), input_ids)
+        without = backend.forward(backend.build_model(plain, SEQ, natives[1]), input_ids)
+        assert relative_error(with_factor, without) > 1e-3, name

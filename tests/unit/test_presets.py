@@ -76,8 +76,8 @@ def test_every_field_of_a_llama_config_is_mapped_or_harmless_or_refused():
     another head_dim or an unknown field are refused with one line naming the field, never silently ignored."""
     assert ModelConfig.from_hf_config(CODELLAMA_7B_JSON) == PRESETS["codellama-7b"].replace(name="hf")
     refused = {
-        "rope_scaling": ({"type": "linear", "factor": 4.0}, r"rope_scaling=\{\"type\": \"linear\", \"factor\": 4\.0\} "
-                                                            r"is not supported"),
+        "rope_scaling": ({"type": "dynamic", "factor": 2.0}, r"rope_scaling=\{\"type\": \"dynamic\", \"factor\": 2\.0\} "
+                                                             r"is not supported \(linear scaling"),
         "attention_bias": (True, "attention_bias=true is not supported"),
         "mlp_bias": (True, "mlp_bias=true"),
         "tie_word_embeddings": (True, "tie_word_embeddings=true"),
@@ -85,6 +85,11 @@ def test_every_field_of_a_llama_config_is_mapped_or_harmless_or_refused():
         "hidden_act": ("gelu", "hidden_act=\"gelu\""),
         "sliding_window": (4096, "field 'sliding_window' is not one mindcode knows"),
     }
+    deepseek = ModelConfig.from_hf_config({**CODELLAMA_7B_JSON, "rope_scaling": {"type": "linear", "factor": 4.0}})
+    assert deepseek.rope_scaling_factor == 4.0  # DeepSeek-Coder's: mapped on both backends
+    assert deepseek.to_mindformers_config()["extend_method"] == "PI"  # MindFormers' position interpolation
+    assert ModelConfig.from_mindformers_config(deepseek.to_mindformers_config(), name="hf") == deepseek
+    assert ModelConfig.from_hf_config(deepseek.to_hf_config()) == deepseek
     for key, (value, message) in refused.items():
         with pytest.raises(MindcodeError, match=message):
             ModelConfig.from_hf_config({**CODELLAMA_7B_JSON, key: value})
