@@ -15,7 +15,9 @@ import transformers
 from backends.gpu import checkpoint
 from mindcode.presets import PRESETS
 
-dist.init_process_group("gloo", timeout=timedelta(seconds=3))
+dist.init_process_group("gloo", timeout=timedelta(seconds=60))  # a slow start must not fail the rendezvous
+dist.barrier()
+dist.distributed_c10d._set_pg_timeout(timedelta(seconds=3))  # then the default group's collectives time out at 3 s
 rank = dist.get_rank()
 finish = dcp.HuggingFaceStorageWriter.finish
 
