@@ -35,6 +35,8 @@ class ModelConfig:
     # linear RoPE scaling (position interpolation): every rotary frequency divided by this factor, as
     # DeepSeek-Coder's rope_scaling {"type": "linear", "factor": 4.0}; HF rope_scaling / MindFormers extend_method
     rope_scaling_factor: float | None = None
+    # the output head shares the embedding matrix (SmolLM2, small Qwen2.5-Coder): no lm_head.weight of its own
+    tie_word_embeddings: bool = False
 
     def __post_init__(self) -> None:
         if self.rope_scaling_factor is not None and self.rope_scaling_factor < 1:
@@ -74,7 +76,7 @@ class ModelConfig:
             "model.layers.{}.input_layernorm.weight": (h,),
             "model.layers.{}.post_attention_layernorm.weight": (h,),
             "model.norm.weight": (h,),
-            "lm_head.weight": (self.vocab_size, h),
+            **({} if self.tie_word_embeddings else {"lm_head.weight": (self.vocab_size, h)}),
         }
 
     def num_params(self) -> int:
@@ -104,7 +106,7 @@ class ModelConfig:
             "rope_theta": self.rope_theta,
             "bos_token_id": self.bos_token_id,
             "eos_token_id": self.eos_token_id,
-            "tie_word_embeddings": False,
+            "tie_word_embeddings": self.tie_word_embeddings,
             "attention_bias": False,
             **({"rope_scaling": {"type": "linear", "factor": self.rope_scaling_factor}}
                if self.rope_scaling_factor else {}),
@@ -119,12 +121,16 @@ class ModelConfig:
         values = {mf: getattr(self, ours) for ours, mf in TO_MINDFORMERS.items()}
         if self.rope_scaling_factor:
             values.update(extend_method="PI", scaling_factor=float(self.rope_scaling_factor))
+        if self.tie_word_embeddings:  # MindFormers' LlamaForCausalLM then shares the embedding as lm_head.weight
+            values["tie_word_embeddings"] = True
         return values
 
     @classmethod
     def from_mindformers_config(cls, config: dict[str, Any], name: str = "model") -> ModelConfig:
         """Read the shape keys of a MindFormers ``model_config`` (other keys are the caller's business)."""
         values = {ours: config[mf] for mf, ours in FROM_MINDFORMERS.items() if mf in config}
+        if config.get("tie_word_embeddings"):
+            values["tie_word_embeddings"] = True
         method, factor = str(config.get("extend_method", "None")), config.get("scaling_factor")
         if method == "linear" and isinstance(factor, dict):
             factor = factor.get("factor")
@@ -189,6 +195,7 @@ class ModelConfig:
                 bos_token_id=config.get("bos_token_id", 1),
                 eos_token_id=config.get("eos_token_id", 2),
                 rope_scaling_factor=float(config["rope_scaling"]["factor"]) if config.get("rope_scaling") else None,
+                tie_word_embeddings=bool(config.get("tie_word_embeddings", False)),
             )
         except KeyError as exc:
             raise MindcodeError(f"config.json: missing field {exc.args[0]!r}") from None
@@ -198,7 +205,7 @@ class ModelConfig:
 
 
 # transformers LlamaConfig fields (config.json): read into ModelConfig ...
-HF_MAPPED = {"model_type", "rope_scaling", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+HF_MAPPED = {"model_type", "rope_scaling", "tie_word_embeddings", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
              "num_attention_heads", "num_key_value_heads", "rope_theta", "max_position_embeddings", "rms_norm_eps",
              "bos_token_id", "eos_token_id"}
 # ... that do not change what the model computes (bookkeeping, initialisation, outputs, the pad id) ...
@@ -207,7 +214,7 @@ HF_NO_EFFECT = {"architectures", "dtype", "torch_dtype", "transformers_version",
                 "id2label", "label2id", "problem_type", "tokenizer_class", "prefix", "task_specific_params",
                 "finetuning_task", "chunk_size_feed_forward", "is_encoder_decoder", "add_cross_attention"}
 # ... and accepted only at the value both backends compute with (head_dim: hidden_size / num_attention_heads)
-HF_REQUIRED = {"tie_word_embeddings": False, "attention_bias": False, "mlp_bias": False,
+HF_REQUIRED = { "attention_bias": False, "mlp_bias": False,
                "hidden_act": "silu", "pretraining_tp": 1, "attention_dropout": 0.0, "head_dim": None}
 
 # mindcode field -> MindFormers LlamaConfig key; the reverse is derived.

@@ -50,7 +50,8 @@ class Trainer:
         where = f"{config.source}: parallel_config"
         self.layout = resolve(config.parallel_config, world_size, where)
         check_model(self.layout, config.model.shape(), config.model.seq_length, t.batch_size, where)
-        check_target(self.layout, self.device, where, lora=config.lora is not None)
+        check_target(self.layout, self.device, where, lora=config.lora is not None,
+                     tied=config.model.shape().tie_word_embeddings)
         self.rank, self.world_size = rank, world_size
         self.semi_auto = semi_auto(self.layout)
         self.data_shard = data_shard(self.layout, rank)

@@ -121,6 +121,8 @@ def export_hf(model: Any, shape: ModelConfig, dtype: str, directory: Path, rank:
     consolidates them into ``model-0000i-of-0000n.safetensors`` files (~5 GB each) from disk, on the CPU."""
     tmp = _fresh(directory)
     state = {hf_name(k): v.detach().to(DTYPES[dtype]) for k, v in get_model_state_dict(model).items()}
+    if shape.tie_word_embeddings:
+        state.pop("lm_head.weight", None)  # the embedding, written once
     itemsize = torch.empty((), dtype=DTYPES[dtype]).element_size()
     shards, size = {}, 0  # every weight's file, the same on every rank (a pipeline stage holds some of them)
     for name, dims in sorted(expected_weights(shape).items(), key=lambda item: _hf_order(item[0])):

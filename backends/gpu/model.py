@@ -98,8 +98,13 @@ def materialize(model: Any, device: Any, checkpoint: str | Path) -> None:
             module.inv_freq = inv_freq
             module.original_inv_freq = inv_freq
     state = {hf_name(k): v for k, v in model.state_dict().items() if "lora_" not in k}
+    tied = model.config.tie_word_embeddings
+    if tied:  # the head is the embedding: the checkpoint has no lm_head.weight of its own
+        state.pop("lm_head.weight", None)
     with torch.no_grad():
         dcp.load(state, storage_reader=dcp.HuggingFaceStorageReader(str(checkpoint)))
+    if tied:
+        model.tie_weights()  # to_empty gave the head a tensor of its own
 
 
 def _load_4bit(checkpoint: str | Path | None, device: Any) -> Any:

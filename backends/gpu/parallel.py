@@ -177,8 +177,11 @@ def apply_fsdp(model: Any, dp_mesh: Any, compute: str, pipelined: bool) -> None:
     fully_shard(model, mesh=dp_mesh, mp_policy=policy, reshard_after_forward=not pipelined)
 
 
-def check_supported(layout: Layout, torch_section: Any, lora: bool, preference: bool) -> None:
+def check_supported(layout: Layout, torch_section: Any, lora: bool, preference: bool, tied: bool = False) -> None:
     """Combinations the gpu backend does not run, refused before anything is built."""
+    if tied and (layout.model_parallel > 1 or layout.pipeline_stage > 1 or torch_section.distributed == "fsdp"):
+        raise MindcodeError("tie_word_embeddings with model_parallel/pipeline_stage > 1 or FSDP2 is not supported on "
+                            "gpu (the shared embedding would be split two ways); train it data parallel with ddp")
     if layout.model_parallel > 1 and layout.data_parallel > 1 and torch_section.distributed == "ddp":
         raise MindcodeError("parallel_config: data_parallel with model_parallel > 1 needs torch.distributed: fsdp "
                             "(DDP does not take tensor-parallel DTensor weights)")

@@ -54,7 +54,8 @@ class Trainer:
         where = f"{config.source}: parallel_config"
         self.layout = layout = resolve(config.parallel_config, world_size, where)
         check_model(layout, shape, config.model.seq_length, t.batch_size, where)
-        check_supported(layout, config.torch, config.lora is not None, config.preference_stage)
+        check_supported(layout, config.torch, config.lora is not None, config.preference_stage,
+                        shape.tie_word_embeddings)
         rows = t.batch_size // layout.data_parallel
         if rows % t.gradient_accumulation_steps or (rows // t.gradient_accumulation_steps) % layout.micro_batch_num:
             raise MindcodeError(f"{where}: each data-parallel rank's {rows} rows do not split into "

@@ -23,6 +23,8 @@ CASES = {
     "gqa8:2-3layers": tiny_config(hidden_size=64, num_heads=8, num_kv_heads=2, num_layers=3, vocab_size=1024),
     # DeepSeek-Coder's linear RoPE scaling (HF rope_scaling linear 4.0 = MindFormers extend_method linear)
     "linear-rope-x4": tiny_config(rope_theta=1e4, rope_scaling_factor=4.0),
+    # SmolLM2's and small Qwen2.5-Coder's tied embeddings: the head is the embedding matrix
+    "tied-embeddings": tiny_config(tie_word_embeddings=True),
 }
 
 

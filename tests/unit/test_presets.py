@@ -72,7 +72,7 @@ CODELLAMA_7B_JSON = {
 
 
 def test_every_field_of_a_llama_config_is_mapped_or_harmless_or_refused():
-    """Each field of CodeLlama's config.json is read; a DeepSeek-Coder-style rope_scaling, biases, tied embeddings,
+    """Each field of CodeLlama's config.json is read; linear rope scaling and tied embeddings are mapped; biases,
     another head_dim or an unknown field are refused with one line naming the field, never silently ignored."""
     assert ModelConfig.from_hf_config(CODELLAMA_7B_JSON) == PRESETS["codellama-7b"].replace(name="hf")
     refused = {
@@ -80,7 +80,6 @@ def test_every_field_of_a_llama_config_is_mapped_or_harmless_or_refused():
                                                              r"is not supported \(linear scaling"),
         "attention_bias": (True, "attention_bias=true is not supported"),
         "mlp_bias": (True, "mlp_bias=true"),
-        "tie_word_embeddings": (True, "tie_word_embeddings=true"),
         "head_dim": (64, r"head_dim=64 is not supported \(both backends compute with head_dim=128\)"),
         "hidden_act": ("gelu", "hidden_act=\"gelu\""),
         "sliding_window": (4096, "field 'sliding_window' is not one mindcode knows"),
@@ -90,6 +89,9 @@ def test_every_field_of_a_llama_config_is_mapped_or_harmless_or_refused():
     assert deepseek.to_mindformers_config()["extend_method"] == "PI"  # MindFormers' position interpolation
     assert ModelConfig.from_mindformers_config(deepseek.to_mindformers_config(), name="hf") == deepseek
     assert ModelConfig.from_hf_config(deepseek.to_hf_config()) == deepseek
+    tied = ModelConfig.from_hf_config({**CODELLAMA_7B_JSON, "tie_word_embeddings": True})
+    assert tied.tie_word_embeddings and "lm_head.weight" not in tied.hf_weight_shapes()
+    assert ModelConfig.from_mindformers_config(tied.to_mindformers_config(), name="hf") == tied
     for key, (value, message) in refused.items():
         with pytest.raises(MindcodeError, match=message):
             ModelConfig.from_hf_config({**CODELLAMA_7B_JSON, key: value})
