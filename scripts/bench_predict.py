@@ -2,6 +2,7 @@
 
     python scripts/bench_predict.py --new_tokens 64
     python scripts/bench_predict.py --backends gpu --preset codellama-7b   # on a CUDA GPU (random bf16 weights)
+    python scripts/bench_predict.py --backends gpu --new_tokens 4 --batches 1   # the smoke run the tests make
     python scripts/bench_predict.py --kv_cache --new_tokens 64             # ascend: KV cache vs none, by --max_length
 
 Greedy decoding of random prompts (32 tokens) at batch 1 and batch 32, new tokens/s; all of them generate exactly
@@ -36,6 +37,7 @@ def main() -> int:
     parser.add_argument("--new_tokens", type=int, default=64)
     parser.add_argument("--backends", default="gpu,ascend")
     parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--batches", default="1,32", help="batch sizes to time")
     parser.add_argument("--kv_cache", action="store_true", help="ascend: with and without the KV cache by length")
     args = parser.parse_args()
     if args.kv_cache:
@@ -46,24 +48,24 @@ def main() -> int:
     from tests.conftest import write_hf_checkpoint
 
     work = Path(tempfile.mkdtemp(prefix="bench_predict_"))
-    hf = write_hf_checkpoint(work / "hf", PRESETS[args.preset], seed=0)
+    tiny = args.preset == "tiny"  # other presets: random bf16 weights (their real tokenizers are not needed)
+    hf = write_hf_checkpoint(work / "hf", PRESETS[args.preset], seed=0, dtype="float32" if tiny else "bfloat16")
+    tokenizer = str(TINY_TOKENIZER) if tiny else None
     rng = np.random.default_rng(0)
     config = GenerationConfig(max_new_tokens=args.new_tokens, eos_token_id=-1)
     report: dict = {"preset": args.preset, "prompt_tokens": 32, "new_tokens": args.new_tokens}
     length = 32 + args.new_tokens
-    for batch in (1, 32):
+    model = Generator("gpu", str(hf), tokenizer, max_length=length).model  # the baseline's transformers model
+    for batch in batches(args):
         prompts = [[1, *rng.integers(7, PRESETS[args.preset].vocab_size, 31).tolist()] for _ in range(batch)]
         row = {}
-        for backend in args.backends.split(","):
-            generator = Generator(backend, str(hf), str(TINY_TOKENIZER) if args.preset == "tiny" else None,
-                                  max_length=length, max_rows=batch) if args.preset == "tiny" else None
+        for backend in args.backends.split(","):  # a model per batch size: ascend's graphs have fixed shapes
+            generator = Generator(backend, str(hf), tokenizer, max_length=length, max_rows=batch)
             generator.run(prompts[:1], GenerationConfig(max_new_tokens=2, eos_token_id=-1))  # compile / warm up
             start = time.perf_counter()
             generator.run(prompts, config)
             row[backend] = round(batch * args.new_tokens / (time.perf_counter() - start), 1)
-        model = generator.model if "gpu" not in args.backends else Generator("gpu", str(hf), str(TINY_TOKENIZER),
-                                                                             max_length=length).model
-        ids = torch.tensor(prompts)
+        ids = torch.tensor(prompts, device=model.device)
         with torch.no_grad():
             model.generate(ids[:1], max_new_tokens=2, do_sample=False)
             start = time.perf_counter()
@@ -75,6 +77,10 @@ def main() -> int:
         report[f"batch_{batch}_tokens_per_s"] = row
     print(json.dumps(report))
     return 0
+
+
+def batches(args: argparse.Namespace) -> list[int]:
+    return [int(b) for b in args.batches.split(",")]
 
 
 def full_forward_decode(backend, model, prompts, new_tokens: int, length: int) -> list[list[int]]:

@@ -5,8 +5,9 @@
     python scripts/bench_train.py --layouts --steps 30              # gpu: 2-process FSDP2/TP/PP vs 1 process
 
 Each backend trains its `tiny_cpu` twin from the same HF init on the same tokenized data; the first steps (graph
-compilation, warm-up) are excluded. MFU = 6 * params * tokens/s / peak FLOP/s (the usual dense estimate, attention
-FLOPs left out); without --peak_tflops it is not reported. ``--layouts`` runs the gpu twin in one process and in
+compilation, warm-up) are excluded. MFU = (6 * params + 12 * layers * hidden * seq) * tokens/s / peak FLOP/s (the
+dense estimate plus attention's score and value products, as PaLM's appendix counts them); without --peak_tflops it
+is not reported. ``--layouts`` runs the gpu twin in one process and in
 each 2-process layout (torchrun through `mindcode launch`, gloo on a CPU) and prints every layout's tokens/s and its
 ratio to the single process: what each layout costs (on a CPU, the price of its communication).
 """
@@ -49,7 +50,9 @@ def main() -> int:
     tokenize_dataset("qa", str(work / "c.json"), str(TINY_TOKENIZER), 128, output_file=str(work / "t.mindrecord"),
                      torch_output=str(work / "npy"), progress=False)
     write_hf_checkpoint(work / "init", PRESETS["tiny"])
-    params = PRESETS["tiny"].num_params()
+    shape = PRESETS["tiny"]
+    params = shape.num_params()
+    flops_per_token = 6 * params + 12 * shape.num_layers * shape.hidden_size * 128  # rows of 128 tokens
     report = {"model": "tiny", "params": params, "seq_length": 128, "batch_size": 4, "steps": args.steps}
     for backend in args.backends.split(","):
         config = load_config(ROOT / f"configs/{backend}/tiny_cpu.yaml", [
@@ -61,7 +64,7 @@ def main() -> int:
         entry = {"device": summary["device"], "tokens_per_s": round(tokens_per_s, 1),
                  "step_time_s": round(sum(r["step_time_s"] for r in rows) / len(rows), 4)}
         if args.peak_tflops:
-            entry["mfu"] = round(6 * params * tokens_per_s / (args.peak_tflops * 1e12), 6)
+            entry["mfu"] = round(flops_per_token * tokens_per_s / (args.peak_tflops * 1e12), 6)
         report[backend] = entry
     if args.layouts:
         report["layouts"] = layouts(work, args)

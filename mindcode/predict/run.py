@@ -34,12 +34,12 @@ HUMANEVAL_STOP = ["\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif", "\n```"]
 
 
 class Generator:
-    def __init__(self, backend_name: str, checkpoint: str, tokenizer: str, config: str | None = None,
+    def __init__(self, backend_name: str, checkpoint: str, tokenizer: str | None, config: str | None = None,
                  max_length: int = 0, max_rows: int = 8, tensor_parallel: int = 1):
         from backends import get_backend
 
         self.backend = get_backend(backend_name)
-        self.sp = load_sentencepiece(tokenizer)
+        self.sp = load_sentencepiece(tokenizer) if tokenizer else None  # None: token ids in and out only
         self.max_length, self.max_rows = max_length, max_rows
         self._tmp = tempfile.TemporaryDirectory(prefix="mindcode-predict-")
         path = Path(checkpoint)
@@ -62,7 +62,7 @@ class Generator:
                 native = path
         else:
             raise MindcodeError(f"{path}: no such checkpoint (an HF directory or a .ckpt)")
-        if self.sp.get_piece_size() != self.shape.vocab_size:
+        if self.sp is not None and self.sp.get_piece_size() != self.shape.vocab_size:
             raise MindcodeError(f"{tokenizer}: {self.sp.get_piece_size()} pieces, the model has {self.shape.vocab_size}")
         # a fixed window when asked for one, else sized by the prompts (``length_bucket``), never more than the
         # model's positions: a 16k-token KV cache for 200-token HumanEval prompts is what does not fit
