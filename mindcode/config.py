@@ -136,6 +136,10 @@ class TorchSection:
     pipeline_schedule: str = "1f1b"  # 1f1b | gpipe (with parallel_config.pipeline_stage > 1)
 
 
+# each backend's own section of a config and its type (every other section is shared by the twins)
+BACKEND_SECTIONS = {"ascend": ("mindformers", MindFormersSection), "gpu": ("torch", TorchSection)}
+
+
 @dataclass
 class TrainConfig:
     backend: str = "gpu"
@@ -232,12 +236,13 @@ def validate(config: TrainConfig) -> None:
 
     if config.backend not in BACKENDS:
         raise MindcodeError(f"{where}: backend {config.backend!r}; valid: {', '.join(BACKENDS)}")
-    if config.backend == "ascend" and config.torch is not None:
-        raise MindcodeError(f"{where}: a 'torch' section in an ascend config (use 'mindformers')")
-    if config.backend == "gpu" and config.mindformers is not None:
-        raise MindcodeError(f"{where}: a 'mindformers' section in a gpu config (use 'torch')")
-    config.mindformers = config.mindformers or (MindFormersSection() if config.backend == "ascend" else None)
-    config.torch = config.torch or (TorchSection() if config.backend == "gpu" else None)
+    own, section_type = BACKEND_SECTIONS[config.backend]
+    for section, _ in BACKEND_SECTIONS.values():
+        if section != own and getattr(config, section) is not None:
+            article = "an" if config.backend[0] in "aeiou" else "a"
+            raise MindcodeError(f"{where}: a '{section}' section in {article} {config.backend} config (use '{own}')")
+    if getattr(config, own) is None:
+        setattr(config, own, section_type())
     if config.stage not in TrainConfig.STAGES:
         raise MindcodeError(f"{where}: stage {config.stage!r}; valid: {', '.join(TrainConfig.STAGES)}")
     if config.preference is not None and not config.preference_stage:
@@ -291,10 +296,13 @@ def data_columns(config: TrainConfig, available: set[str] | None = None) -> list
 
 
 def check_data(config: TrainConfig) -> Path:
-    """The data path this backend reads; missing data fails before any model is built, naming the path."""
+    """The data path this backend reads (its ``data_key``); missing data fails before any model is built, naming
+    the path."""
+    from backends import get_backend
+
     kind = "dpo" if config.preference_stage else "qa"
     first = data_columns(config)[0]
-    if config.backend == "ascend":
+    if get_backend(config.backend).data_key == "mindrecord":
         path = Path(config.data.mindrecord)
         if not config.data.mindrecord or not path.is_file():
             raise MindcodeError(f"{config.source}: data.mindrecord {config.data.mindrecord!r}: no such file "
