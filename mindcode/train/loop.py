@@ -129,7 +129,7 @@ def train(config: TrainConfig, resume: str | bool | None = None, progress: bool 
         if done == t.max_steps or (t.save_steps and done % t.save_steps == 0):
             checkpoints.append(str(_save(trainer, out, done, sampler, rank)))
             if rank == 0:
-                checkpoints[:] = [str(p) for p in _prune(out, t.save_total_limit, checkpoints)]
+                checkpoints[:] = _prune(out, t.save_total_limit, checkpoints)
 
     with metrics_path.open("a") as metrics:
         trainer.fit(start, t.max_steps, batch_at, on_step)
@@ -160,7 +160,7 @@ def train(config: TrainConfig, resume: str | bool | None = None, progress: bool 
     return summary
 
 
-def _prune(out: Path, limit: int, written: list[str]) -> list[Path]:
+def _prune(out: Path, limit: int, written: list[str]) -> list[str]:
     """Keep the ``limit`` newest complete step checkpoints (0: all), deleting older ones only after a newer one is
     complete, so the checkpoint a resume would use is never touched; returns ``written`` less what was deleted."""
     complete = sorted((int(p.name.split("_")[1]), p) for p in (out / "checkpoints").glob("step_*")
@@ -168,7 +168,7 @@ def _prune(out: Path, limit: int, written: list[str]) -> list[Path]:
     if limit:
         for _step, path in complete[:-limit]:
             shutil.rmtree(path)
-    return [Path(p) for p in written if Path(p).exists()]
+    return [p for p in written if Path(p).exists()]
 
 
 def _save(trainer: Any, out: Path, step: int, sampler: Sampler, rank: int) -> Path:
