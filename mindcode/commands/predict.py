@@ -38,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("task", nargs="?", choices=["humaneval", "humanevalfix", "humanevalexplain"],
                         help="humaneval: sample the bundled (or --problem_file) problems; humanevalfix: fixes; "
                              "humanevalexplain: descriptions, or with --descriptions the code written from them")
-    parser.add_argument("--config", required=True, help="a training config (its backend and model shape)")
+    parser.add_argument("--config", help="a training config (its backend and model shape); not needed with --backend "
+                                         "and an HF checkpoint directory (its config.json has the shape)")
     parser.add_argument("--backend", choices=["ascend", "gpu"], help="override the config's backend")
     parser.add_argument("--checkpoint", required=True, help="HF directory or MindSpore .ckpt (either backend)")
     parser.add_argument("--tokenizer", required=True, help="sentencepiece tokenizer.model")
@@ -70,6 +71,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                "first run; the second writes the code (eval humanevalexplain)")
 
 
+def chosen_backend(args: argparse.Namespace) -> str:
+    """``--backend``, else the config's; an HF checkpoint directory needs no config, a ``.ckpt`` does."""
+    if not args.config:
+        if not args.backend:
+            raise MindcodeError("give --backend ascend|gpu (or --config, whose backend is used)")
+        if not Path(args.checkpoint).is_dir():
+            raise MindcodeError(f"{args.checkpoint}: a MindSpore checkpoint needs --config (its model shape)")
+        return args.backend
+    return args.backend or (yaml.safe_load(open(args.config)) or {}).get("backend", "gpu")
+
+
 def check_predict_fits(config_path: str, backend: str, world: int, rows: int, max_length: int) -> None:
     """On an accelerator, before any weight is read: stop with one line when `mindcode plan --task predict` says
     ``rows`` sequences of ``max_length`` tokens (0: its 4096-token window) do not fit (the CPU is not checked)."""
@@ -92,7 +104,7 @@ def log_dir(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    backend = args.backend or (yaml.safe_load(open(args.config)) or {}).get("backend", "gpu")
+    backend = chosen_backend(args)
     max_length = args.max_length  # 0: sized by the prompts (mindcode.predict.run.length_bucket)
     stop = list(args.stop)
     rows: list[dict[str, Any]]
@@ -132,7 +144,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if world > 1 and backend != "gpu":
         raise MindcodeError("multi-process prediction is the gpu backend's tensor parallel (use --backend gpu)")
     max_rows = args.batch_size * max(args.num_beams, config.num_return_sequences)
-    check_predict_fits(args.config, backend, world, max_rows, max_length)
+    if args.config:
+        check_predict_fits(args.config, backend, world, max_rows, max_length)
     generator = Generator(backend, args.checkpoint, args.tokenizer, args.config, max_length, max_rows=max_rows,
                           tensor_parallel=world)
     out = predict_rows(generator, rows, config, args.batch_size, args.chat, args.template, interactive())

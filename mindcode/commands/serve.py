@@ -9,9 +9,7 @@ import argparse
 import os
 from typing import Any
 
-import yaml
-
-from mindcode.commands.predict import check_predict_fits
+from mindcode.commands.predict import check_predict_fits, chosen_backend
 from mindcode.predict.run import Generator
 from mindcode.serve.server import MindcodeServer
 from mindcode.terminal import say
@@ -20,7 +18,8 @@ HELP = "serve a model over an OpenAI-compatible HTTP API, batching requests cont
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="a training config (its backend and model shape)")
+    parser.add_argument("--config", help="a training config (its backend and model shape); not needed with --backend "
+                                         "and an HF checkpoint directory")
     parser.add_argument("--backend", choices=["ascend", "gpu"])
     parser.add_argument("--checkpoint", required=True, help="HF directory or MindSpore .ckpt")
     parser.add_argument("--tokenizer", required=True)
@@ -44,13 +43,13 @@ def log_dir(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    raw = yaml.safe_load(open(args.config)) or {}
-    backend = args.backend or raw.get("backend", "gpu")
+    backend = chosen_backend(args)
     max_length = args.max_length
     if not args.api_key and args.host not in ("127.0.0.1", "localhost", "::1"):
         say(f"mindcode serve: warning: listening on {args.host} without an API key: anyone who reaches the port can "
             "use the model (give --api-key or MINDCODE_API_KEY)")
-    check_predict_fits(args.config, backend, 1, args.batch_size, max_length)
+    if args.config:
+        check_predict_fits(args.config, backend, 1, args.batch_size, max_length)
     generator = Generator(backend, args.checkpoint, args.tokenizer, args.config, max_length, max_rows=args.batch_size)
     server = MindcodeServer((args.host, args.port), generator, args.model_name, args.template, args.batch_size,
                             args.max_queue, args.request_timeout, args.api_key)

@@ -273,3 +273,26 @@ def test_a_linear_rope_scaled_model_decodes_alike_on_both_backends(tmp_path):
     long = [[1, *rng.integers(7, 1024, size=110 + 9 * i).tolist()] for i in range(3)]
     config = GenerationConfig(max_new_tokens=24, eos_token_id=-1)
     assert generators["gpu"].run(long, config) == generators["ascend"].run(long, config)
+
+
+def test_predict_from_an_hf_directory_needs_no_config(checkpoint, generators, tmp_path):
+    """`--backend B --checkpoint HF_DIR`: the shape comes from its config.json; a .ckpt still needs --config, and
+    without either --backend or --config the command says so in one line."""
+    (tmp_path / "in.jsonl").write_text(json.dumps({"id": "a", "prompt": "def add(a, b):"}) + "\n")
+    outputs = {}
+    for backend in ("gpu", "ascend"):
+        done = subprocess.run([sys.executable, "-m", "mindcode", "predict", "--backend", backend, "--checkpoint",
+                               str(checkpoint), "--tokenizer", str(TINY_TOKENIZER), "--input", str(tmp_path / "in.jsonl"),
+                               "--output", str(tmp_path / f"{backend}.jsonl"), "--max_new_tokens", "8"],
+                              cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        outputs[backend] = json.loads((tmp_path / f"{backend}.jsonl").read_text())["completion"]
+    assert outputs["gpu"] == outputs["ascend"]
+    ckpt = tmp_path / "model.ckpt"
+    convert_hf_to_ms(checkpoint, ckpt, progress=False)
+    for extra, message in ((["--backend", "gpu", "--checkpoint", str(ckpt)], "a MindSpore checkpoint needs --config"),
+                           (["--checkpoint", str(checkpoint)], "give --backend ascend|gpu (or --config")):
+        done = subprocess.run([sys.executable, "-m", "mindcode", "predict", *extra, "--tokenizer", str(TINY_TOKENIZER),
+                               "--input", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "x.jsonl")],
+                              cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 1 and message in done.stderr.strip().splitlines()[-1], done.stderr[-500:]
