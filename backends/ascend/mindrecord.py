@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from backends.ascend import runtime
+from mindcode.data.io import usual_mode
 
 
 class MindRecordWriter:
@@ -59,10 +60,8 @@ class MindRecordWriter:
 
     def commit(self) -> None:
         self.writer.commit()
-        umask = os.umask(0)
-        os.umask(umask)
         for name in (self.path.name, self.path.name + ".db"):
-            os.chmod(self.tmpdir / name, 0o666 & ~umask)  # MindSpore writes 0600; outputs get the usual mode
+            os.chmod(self.tmpdir / name, usual_mode())  # MindSpore writes 0600; outputs get the usual mode
             os.replace(self.tmpdir / name, self.path.parent / name)
         shutil.rmtree(self.tmpdir, ignore_errors=True)
 

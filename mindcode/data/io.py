@@ -202,6 +202,13 @@ def require(record: Record, name: str, kind: type | tuple[type, ...] = str, allo
     return value
 
 
+def usual_mode() -> int:
+    """The mode a new file gets under this process's umask (0644 under umask 022)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     """A temp path beside ``path``; renamed onto it if the block succeeds, removed if it fails."""
@@ -209,9 +216,7 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
     os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 is for the temp file; the output gets the usual mode
+    os.chmod(tmp, usual_mode())  # mkstemp's 0600 is for the temp file; the output gets the usual mode
     try:
         yield Path(tmp)
         os.replace(tmp, path)
