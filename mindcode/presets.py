@@ -165,8 +165,8 @@ class ModelConfig:
                     raise MindcodeError(f"config.json: rope_scaling={json.dumps(value)} is not supported (linear "
                                         f"scaling with a factor is; both backends compute it)")
                 continue
-            if key in HF_MAPPED or key in HF_NO_EFFECT:
-                continue
+            if key in HF_MAPPED or key in HF_NO_EFFECT or key.startswith("_"):
+                continue  # a leading underscore: transformers' bookkeeping (``_name_or_path``, GGUF's model name)
             if key not in HF_REQUIRED:
                 raise MindcodeError(f"config.json: field {key!r} is not one mindcode knows; it may change the "
                                     f"computation, so the checkpoint is refused (docs/models.md lists the fields)")
@@ -210,7 +210,7 @@ HF_MAPPED = {"model_type", "rope_scaling", "tie_word_embeddings", "vocab_size", 
              "bos_token_id", "eos_token_id"}
 # ... that do not change what the model computes (bookkeeping, initialisation, outputs, the pad id) ...
 HF_NO_EFFECT = {"architectures", "dtype", "torch_dtype", "transformers_version", "_name_or_path", "use_cache",
-                "pad_token_id", "initializer_range", "output_attentions", "output_hidden_states", "return_dict",
+                "pad_token_id", "unk_token_id", "initializer_range", "output_attentions", "output_hidden_states", "return_dict",
                 "id2label", "label2id", "problem_type", "tokenizer_class", "prefix", "task_specific_params",
                 "finetuning_task", "chunk_size_feed_forward", "is_encoder_decoder", "add_cross_attention"}
 # ... and accepted only at the value both backends compute with (head_dim: hidden_size / num_attention_heads)

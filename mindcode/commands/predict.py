@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                          "and an HF checkpoint directory (its config.json has the shape)")
     parser.add_argument("--backend", choices=["ascend", "gpu"], help="override the config's backend")
     parser.add_argument("--checkpoint", required=True, help="HF directory or MindSpore .ckpt (either backend)")
-    parser.add_argument("--tokenizer", required=True, help="sentencepiece tokenizer.model")
+    parser.add_argument("--tokenizer", help=TOKENIZER_HELP)
     parser.add_argument("--input", help='JSONL of {"id", "prompt"}; with --chat, "messages" or a TRL prompt (a '
                         'message list, or a string as the user turn), so DPO pairs feed it directly')
     parser.add_argument("--output", required=True)
@@ -58,7 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--chat", action="store_true", help="inputs carry messages, rendered with --template")
-    parser.add_argument("--template", default="llama-2", help="FastChat template for --chat (CodeLlama-Instruct)")
+    parser.add_argument("--template", default="llama-2", help="--chat's template: a FastChat name (default: "
+                        "CodeLlama-Instruct's llama-2), or hf: the tokenizer's own chat_template")
     parser.add_argument("--max_length", type=int, default=0,
                         help="prompt + new tokens the model is built for (default: each batch's longest prompt + "
                              "--max_new_tokens, rounded up to a power of two, at least 256)")
@@ -69,6 +70,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--problem_file", help="humaneval: HumanEvalPack JSONL (needed but for python)")
     parser.add_argument("--descriptions", help='humanevalexplain: {"task_id", "description"} JSONL written by its '
                                                "first run; the second writes the code (eval humanevalexplain)")
+
+
+TOKENIZER_HELP = ("a sentencepiece tokenizer.model, an HF tokenizer.json, or a directory with either (default: the "
+                  "checkpoint's HF directory)")
+
+
+def check_tokenizer(args: argparse.Namespace) -> None:
+    """Without --tokenizer the checkpoint must be an HF directory that carries its tokenizer."""
+    path = Path(args.checkpoint)
+    if not args.tokenizer and not (path.is_dir() and any((path / f).is_file() for f in ("tokenizer.json",
+                                                                                          "tokenizer.model"))):
+        raise MindcodeError(f"{path}: no tokenizer.json or tokenizer.model there; give --tokenizer")
 
 
 def chosen_backend(args: argparse.Namespace) -> str:
@@ -105,6 +118,7 @@ def log_dir(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     backend = chosen_backend(args)
+    check_tokenizer(args)
     max_length = args.max_length  # 0: sized by the prompts (mindcode.predict.run.length_bucket)
     stop = list(args.stop)
     rows: list[dict[str, Any]]

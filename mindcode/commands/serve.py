@@ -9,7 +9,7 @@ import argparse
 import os
 from typing import Any
 
-from mindcode.commands.predict import check_predict_fits, chosen_backend
+from mindcode.commands.predict import TOKENIZER_HELP, check_predict_fits, check_tokenizer, chosen_backend
 from mindcode.predict.run import Generator
 from mindcode.serve.server import MindcodeServer
 from mindcode.terminal import say
@@ -22,14 +22,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                          "and an HF checkpoint directory")
     parser.add_argument("--backend", choices=["ascend", "gpu"])
     parser.add_argument("--checkpoint", required=True, help="HF directory or MindSpore .ckpt")
-    parser.add_argument("--tokenizer", required=True)
+    parser.add_argument("--tokenizer", help=TOKENIZER_HELP)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--api-key", dest="api_key", default=os.environ.get("MINDCODE_API_KEY"),
                         help="requests must carry 'Authorization: Bearer KEY' (401 otherwise); default: the "
                              "MINDCODE_API_KEY environment variable, else no key")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--model_name", default="mindcode")
-    parser.add_argument("--template", default="llama-2", help="FastChat template for chat requests")
+    parser.add_argument("--template", default="llama-2", help="chat requests' template: a FastChat name, or hf: the "
+                                                            "tokenizer's own chat_template")
     parser.add_argument("--batch_size", type=int, default=8, help="most sequences decoded together")
     parser.add_argument("--max_queue", type=int, default=64, help="queued requests before 503")
     parser.add_argument("--request_timeout", type=float, default=600.0, help="seconds a request may take (408 after)")
@@ -44,6 +45,7 @@ def log_dir(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     backend = chosen_backend(args)
+    check_tokenizer(args)
     max_length = args.max_length
     if not args.api_key and args.host not in ("127.0.0.1", "localhost", "::1"):
         say(f"mindcode serve: warning: listening on {args.host} without an API key: anyone who reaches the port can "

@@ -7,6 +7,7 @@ directory, the ascend backend an HF directory converted to a temporary ``.ckpt``
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ from mindcode.convert.hf_to_ms import convert_hf_to_ms, read_hf_config
 from mindcode.convert.ms_to_hf import convert_ms_to_hf, resolve_config
 from mindcode.errors import MindcodeError
 from mindcode.predict.decode import GenerationConfig, generate
-from mindcode.tokenizer import load_sentencepiece
+from mindcode.tokenizer import load_tokenizer
 
 # Without --max_length the model is sized for the batch: prompt + new tokens rounded up to a power of two, at least
 # this many (a few compiled shapes, not one per prompt), at most the model's positions.
@@ -39,10 +40,14 @@ class Generator:
         from backends import get_backend
 
         self.backend = get_backend(backend_name)
-        self.sp = load_sentencepiece(tokenizer) if tokenizer else None  # None: token ids in and out only
+        # None: token ids in and out only; an HF directory brings its own tokenizer unless another is named
+        path = Path(checkpoint)
+        if tokenizer is None and path.is_dir() and any((path / f).is_file() for f in ("tokenizer.json",
+                                                                                     "tokenizer.model")):
+            tokenizer = str(path)
+        self.tokenizer = load_tokenizer(tokenizer) if tokenizer else None
         self.max_length, self.max_rows = max_length, max_rows
         self._tmp = tempfile.TemporaryDirectory(prefix="mindcode-predict-")
-        path = Path(checkpoint)
         native_kind = self.backend.native_checkpoint
         if path.is_dir():
             self.shape = read_hf_config(path)
@@ -62,8 +67,9 @@ class Generator:
                 native = path
         else:
             raise MindcodeError(f"{path}: no such checkpoint (an HF directory or a .ckpt)")
-        if self.sp is not None and self.sp.get_piece_size() != self.shape.vocab_size:
-            raise MindcodeError(f"{tokenizer}: {self.sp.get_piece_size()} pieces, the model has {self.shape.vocab_size}")
+        if self.tokenizer is not None and self.tokenizer.vocab_size > self.shape.vocab_size:
+            raise MindcodeError(f"{tokenizer}: {self.tokenizer.vocab_size} tokens, the model has "
+                                f"{self.shape.vocab_size}")
         # a fixed window when asked for one, else sized by the prompts (``length_bucket``), never more than the
         # model's positions: a 16k-token KV cache for 200-token HumanEval prompts is what does not fit
         self.sized_by_prompts = not max_length
@@ -85,7 +91,7 @@ class Generator:
         return self._model
 
     def encode(self, text: str) -> list[int]:
-        return [self.sp.bos_id(), *self.sp.encode(text)]
+        return self.tokenizer.encode_prompt(text)
 
     def run(self, prompts: list[list[int]], config: GenerationConfig) -> list[list[list[int]]]:
         longest = max(len(p) for p in prompts)
@@ -100,24 +106,34 @@ class Generator:
         stops = config.stop
 
         def stopped(tokens: list[int]) -> bool:
-            return bool(stops) and any(s in self.sp.decode(tokens) for s in stops)
+            return bool(stops) and any(s in self.tokenizer.decode(tokens) for s in stops)
 
         return generate(session, prompts, config, stopped)
 
     def text(self, tokens: list[int], stops: list[str]) -> str:
-        text = self.sp.decode(tokens)
+        text = self.tokenizer.decode(tokens)
         cut = min((text.find(s) for s in stops if s in text), default=-1)
         return text[:cut] if cut >= 0 else text
 
 
 def chat_prompt(messages: list[tuple[str, str]], template: str, generator: Generator) -> list[int]:
-    """The conversation rendered with its template up to where the assistant's answer starts."""
+    """The conversation rendered with its template up to where the assistant's answer starts: a FastChat template
+    as training renders it, or ``hf``, the tokenizer's own chat template with its generation prompt, tokenized as
+    transformers' ``apply_chat_template`` tokenizes it (no special tokens added)."""
     from mindcode.data.templates import render
     from mindcode.data.tokenize import ConversationEncoder
 
+    if template == "hf":
+        from mindcode.data import hf_template
+
+        turns = [{"role": role, "content": content} for role, content in messages]
+        return generator.tokenizer.encode(hf_template.render(generator.tokenizer, turns, add_generation_prompt=True))
+    if generator.tokenizer.kind != "sentencepiece":
+        raise MindcodeError(f"--template {template} (FastChat) needs a sentencepiece tokenizer; "
+                            f"{generator.tokenizer.path} is an HF tokenizer: use --template hf")
     parts = render([*messages, ("assistant", "\x00")], template)
     cut = next(i for i, p in enumerate(parts) if p.kind == "text" and p.text == "\x00")
-    encoder = ConversationEncoder("tokenizer", threads=1, processor=generator.sp)
+    encoder = ConversationEncoder("tokenizer", threads=1, processor=generator.tokenizer.sp)
     (sample,) = encoder.encode_batch([parts[:cut]])
     return sample.ids
 
@@ -125,6 +141,7 @@ def chat_prompt(messages: list[tuple[str, str]], template: str, generator: Gener
 def predict_rows(generator: Generator, rows: list[dict[str, Any]], config: GenerationConfig, batch_size: int,
                  chat: bool = False, template: str = "llama-2", progress: bool = True) -> list[dict[str, Any]]:
     start, out, new_tokens = time.perf_counter(), [], 0
+    config = dataclasses.replace(config, eos_token_id=generator.tokenizer.eos_id)  # the tokenizer's, not 2
     bar = progress_bar(total=len(rows), desc="predict", unit=" prompts", disable=not progress)
     for i in range(0, len(rows), batch_size):
         batch = rows[i:i + batch_size]

@@ -139,7 +139,7 @@ class Scheduler:
             self.running = [self.running[i] for i in keep]
 
     def _choose(self, request: Request, seq: Sequence, row_logits: np.ndarray) -> int:
-        config, sp = request.config, self.generator.sp
+        config, tokenizer = request.config, self.generator.tokenizer
         logits = suppress(row_logits[None, :].astype(np.float64), config.suppress_tokens)
         logits = apply_repetition_penalty(logits, [seq.prompt + seq.tokens], config.repetition_penalty)
         token = int(sample(logits, config, seq.rng)[0]) if config.do_sample else int(logits.argmax(-1)[0])
@@ -151,10 +151,10 @@ class Scheduler:
         if request.logprobs is not None:
             lp = log_softmax(logits)[0]
             top = np.argsort(-lp, kind="stable")[: request.logprobs]
-            info = {"token": sp.id_to_piece(token), "logprob": float(lp[token]),
-                    "top": {sp.id_to_piece(int(t)): float(lp[t]) for t in top},
-                    "offset": len(sp.decode(seq.tokens[:-1]))}
-        text = sp.decode(seq.tokens)
+            info = {"token": tokenizer.piece(token), "logprob": float(lp[token]),
+                    "top": {tokenizer.piece(int(t)): float(lp[t]) for t in top},
+                    "offset": len(tokenizer.decode(seq.tokens[:-1]))}
+        text = tokenizer.decode(seq.tokens)
         cut = min((text.find(s) for s in config.stop if s in text), default=-1)
         if cut >= 0:
             text, seq.finish = text[:cut], "stop"

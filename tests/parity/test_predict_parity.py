@@ -67,10 +67,10 @@ def test_sampling_is_reproducible_with_a_seed(generators):
 def test_stop_sequences_cut_and_end_generation(generators):
     g = generators["gpu"]
     full = g.run(prompts(1), GenerationConfig(max_new_tokens=32, eos_token_id=-1))[0][0]
-    text = g.sp.decode(full)
+    text = g.tokenizer.decode(full)
     stop = text[len(text) // 2: len(text) // 2 + 3]
     cut = g.run(prompts(1), GenerationConfig(max_new_tokens=32, eos_token_id=-1, stop=[stop]))[0][0]
-    assert len(cut) < len(full) and stop in g.sp.decode(cut)
+    assert len(cut) < len(full) and stop in g.tokenizer.decode(cut)
     assert stop not in g.text(cut, [stop]) and g.text(cut, [stop]) == text[: text.find(stop)]
 
 
