@@ -8,6 +8,7 @@ backend section: ``mindformers`` (ascend) or ``torch`` (gpu). Unknown keys are e
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -281,7 +282,36 @@ def validate(config: TrainConfig) -> None:
         raise MindcodeError(f"{where}: training.gradient_accumulation_steps {accumulation} must divide "
                             f"training.batch_size {config.training.batch_size}")
     resolve(config.parallel_config, where=f"{where}: parallel_config")  # degrees >= 1 (the world is known at launch)
+    config.training.init = os.path.expanduser(config.training.init) if config.training.init else ""
+    if config.training.init and (Path(config.training.init) / "config.json").is_file():
+        shape_from_init(config)
+    elif config.training.init and "vocab_size" not in config.model.model_config:
+        raise MindcodeError(f"{where}: model.model_config gives no shape and {config.training.init}/config.json, "
+                            f"which would give it, is missing")
     config.model.shape()  # unknown model keys fail here, before any model is built
+
+
+def shape_from_init(config: TrainConfig) -> None:
+    """The model shape of ``training.init``'s ``config.json`` fills the keys ``model.model_config`` leaves out; a key
+    it does give must agree (one line names the first that differs)."""
+    from mindcode.convert.hf_to_ms import read_hf_config
+
+    init = Path(config.training.init)
+    given = config.model.model_config
+    for key, value in read_hf_config(init).to_mindformers_config().items():
+        if value is None:
+            continue
+        if key not in given:
+            given[key] = value
+        elif not _same(given[key], value):
+            raise MindcodeError(f"{config.source}: model.model_config.{key} is {given[key]!r}, but "
+                                f"{init / 'config.json'} gives {value!r} (leave the key out to take the init's)")
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return abs(a - b) <= 1e-6 * max(abs(a), abs(b))  # config.json's float32-rounded eps (9.9999997e-06)
+    return a == b
 
 
 def data_columns(config: TrainConfig, available: set[str] | None = None) -> list[str]:

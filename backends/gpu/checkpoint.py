@@ -151,6 +151,10 @@ def _hf_order(name: str) -> tuple:
     return layer, name
 
 
+def tied_head(model: Any, name: str) -> bool:
+    return name.endswith("lm_head.weight") and bool(getattr(model.config, "tie_word_embeddings", False))
+
+
 def export_adapter(model: Any, config: Any, directory: Path, rank: int) -> None:
     """The LoRA adapters, gathered whole (they are small) onto rank 0's CPU, as a PEFT adapter directory."""
     options = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=True)
@@ -159,6 +163,8 @@ def export_adapter(model: Any, config: Any, directory: Path, rank: int) -> None:
     if rank == 0:
         tensors = {}
         for name, value in state.items():
+            if tied_head(model, name):
+                continue  # a tied lm_head is the frozen embedding under a second name, which the filter misses
             weight, part = parse_lora_key(name, "the trained model")
             tensors[lora_key(weight, part, "peft")] = value.float().contiguous()
         lora = config.lora

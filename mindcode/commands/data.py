@@ -49,12 +49,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub.add_argument("--dataset_type", choices=list(COLUMNS), required=True,
                      help="qa: conversations; wiki: plain text; dpo: {prompt, chosen, rejected} pairs")
     sub.add_argument("--input_glob", required=True, help="input file or glob (.json, .jsonl, .csv, .parquet, .txt)")
-    sub.add_argument("--model_file", required=True, help="sentencepiece tokenizer.model")
+    sub.add_argument("--model_file", required=True, help="sentencepiece tokenizer.model; with --template hf an HF "
+                                                         "tokenizer.json or model directory")
     sub.add_argument("--seq_length", type=int, required=True, help="rows hold seq_length + 1 tokens")
     sub.add_argument("--output_file", help="MindRecord file to write (MindFormers)")
     sub.add_argument("--torch_output", help="folder for input_ids.npy / labels.npy (PyTorch)")
     sub.add_argument("--template", default="vicuna_v1.1",
-                     help="FastChat conversation template (vicuna_v1.1, llama-2, ...) or 'raw' for no template")
+                     help="FastChat conversation template (vicuna_v1.1, llama-2, ...), 'raw' for no template, or "
+                          "'hf': the HF tokenizer's own chat_template (trained: the assistant turns)")
     sub.add_argument("--pack", action="store_true", help="pack several conversations into one row")
     sub.add_argument("--text_field", default="text", help="wiki: the field holding the text in JSON/CSV rows")
     sub.add_argument("--on-error", dest="on_error", choices=["fail", "skip"], default="fail")

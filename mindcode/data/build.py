@@ -21,8 +21,8 @@ from mindcode.data.arrays import NpyWriter
 from mindcode.data import preference
 from mindcode.data.conversations import conversation_of
 from mindcode.data.io import utf8_lines, Record, RecordError, Rejects, expand_inputs, read_records, require
-from mindcode.data.templates import ConversationError, render, render_fim
-from mindcode.data.tokenize import ConversationEncoder, Packer, Stats, chunk_text, fit, to_rows
+from mindcode.data.templates import ConversationError, check_roles, render, render_fim
+from mindcode.data.tokenize import HF_TEMPLATE, Packer, Stats, chunk_text, fit, make_encoder, to_rows
 from mindcode.errors import MindcodeError
 
 BATCH = 1024
@@ -130,7 +130,9 @@ def tokenize_dataset(dataset_type: str, input_glob: str, model_file: str, seq_le
     if seq_length < 2:
         raise MindcodeError(f"--seq_length {seq_length}: must be at least 2")
     length = seq_length + 1
-    encoder = ConversationEncoder(model_file)
+    if template == HF_TEMPLATE and dataset_type == "wiki":
+        raise MindcodeError("--template hf is for conversations (qa, dpo); wiki text has no template")
+    encoder = make_encoder(model_file, template if dataset_type != "wiki" else "raw")
     target = Path(output_file) if output_file else Path(torch_output) / "data"
     stats, rejects = Stats(), Rejects(on_error, output_path=target)
     columns = COLUMNS[dataset_type]
@@ -172,12 +174,19 @@ def tokenize_dataset(dataset_type: str, input_glob: str, model_file: str, seq_le
     return summary
 
 
-def _render_batch(batch: list[Record], template: str) -> tuple[list[list], list[tuple]]:
+def _render_batch(batch: list[Record], template: str, encoder: Any) -> tuple[list[Any], list[tuple]]:
     """Rendered conversations, and ``(position, field, problem, reason)`` for each record that cannot be used."""
     conversations, errors = [], []
     for position, record in enumerate(batch):
         try:
-            if "fim_middle" in record.data:
+            if template == HF_TEMPLATE:
+                if "fim_middle" in record.data:
+                    raise RecordError(record, "fim_middle", "infilling rows need a sentencepiece tokenizer's "
+                                                           "infilling tokens, not --template hf")
+                messages = conversation_of(record)
+                check_roles([role for role, _ in messages[1 if messages[0][0] == "system" else 0:]])
+                conversations.append(encoder.render(messages))
+            elif "fim_middle" in record.data:
                 fields = [require(record, f, allow_empty=f != "fim_middle") for f in FIM_FIELDS]
                 conversations.append(render_fim(*fields))
             else:
@@ -186,14 +195,16 @@ def _render_batch(batch: list[Record], template: str) -> tuple[list[list], list[
             errors.append((position, exc.field, exc.problem, None))
         except ConversationError as exc:
             errors.append((position, "conversations", str(exc), exc.reason))
+        except MindcodeError as exc:  # the chat template itself refused (raise_exception) or rewrites turns
+            errors.append((position, "conversations", str(exc), "chat template"))
     return conversations, errors
 
 
-def _qa_rows(batch: list[Record], encoder: ConversationEncoder, template: str, length: int,
+def _qa_rows(batch: list[Record], encoder: Any, template: str, length: int,
              pack: bool) -> tuple[Any, list[tuple], Stats]:
     """One batch: (padded rows, or samples when packing), errors, and the batch's stats."""
     stats = Stats()
-    conversations, errors = _render_batch(batch, template)
+    conversations, errors = _render_batch(batch, template, encoder)
     samples = [s for s in (fit(s, length, stats) for s in encoder.encode_batch(conversations)) if s]
     stats.samples += len(samples)
     if pack:
@@ -206,7 +217,7 @@ _WORKER: tuple = ()
 
 def _worker_init(model_file: str, template: str, length: int) -> None:
     global _WORKER
-    _WORKER = (ConversationEncoder(model_file, threads=1), template, length)
+    _WORKER = (make_encoder(model_file, template, threads=1), template, length)
 
 
 def _worker_rows(batch: list[Record]) -> tuple[Any, list[tuple], Stats]:
@@ -320,12 +331,17 @@ def _tokenize_pairs(records, encoder, template, length, stats, rejects, outputs,
                     name, reason, message = found[0]
                     rejects.handle(RecordError(record, name, message), reason=reason)
                     continue
-                conversations += preference.render_pair(record, template)
+                if template == HF_TEMPLATE:
+                    conversations += [encoder.render(m, last_only=True) for m in preference.pair_messages(record)]
+                else:
+                    conversations += preference.render_pair(record, template)
                 kept.append(record)
             except RecordError as exc:
                 rejects.handle(exc)
             except ConversationError as exc:
                 rejects.handle(RecordError(record, "prompt", str(exc)), reason=exc.reason)
+            except MindcodeError as exc:  # the chat template refused
+                rejects.handle(RecordError(record, "prompt", str(exc)), reason="chat template")
         samples = encoder.encode_batch(conversations)
         pairs = []
         for record, chosen, rejected in zip(kept, samples[0::2], samples[1::2]):

@@ -65,9 +65,13 @@ def render_pair(record: Record, template: str) -> tuple[list[Part], list[Part]]:
         RecordError: a malformed message list, naming the record and field.
         ConversationError: roles that do not alternate.
     """
+    return tuple(_answer_only(render(messages, template)) for messages in pair_messages(record))
+
+
+def pair_messages(record: Record) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The prompt followed by the chosen answer, and by the rejected one (``[(role, content), ...]``)."""
     prompt = _messages(record, "prompt", "user")
-    return tuple(_answer_only(render(prompt + _messages(record, name, "assistant"), template))
-                 for name in ("chosen", "rejected"))
+    return tuple(prompt + _messages(record, name, "assistant") for name in ("chosen", "rejected"))
 
 
 def _answer_only(parts: list[Part]) -> list[Part]:

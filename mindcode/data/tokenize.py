@@ -19,13 +19,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mindcode.data.templates import Part
 from mindcode.errors import MindcodeError
-from mindcode.tokenizer import load_sentencepiece
+from mindcode.tokenizer import HFTokenizer, load_sentencepiece, load_tokenizer
 
 IGNORE = -100
 PAD = 0
@@ -73,6 +74,9 @@ class ConversationEncoder:
     """Turns rendered conversations into (ids, labels) samples, encoding whole batches at a time."""
 
     def __init__(self, model_file: str, threads: int = -1, processor: Any = None):
+        if processor is None and (Path(model_file).is_dir() or model_file.endswith(".json")):
+            raise MindcodeError(f"{model_file}: FastChat templates need a sentencepiece tokenizer.model; with an HF "
+                                f"tokenizer use --template hf (its own chat template)")
         self.sp = processor if processor is not None else load_sentencepiece(model_file)
         self.bos, self.eos = self.sp.bos_id(), self.sp.eos_id()
         self.threads = threads
@@ -168,6 +172,44 @@ class ConversationEncoder:
             if ids[:k] != self.newline:
                 raise MindcodeError(f"{self.model_file}: cannot encode {rounds[r][:40]!r} without a leading space")
             round_ids[r] = ids[k:]
+
+
+class ChatTemplateEncoder:
+    """``--template hf``: each conversation rendered with the HF tokenizer's own chat template
+    (``mindcode.data.hf_template``), tokenized once with character offsets, as transformers' ``apply_chat_template``
+    tokenizes it (no BOS or EOS added beyond what the template writes). A token is trained when its characters
+    overlap an assistant turn's span (the answer and the template's end-of-turn text)."""
+
+    def __init__(self, model_file: str, threads: int = -1):
+        self.model_file = model_file
+        self.tokenizer = load_tokenizer(model_file)
+        if not isinstance(self.tokenizer, HFTokenizer):
+            raise MindcodeError(f"{model_file}: --template hf needs an HF tokenizer (tokenizer.json, or the model "
+                                f"directory that has it)")
+        self.bos, self.eos = self.tokenizer.bos_id, self.tokenizer.eos_id
+
+    def render(self, messages: list[tuple[str, str]], last_only: bool = False) -> tuple[str, list[tuple[int, int]]]:
+        """The rendered text and the spans to train (only the final answer's with ``last_only``, for DPO)."""
+        from mindcode.data import hf_template
+
+        text, spans = hf_template.assistant_spans(self.tokenizer, [{"role": r, "content": c} for r, c in messages])
+        return text, spans[-1:] if last_only else spans
+
+    def encode_batch(self, conversations: list[tuple[str, list[tuple[int, int]]]]) -> list[Sample]:
+        samples = []
+        for text, spans in conversations:
+            ids, offsets = self.tokenizer.encode_offsets(text)
+            labels = [token if any(start < s_end and end > s_start for s_start, s_end in spans) else IGNORE
+                      for token, (start, end) in zip(ids, offsets)]
+            samples.append(Sample(ids, labels))
+        return samples
+
+
+def make_encoder(model_file: str, template: str, threads: int = -1) -> ConversationEncoder | ChatTemplateEncoder:
+    return ChatTemplateEncoder(model_file) if template == HF_TEMPLATE else ConversationEncoder(model_file, threads)
+
+
+HF_TEMPLATE = "hf"
 
 
 def _trained_from(marks: list[tuple[int, bool]], offset: int) -> bool:

@@ -39,7 +39,9 @@ def test_mindformer_config_loads_the_ascend_yamls():
     from mindformers import MindFormerConfig
 
     for path in (ROOT / "configs" / "ascend").glob("*.yaml"):
-        assert MindFormerConfig(str(path)).model.model_config.hidden_size
+        loaded = MindFormerConfig(str(path))
+        # a config without a shape takes its init's (mindcode writes the full one into mindformers.yaml)
+        assert loaded.model.model_config.hidden_size or loaded.training.init
 
 
 def write(tmp_path, text):
@@ -98,3 +100,18 @@ def test_schedule_matches_mindformers_documented_values():
     s = ScheduleSection(learning_rate=0.005, warmup_steps=10)
     assert learning_rate(s, 1, 20) == pytest.approx(0.0005)  # MindFormers' docstring: 0.0005
     assert learning_rate(s, 15, 20) == pytest.approx(0.0025)  # and 0.0024999997
+
+
+def test_a_config_without_shape_takes_the_inits_and_a_given_key_must_agree(tmp_path, hf_checkpoint):
+    from mindcode.presets import PRESETS
+
+    init = hf_checkpoint(PRESETS["tiny"].replace(tie_word_embeddings=True))
+    text = (f"backend: gpu\nmodel:\n  model_config:\n    seq_length: 64\n{{extra}}training:\n  init: {init}\n")
+    config = load_config(write(tmp_path, text.format(extra="")))
+    assert config.model.shape() == PRESETS["tiny"].replace(name="model.model_config", tie_word_embeddings=True)
+    assert config.model.seq_length == 64
+    assert load_config(write(tmp_path, text.format(extra="    hidden_size: 64\n"))).model.shape().hidden_size == 64
+    with pytest.raises(MindcodeError, match=r"model_config.num_layers is 3, but .*config.json gives 2"):
+        load_config(write(tmp_path, text.format(extra="    num_layers: 3\n")))
+    with pytest.raises(MindcodeError, match="gives no shape and .*nope/config.json, which would give it, is missing"):
+        load_config(write(tmp_path, text.replace(str(init), str(tmp_path / "nope")).format(extra="")))

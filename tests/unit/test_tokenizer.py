@@ -1,3 +1,6 @@
+import json
+
+import numpy as np
 import pytest
 
 from mindcode.errors import MindcodeError
@@ -33,3 +36,62 @@ def test_transformers_llama_tokenizer_agrees():
 def test_missing_model_file(tmp_path):
     with pytest.raises(MindcodeError, match="no such tokenizer model file"):
         load_sentencepiece(tmp_path / "nope.model")
+
+
+def tiny_hf_tokenizer(directory):
+    """A small BPE tokenizer.json trained here with the tokenizers library, with a chat template beside it."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<eos>", "<bos>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tokenizer.train_from_iterator([CODE] * 20, trainer)
+    directory.mkdir()
+    tokenizer.save(str(directory / "tokenizer.json"))
+    (directory / "tokenizer_config.json").write_text(json.dumps(
+        {"bos_token": "<bos>", "eos_token": "<eos>", "chat_template":
+         "{% for m in messages %}{{ bos_token + m['role'] + ': ' + m['content'] + eos_token }}{% endfor %}"
+         "{% if add_generation_prompt %}{{ bos_token + 'assistant: ' }}{% endif %}"}))
+    return directory
+
+
+def test_load_tokenizer_takes_a_model_file_a_tokenizer_json_or_a_directory(tmp_path):
+    from mindcode.tokenizer import HFTokenizer, SentencePieceTokenizer, load_tokenizer
+
+    sp = load_tokenizer(TINY_TOKENIZER)
+    assert isinstance(sp, SentencePieceTokenizer) and sp.encode_prompt("x") == [1, *sp.encode("x")]
+    hf = tiny_hf_tokenizer(tmp_path / "hf")
+    for path in (hf, hf / "tokenizer.json"):
+        tok = load_tokenizer(path)
+        assert isinstance(tok, HFTokenizer) and (tok.bos_id, tok.eos_id) == (1, 0)
+        assert tok.decode(tok.encode(CODE)) == CODE and tok.encode_prompt(CODE) == tok.encode(CODE)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MindcodeError, match="empty: no tokenizer.json or tokenizer.model in this directory"):
+        load_tokenizer(tmp_path / "empty")
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(MindcodeError, match="bad.json: not an HF tokenizer.json"):
+        load_tokenizer(tmp_path / "bad.json")
+
+
+def test_template_hf_trains_the_assistant_turns_and_fastchat_needs_sentencepiece(tmp_path):
+    from mindcode.data.build import tokenize_dataset
+    from mindcode.tokenizer import load_tokenizer
+
+    hf = tiny_hf_tokenizer(tmp_path / "hf")
+    rows = [{"messages": [{"role": "user", "content": "add"}, {"role": "assistant", "content": "return a + b"}]}]
+    (tmp_path / "c.json").write_text(json.dumps(rows))
+    tokenize_dataset("qa", str(tmp_path / "c.json"), str(hf), 64, torch_output=str(tmp_path / "npy"), template="hf",
+                     progress=False)
+    tok = load_tokenizer(hf)
+    ids, labels = np.load(tmp_path / "npy" / "input_ids.npy")[0], np.load(tmp_path / "npy" / "labels.npy")[0]
+    text = "<bos>user: add<eos>"
+    assert tok.tk.decode(ids.tolist(), skip_special_tokens=False).startswith(text + "<bos>assistant: ")
+    assert tok.tk.decode([t for t in labels.tolist() if t != -100], skip_special_tokens=False) == "return a + b<eos>"
+    with pytest.raises(MindcodeError, match="FastChat templates need a sentencepiece tokenizer.model"):
+        tokenize_dataset("qa", str(tmp_path / "c.json"), str(hf), 64, torch_output=str(tmp_path / "x"),
+                         template="vicuna_v1.1", progress=False)
+    with pytest.raises(MindcodeError, match="--template hf needs an HF tokenizer"):
+        tokenize_dataset("qa", str(tmp_path / "c.json"), str(TINY_TOKENIZER), 64, torch_output=str(tmp_path / "y"),
+                         template="hf", progress=False)
