@@ -28,7 +28,7 @@ MINDFORMERS_ONLY_KEYS = {"type", "seq_length", "batch_size", "compute_dtype", "l
                          "softmax_compute_type", "rotary_dtype", "param_init_type", "use_flash_attention",
                          "use_past", "fused_rms_norm", "use_rope_slice", "qkv_concat", "offset", "ignore_token_id",
                          "checkpoint_name_or_path", "scaling_factor", "extend_method", "is_dynamic",
-                         "tie_word_embeddings"}
+                         "tie_word_embeddings", "qkv_has_bias", "attn_proj_has_bias"}
 
 
 @dataclass

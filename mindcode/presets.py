@@ -37,6 +37,8 @@ class ModelConfig:
     rope_scaling_factor: float | None = None
     # the output head shares the embedding matrix (SmolLM2, small Qwen2.5-Coder): no lm_head.weight of its own
     tie_word_embeddings: bool = False
+    # biases on the query/key/value projections (not the output one): Qwen2's attention, model_type qwen2
+    qkv_bias: bool = False
 
     def __post_init__(self) -> None:
         if self.rope_scaling_factor is not None and self.rope_scaling_factor < 1:
@@ -69,6 +71,8 @@ class ModelConfig:
             "model.layers.{}.self_attn.q_proj.weight": (h, h),
             "model.layers.{}.self_attn.k_proj.weight": (kv, h),
             "model.layers.{}.self_attn.v_proj.weight": (kv, h),
+            **({"model.layers.{}.self_attn.q_proj.bias": (h,), "model.layers.{}.self_attn.k_proj.bias": (kv,),
+                "model.layers.{}.self_attn.v_proj.bias": (kv,)} if self.qkv_bias else {}),
             "model.layers.{}.self_attn.o_proj.weight": (h, h),
             "model.layers.{}.mlp.gate_proj.weight": (self.intermediate_size, h),
             "model.layers.{}.mlp.down_proj.weight": (h, self.intermediate_size),
@@ -90,10 +94,10 @@ class ModelConfig:
         return total
 
     def to_hf_config(self) -> dict[str, Any]:
-        """The ``config.json`` transformers writes for this model."""
+        """The ``config.json`` transformers writes for this model (``Qwen2ForCausalLM``'s with ``qkv_bias``)."""
         return {
-            "architectures": ["LlamaForCausalLM"],
-            "model_type": "llama",
+            "architectures": ["Qwen2ForCausalLM" if self.qkv_bias else "LlamaForCausalLM"],
+            "model_type": "qwen2" if self.qkv_bias else "llama",
             "vocab_size": self.vocab_size,
             "hidden_size": self.hidden_size,
             "intermediate_size": self.intermediate_size,
@@ -107,7 +111,7 @@ class ModelConfig:
             "bos_token_id": self.bos_token_id,
             "eos_token_id": self.eos_token_id,
             "tie_word_embeddings": self.tie_word_embeddings,
-            "attention_bias": False,
+            **({"use_sliding_window": False} if self.qkv_bias else {"attention_bias": False}),
             **({"rope_scaling": {"type": "linear", "factor": self.rope_scaling_factor}}
                if self.rope_scaling_factor else {}),
         }
@@ -123,6 +127,8 @@ class ModelConfig:
             values.update(extend_method="PI", scaling_factor=float(self.rope_scaling_factor))
         if self.tie_word_embeddings:  # MindFormers' LlamaForCausalLM then shares the embedding as lm_head.weight
             values["tie_word_embeddings"] = True
+        if self.qkv_bias:  # MindFormers' Llama attention with biased wq/wk/wv (its Qwen2 configs do the same)
+            values["qkv_has_bias"] = True
         return values
 
     @classmethod
@@ -131,6 +137,11 @@ class ModelConfig:
         values = {ours: config[mf] for mf, ours in FROM_MINDFORMERS.items() if mf in config}
         if config.get("tie_word_embeddings"):
             values["tie_word_embeddings"] = True
+        if config.get("qkv_has_bias"):
+            values["qkv_bias"] = True
+        if config.get("attn_proj_has_bias"):
+            raise MindcodeError(f"{name}: attn_proj_has_bias is not supported (both backends compute an output "
+                                f"projection without bias)")
         method, factor = str(config.get("extend_method", "None")), config.get("scaling_factor")
         if method == "linear" and isinstance(factor, dict):
             factor = factor.get("factor")
@@ -149,14 +160,17 @@ class ModelConfig:
 
     @classmethod
     def from_hf_config(cls, config: dict[str, Any], name: str = "hf") -> ModelConfig:
-        """Read a transformers ``config.json`` dictionary (llama family only). Every field is either mapped
-        (``HF_MAPPED``), known to leave the computation alone (``HF_NO_EFFECT``), or accepted only at the value both
-        backends compute with (``HF_REQUIRED``); anything else is refused with one line naming it, so a config that
-        asks for something mindcode does not compute (``rope_scaling``, biases, tied embeddings) never trains or
-        predicts silently without it."""
+        """Read a transformers ``config.json`` dictionary (``llama``, or ``qwen2``: Llama with biased q/k/v
+        projections). Every field is either mapped (``HF_MAPPED``), known to leave the computation alone
+        (``HF_NO_EFFECT``), or accepted only at the value both backends compute with (``HF_REQUIRED``, and
+        ``QWEN2_REQUIRED`` for qwen2); anything else is refused with one line naming it, so a config that asks for
+        something mindcode does not compute (other rope scalings, sliding windows) never trains or predicts silently
+        without it."""
         model_type = config.get("model_type")
-        if model_type != "llama":
-            raise MindcodeError(f"config.json: model_type is {model_type!r}; only 'llama' (CodeLlama) is supported")
+        if model_type not in ("llama", "qwen2"):
+            raise MindcodeError(f"config.json: model_type is {model_type!r}; supported: 'llama' (CodeLlama, "
+                                f"DeepSeek-Coder, SmolLM2) and 'qwen2' (Qwen2.5-Coder)")
+        required_values = {**HF_REQUIRED, **QWEN2_REQUIRED} if model_type == "qwen2" else HF_REQUIRED
         for key, value in config.items():
             if key == "rope_scaling" and value is not None:
                 kind = value.get("rope_type", value.get("type")) if isinstance(value, dict) else None
@@ -167,10 +181,17 @@ class ModelConfig:
                 continue
             if key in HF_MAPPED or key in HF_NO_EFFECT or key.startswith("_"):
                 continue  # a leading underscore: transformers' bookkeeping (``_name_or_path``, GGUF's model name)
-            if key not in HF_REQUIRED:
+            if model_type == "qwen2" and key in QWEN2_UNUSED:
+                continue
+            if key == "layer_types":
+                if not isinstance(value, list) or set(value) - {"full_attention"}:
+                    raise MindcodeError(f"config.json: layer_types other than full_attention are not supported "
+                                        f"(both backends compute full causal attention in every layer)")
+                continue
+            if key not in required_values:
                 raise MindcodeError(f"config.json: field {key!r} is not one mindcode knows; it may change the "
                                     f"computation, so the checkpoint is refused (docs/models.md lists the fields)")
-            required = HF_REQUIRED[key]
+            required = required_values[key]
             if key == "head_dim":
                 if not isinstance(config.get("hidden_size"), int) or not config.get("num_attention_heads"):
                     continue  # the missing field is named below
@@ -196,6 +217,7 @@ class ModelConfig:
                 eos_token_id=config.get("eos_token_id", 2),
                 rope_scaling_factor=float(config["rope_scaling"]["factor"]) if config.get("rope_scaling") else None,
                 tie_word_embeddings=bool(config.get("tie_word_embeddings", False)),
+                qkv_bias=model_type == "qwen2",
             )
         except KeyError as exc:
             raise MindcodeError(f"config.json: missing field {exc.args[0]!r}") from None
@@ -216,6 +238,12 @@ HF_NO_EFFECT = {"architectures", "dtype", "torch_dtype", "transformers_version",
 # ... and accepted only at the value both backends compute with (head_dim: hidden_size / num_attention_heads)
 HF_REQUIRED = { "attention_bias": False, "mlp_bias": False,
                "hidden_act": "silu", "pretraining_tp": 1, "attention_dropout": 0.0, "head_dim": None}
+
+# qwen2 (Qwen2ForCausalLM: Llama's computation with biased q/k/v): no sliding window ...
+QWEN2_REQUIRED = {"use_sliding_window": False}
+# ... so the window's size and the layers it would apply to do not change the computation; layer_types lists
+# "full_attention" (transformers >= 4.56 writes it) and is checked against that
+QWEN2_UNUSED = {"sliding_window", "max_window_layers", "use_mrope"}
 
 # mindcode field -> MindFormers LlamaConfig key; the reverse is derived.
 TO_MINDFORMERS = {

@@ -16,15 +16,17 @@ def tiny_config(**changes) -> ModelConfig:
 
 def write_hf_checkpoint(directory: Path, config: ModelConfig, seed: int = 0, dtype: str = "float32",
                         max_shard_size: str | None = None) -> Path:
-    """A random transformers ``LlamaForCausalLM`` saved with ``save_pretrained`` (safetensors).
+    """A random transformers ``LlamaForCausalLM`` (``Qwen2ForCausalLM`` with ``qkv_bias``) saved with
+    ``save_pretrained`` (safetensors).
 
-    Every weight is random, the RMSNorm scales too (a norm left at ones would hide a swapped mapping).
+    Every weight is random, the RMSNorm scales and biases too (a norm left at ones would hide a swapped mapping).
     """
     import torch
     import transformers
 
     torch.manual_seed(seed)
-    model = transformers.LlamaForCausalLM(transformers.LlamaConfig(**config.to_hf_config()))
+    values = config.to_hf_config()
+    model = transformers.AutoModelForCausalLM.from_config(transformers.AutoConfig.for_model(**values))
     with torch.no_grad():
         for name, param in model.named_parameters():
             if name.endswith("norm.weight"):

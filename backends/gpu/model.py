@@ -29,7 +29,18 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 
 def hf_config(config: ModelConfig) -> Any:
     # SDPA: causal attention without a mask tensor, the same kernel for a whole model and a pipeline stage
-    return transformers.LlamaConfig(**config.to_hf_config(), attn_implementation="sdpa")
+    kind = transformers.Qwen2Config if config.qkv_bias else transformers.LlamaConfig
+    return kind(**config.to_hf_config(), attn_implementation="sdpa")
+
+
+def causal_lm(config: ModelConfig) -> Any:
+    """transformers' class for the shape: ``LlamaForCausalLM``, or ``Qwen2ForCausalLM`` for biased q/k/v (the same
+    module names, so parallel plans, LoRA targets and pipeline stages apply to both)."""
+    return transformers.Qwen2ForCausalLM if config.qkv_bias else transformers.LlamaForCausalLM
+
+
+ROTARY = (transformers.models.llama.modeling_llama.LlamaRotaryEmbedding,
+          transformers.models.qwen2.modeling_qwen2.Qwen2RotaryEmbedding)
 
 
 def check_checkpoint(config: ModelConfig, checkpoint: str | Path) -> dict[str, Any]:
@@ -53,7 +64,7 @@ def build_model(config: ModelConfig, checkpoint: str | Path | None, device: Any,
     if load_in_4bit:
         return _load_4bit(checkpoint, device)
     if checkpoint is None:
-        return transformers.LlamaForCausalLM(hf_config(config)).to(device).eval()
+        return causal_lm(config)(hf_config(config)).to(device).eval()
     check_checkpoint(config, checkpoint)
     dtype = DTYPES[inference_dtype("gpu", checkpoint_dtype(checkpoint), device.type)]
     if tensor_parallel > 1:
@@ -69,7 +80,7 @@ def build_model(config: ModelConfig, checkpoint: str | Path | None, device: Any,
         apply_tensor_parallel(model, layout, mesh["tp"])
         materialize(model, device, checkpoint)
         return model.eval()
-    model = transformers.LlamaForCausalLM.from_pretrained(str(checkpoint), dtype=dtype, attn_implementation="sdpa",
+    model = causal_lm(config).from_pretrained(str(checkpoint), dtype=dtype, attn_implementation="sdpa",
                                                           device_map={"": device})
     return model.eval()
 
@@ -77,7 +88,7 @@ def build_model(config: ModelConfig, checkpoint: str | Path | None, device: Any,
 def empty_model(config: ModelConfig) -> Any:
     """The model on the meta device (no memory): it is split and sharded first, then materialized per rank."""
     with torch.device("meta"):
-        return transformers.LlamaForCausalLM(hf_config(config))
+        return causal_lm(config)(hf_config(config))
 
 
 def hf_name(name: str) -> str:
@@ -93,7 +104,7 @@ def materialize(model: Any, device: Any, checkpoint: str | Path) -> None:
 
     model.to_empty(device=device)
     for module in model.modules():  # the rotary frequencies are a non-persistent buffer: computed, not loaded
-        if isinstance(module, transformers.models.llama.modeling_llama.LlamaRotaryEmbedding):
+        if isinstance(module, ROTARY):
             inv_freq, module.attention_scaling = module.rope_init_fn(module.config, device)
             module.inv_freq = inv_freq
             module.original_inv_freq = inv_freq
@@ -120,6 +131,6 @@ def _load_4bit(checkpoint: str | Path | None, device: Any) -> Any:
     quantization = transformers.BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                                    bnb_4bit_use_double_quant=True,
                                                    bnb_4bit_compute_dtype=torch.bfloat16)
-    model = transformers.LlamaForCausalLM.from_pretrained(str(checkpoint), quantization_config=quantization,
-                                                          device_map={"": device.index or 0}, dtype=torch.bfloat16)
+    model = transformers.AutoModelForCausalLM.from_pretrained(str(checkpoint), quantization_config=quantization,
+                                                              device_map={"": device.index or 0}, dtype=torch.bfloat16)
     return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)

@@ -82,7 +82,9 @@ def convert_hf_to_ms(input_path: str | Path, output_path: str | Path, dtype: str
             continue
         want = expected.get(source.name)
         if want is None:
-            raise MindcodeError(f"{where}: {source.name} is not a weight of a {config.num_layers}-layer model")
+            kind = "with q/k/v biases" if config.qkv_bias else "without biases (qwen2 has q/k/v biases)"
+            raise MindcodeError(f"{where}: {source.name} is not a weight of this {config.num_layers}-layer model "
+                                f"{kind}, as its config.json describes it")
         if source.shape != want:
             raise MindcodeError(f"{where}: {source.name} has shape {list(source.shape)}, config.json implies {list(want)}")
         if source.dtype not in ckpt_io.DTYPE_TO_MS:
@@ -98,6 +100,9 @@ def convert_hf_to_ms(input_path: str | Path, output_path: str | Path, dtype: str
                                                   adapter.delta(source.name))) if source.name in merged else source,
              target) for name, source, target in plan]
     if qkv_concat:
+        if config.qkv_bias:
+            raise MindcodeError(f"{directory}: --qkv_concat fuses weights only; this model's q/k/v biases (qwen2) "
+                                f"would need MindFormers' fused bias too: convert without --qkv_concat")
         plan = fuse_plan(plan, config)
 
     def out_bytes(item) -> int:

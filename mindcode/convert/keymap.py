@@ -17,6 +17,10 @@ HF_TO_MINDFORMERS: dict[str, str | None] = {
     "model.layers.{}.self_attn.k_proj.weight": "model.layers.{}.attention.wk.weight",
     "model.layers.{}.self_attn.v_proj.weight": "model.layers.{}.attention.wv.weight",
     "model.layers.{}.self_attn.o_proj.weight": "model.layers.{}.attention.wo.weight",
+    # Qwen2's q/k/v biases (MindFormers' qkv_has_bias)
+    "model.layers.{}.self_attn.q_proj.bias": "model.layers.{}.attention.wq.bias",
+    "model.layers.{}.self_attn.k_proj.bias": "model.layers.{}.attention.wk.bias",
+    "model.layers.{}.self_attn.v_proj.bias": "model.layers.{}.attention.wv.bias",
     "model.layers.{}.mlp.gate_proj.weight": "model.layers.{}.feed_forward.w1.weight",
     "model.layers.{}.mlp.down_proj.weight": "model.layers.{}.feed_forward.w2.weight",
     "model.layers.{}.mlp.up_proj.weight": "model.layers.{}.feed_forward.w3.weight",

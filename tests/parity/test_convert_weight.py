@@ -76,8 +76,10 @@ def rewrite(hf_dir, edit):
 @pytest.mark.parametrize("case, pattern", [
     ("shape", r"model\.safetensors: model\.layers\.0\.mlp\.down_proj\.weight has shape \[64, 176\], config\.json implies \[64, 200\]"),
     ("missing", r"1 weights missing, first 'model\.layers\.1\.self_attn\.v_proj\.weight'"),
-    ("unknown", r"model\.safetensors: unknown weight 'model\.layers\.0\.self_attn\.q_proj\.bias'"),
-    ("extra_layer", r"model\.layers\.7\.input_layernorm\.weight is not a weight of a 2-layer model"),
+    ("unknown", r"model\.safetensors: unknown weight 'model\.layers\.0\.self_attn\.o_proj\.bias'"),
+    ("bias", r"model\.safetensors: model\.layers\.0\.self_attn\.q_proj\.bias is not a weight of this 2-layer model "
+             r"without biases \(qwen2 has q/k/v biases\)"),
+    ("extra_layer", r"model\.layers\.7\.input_layernorm\.weight is not a weight of this 2-layer model"),
     ("not_llama", r"config\.json: model_type is 'mistral'"),
     ("no_config", r"config\.json: missing"),
 ])
@@ -90,6 +92,8 @@ def test_bad_input_gives_one_clear_error_and_no_output(case, pattern, hf_checkpo
     elif case == "missing":
         rewrite(hf_dir, lambda t: t.pop("model.layers.1.self_attn.v_proj.weight"))
     elif case == "unknown":
+        rewrite(hf_dir, lambda t: t.update({"model.layers.0.self_attn.o_proj.bias": np.zeros(64, np.float32)}))
+    elif case == "bias":
         rewrite(hf_dir, lambda t: t.update({"model.layers.0.self_attn.q_proj.bias": np.zeros(64, np.float32)}))
     elif case == "extra_layer":
         rewrite(hf_dir, lambda t: t.update({"model.layers.7.input_layernorm.weight": np.ones(64, np.float32)}))

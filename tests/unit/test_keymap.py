@@ -33,7 +33,7 @@ def test_rotary_buffers_are_dropped_on_purpose():
     assert hf_to_ms("model.layers.5.self_attn.rotary_emb.inv_freq") is None
 
 
-@pytest.mark.parametrize("key", ["model.layers.0.self_attn.q_proj.bias", "transformer.h.0.attn.c_attn.weight", "lm_head"])
+@pytest.mark.parametrize("key", ["model.layers.0.self_attn.o_proj.bias", "transformer.h.0.attn.c_attn.weight", "lm_head"])
 def test_unknown_key_raises_naming_it(key):
     with pytest.raises(MindcodeError, match=f"unknown weight '{key}'"):
         hf_to_ms(key, source="shard-1.safetensors")

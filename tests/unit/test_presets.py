@@ -95,3 +95,33 @@ def test_every_field_of_a_llama_config_is_mapped_or_harmless_or_refused():
     for key, (value, message) in refused.items():
         with pytest.raises(MindcodeError, match=message):
             ModelConfig.from_hf_config({**CODELLAMA_7B_JSON, key: value})
+
+
+# Qwen2.5-Coder-0.5B-Instruct's config.json as published (qwen2: q/k/v biases, tied embeddings), layer_types as
+# transformers 4.57 adds it
+QWEN25_CODER_05B_JSON = {
+    "architectures": ["Qwen2ForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 151643, "eos_token_id": 151645,
+    "hidden_act": "silu", "hidden_size": 896, "initializer_range": 0.02, "intermediate_size": 4864,
+    "max_position_embeddings": 32768, "max_window_layers": 24, "model_type": "qwen2", "num_attention_heads": 14,
+    "num_hidden_layers": 24, "num_key_value_heads": 2, "rms_norm_eps": 1e-06, "rope_scaling": None,
+    "rope_theta": 1000000.0, "sliding_window": 32768, "tie_word_embeddings": True, "torch_dtype": "bfloat16",
+    "transformers_version": "4.43.1", "use_cache": True, "use_sliding_window": False, "vocab_size": 151936,
+    "layer_types": ["full_attention"] * 24}
+
+
+def test_every_field_of_a_qwen2_config_is_mapped_or_harmless_or_refused():
+    qwen = ModelConfig.from_hf_config(QWEN25_CODER_05B_JSON)
+    assert qwen.qkv_bias and qwen.tie_word_embeddings and qwen.kv_heads == 2
+    assert qwen.num_params() == 494_032_768  # Qwen2.5-Coder-0.5B's published parameter count
+    shapes = qwen.hf_weight_shapes()
+    assert shapes["model.layers.{}.self_attn.k_proj.bias"] == (128,) and "model.layers.{}.self_attn.o_proj.bias" not in shapes
+    assert qwen.to_mindformers_config()["qkv_has_bias"] is True
+    assert ModelConfig.from_mindformers_config(qwen.to_mindformers_config(), name="hf") == qwen
+    assert ModelConfig.from_hf_config(qwen.to_hf_config()) == qwen
+    for key, value, message in (("use_sliding_window", True, "use_sliding_window=true is not supported"),
+                                ("layer_types", ["sliding_attention"] * 24, "layer_types other than full_attention"),
+                                ("attention_bias", True, "attention_bias=true")):
+        with pytest.raises(MindcodeError, match=message):
+            ModelConfig.from_hf_config({**QWEN25_CODER_05B_JSON, key: value})
+    with pytest.raises(MindcodeError, match="sliding_window"):  # a llama config has no window to ignore
+        ModelConfig.from_hf_config({**CODELLAMA_7B_JSON, "sliding_window": 4096})
