@@ -278,6 +278,26 @@ PRESETS: dict[str, ModelConfig] = {
         name="codellama-34b", vocab_size=32000, hidden_size=8192, intermediate_size=22016,
         num_layers=48, num_heads=64, num_kv_heads=8,
     ),
+    # https://huggingface.co/deepseek-ai/deepseek-coder-6.7b-base/blob/main/config.json (Magicoder-S-DS's base):
+    # Llama with linear RoPE scaling 4.0 over 16k positions; BOS/EOS <｜begin▁of▁sentence｜>/<｜end▁of▁sentence｜>
+    "deepseek-coder-6.7b": ModelConfig(
+        name="deepseek-coder-6.7b", vocab_size=32256, hidden_size=4096, intermediate_size=11008,
+        num_layers=32, num_heads=32, rope_theta=100000.0, rms_norm_eps=1e-6, rope_scaling_factor=4.0,
+        bos_token_id=32013, eos_token_id=32014,
+    ),
+    # https://huggingface.co/Qwen/Qwen2.5-Coder-7B/blob/main/config.json: qwen2 (q/k/v biases), 4 KV heads
+    "qwen2.5-coder-7b": ModelConfig(
+        name="qwen2.5-coder-7b", vocab_size=152064, hidden_size=3584, intermediate_size=18944,
+        num_layers=28, num_heads=28, num_kv_heads=4, rope_theta=1e6, max_position_embeddings=32768,
+        rms_norm_eps=1e-6, bos_token_id=151643, eos_token_id=151643, qkv_bias=True,
+    ),
+    # https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct (the real test model, `make smollm2`): tied
+    # embeddings, 3 KV heads
+    "smollm2-135m": ModelConfig(
+        name="smollm2-135m", vocab_size=49152, hidden_size=576, intermediate_size=1536, num_layers=30,
+        num_heads=9, num_kv_heads=3, rope_theta=100000.0, max_position_embeddings=8192, rms_norm_eps=1e-5,
+        bos_token_id=1, eos_token_id=2, tie_word_embeddings=True,
+    ),
     # Tiny CodeLlama-shaped model for tests and the quickstart; vocab matches mindcode's tiny tokenizer.
     "tiny": ModelConfig(
         name="tiny", vocab_size=1024, hidden_size=64, intermediate_size=176,
@@ -291,6 +311,11 @@ for _size in ("7b", "13b", "34b"):
         PRESETS[f"codellama-{_size}-{_variant}"] = PRESETS[f"codellama-{_size}"].replace(
             name=f"codellama-{_size}-{_variant}"
         )
+# the instruct variants end their turns with their own EOS
+PRESETS["deepseek-coder-6.7b-instruct"] = PRESETS["deepseek-coder-6.7b"].replace(
+    name="deepseek-coder-6.7b-instruct", eos_token_id=32021)
+PRESETS["qwen2.5-coder-7b-instruct"] = PRESETS["qwen2.5-coder-7b"].replace(
+    name="qwen2.5-coder-7b-instruct", eos_token_id=151645)
 
 
 def get_preset(name: str) -> ModelConfig:

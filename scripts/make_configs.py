@@ -1,6 +1,7 @@
-"""Write the CodeLlama ascend/gpu config twins from one table, so their shared sections cannot drift.
+"""Write the CodeLlama, DeepSeek-Coder and Qwen2.5-Coder ascend/gpu config twins from one table, so their shared
+sections cannot drift.
 
-    python scripts/make_configs.py          # rewrites configs/{ascend,gpu}/codellama_*.yaml
+    python scripts/make_configs.py          # rewrites configs/{ascend,gpu}/{codellama,deepseek_coder,qwen2_5_coder}_*.yaml
 
 Shapes come from mindcode's presets; the 34B layouts are MindFormers' published ones (CodeLlama-34B card: 16p finetune
 dp1/mp8/pp2 with 128 micro-batches and sequence parallel, 32p dp2/mp4/pp4); the 7B/13B ones are sized with
@@ -41,18 +42,32 @@ RUNS = {
                           16, 2000, 2.0e-4, "CodeLlama-7B LoRA (rank 16, attention and MLP) on 8 devices"),
     "codellama_7b_dpo": ("codellama-7b", 8, {"data_parallel": 2, "model_parallel": 4, "pipeline_stage": 1},
                          64, 1000, 5.0e-7, "CodeLlama-7B DPO after SFT on 8 devices"),
+    # seed 001 (Magicoder-S-DS: OSS-Instruct on DeepSeek-Coder-6.7B; the paper: lr 5e-5, batch 512, 2 epochs)
+    "deepseek_coder_6_7b_finetune": ("deepseek-coder-6.7b", 8, {"data_parallel": 2, "model_parallel": 4,
+                                                               "pipeline_stage": 1}, 512, 300, 5.0e-5,
+                                     "DeepSeek-Coder-6.7B full fine-tune (Magicoder's recipe) on 8 devices"),
+    "deepseek_coder_6_7b_lora": ("deepseek-coder-6.7b", 8, {"data_parallel": 8, "model_parallel": 1,
+                                                           "pipeline_stage": 1}, 16, 2000, 2.0e-4,
+                                 "DeepSeek-Coder-6.7B LoRA (rank 16, attention and MLP) on 8 devices"),
+    # MindFormers' own layout for Qwen2.5-7B (research/qwen2_5/finetune_qwen2_5_7b_8k.yaml): dp4 / pp2, 16 micro-batches
+    "qwen2_5_coder_7b_finetune": ("qwen2.5-coder-7b", 8, {"data_parallel": 4, "model_parallel": 1, "pipeline_stage": 2,
+                                                         "micro_batch_num": 16, "vocab_emb_dp": False},
+                                  64, 2000, 1.0e-5, "Qwen2.5-Coder-7B full fine-tune on 8 devices"),
+    "qwen2_5_coder_7b_lora": ("qwen2.5-coder-7b", 8, {"data_parallel": 8, "model_parallel": 1, "pipeline_stage": 1},
+                              16, 2000, 2.0e-4, "Qwen2.5-Coder-7B LoRA (rank 16, attention and MLP) on 8 devices"),
 }
 # Micro-batches per optimizer step where no pipeline splits the batch: rows per data-parallel rank per micro-batch
 # stay small enough for 4096-token rows (see `mindcode plan`).
-ACCUMULATION = {"codellama_7b_finetune": 16, "codellama_13b_finetune": 16, "codellama_7b_dpo": 16}
+ACCUMULATION = {"codellama_7b_finetune": 16, "codellama_13b_finetune": 16, "codellama_7b_dpo": 16,
+                "deepseek_coder_6_7b_finetune": 64}
 # MindFormers' own settings for CodeLlama on Atlas A2 (its model card): bf16 matrix products with float32 parameters,
 # norms, softmax and rotary embedding, and flash attention. The gpu backend reads only the shape from this section.
 DTYPES = {"compute_dtype": "bfloat16", "param_init_type": "float32", "layernorm_compute_type": "float32",
           "softmax_compute_type": "float32", "rotary_dtype": "float32", "use_flash_attention": True}
 # LoRA runs: their adapter (the same rank, alpha and target modules on both backends).
-LORA = {"codellama_7b_lora": {"rank": 16, "alpha": 32, "dropout": 0.05,
-                              "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
-                                                 "down_proj"]}}
+LORA_ALL = {"rank": 16, "alpha": 32, "dropout": 0.05,
+            "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}
+LORA = {"codellama_7b_lora": LORA_ALL, "deepseek_coder_6_7b_lora": LORA_ALL, "qwen2_5_coder_7b_lora": LORA_ALL}
 # Preference runs: their stage and settings (TRL's defaults), and the SFT model they start from.
 STAGES = {"codellama_7b_dpo": {"stage": "dpo", "init": "checkpoints/codellama-7b-sft-hf",
                                "preference": {"beta": 0.1, "label_smoothing": 0.0, "rpo_alpha": 0.0}}}
@@ -76,7 +91,7 @@ def shared(name: str) -> dict:
         "parallel_config": RUNS[name][2],
     }
     if name in LORA:
-        body["lora"] = LORA[name]
+        body["lora"] = dict(LORA[name])
     if stage:
         body["preference"] = stage["preference"]
     return body

@@ -17,7 +17,9 @@ from mindcode.train.loop import train
 from tests.conftest import write_training_inputs
 
 ROOT = Path(__file__).resolve().parents[2]
-CODELLAMA = sorted(p.stem for p in (ROOT / "configs/ascend").glob("codellama_*.yaml"))
+# the shipped 7B-34B jobs: CodeLlama, DeepSeek-Coder, Qwen2.5-Coder
+CODELLAMA = sorted(p.stem for family in ("codellama", "deepseek_coder", "qwen2_5_coder")
+                   for p in (ROOT / "configs/ascend").glob(f"{family}_*.yaml"))
 
 
 @pytest.fixture(scope="module")
@@ -194,10 +196,10 @@ def test_the_logged_loss_is_divided_as_mindformers_loss_monitor_divides_it(layou
     assert reported_loss(raw, trainer.layout, accumulation, per_token=True) == raw  # the cell divided already
 
 
-def conformance_rows() -> list[tuple[str, str, str, str]]:
-    """``(key, reference, mindcode, status)`` of the training table in docs/mindformers_conformance.md."""
+def conformance_rows(section: str = "## Training") -> list[tuple[str, str, str, str]]:
+    """``(key, reference, mindcode, status)`` of a table in docs/mindformers_conformance.md (its ``## `` section)."""
     text = (ROOT / "docs/mindformers_conformance.md").read_text()
-    table = text.split("## Training")[1].split("## Prediction")[0]
+    table = text.split(section)[1].split("\n## ")[0]
     rows = []
     for line in table.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
@@ -218,10 +220,12 @@ def lookup(job: dict, key: str):
     return node
 
 
-def test_the_conformance_table_is_what_mindcode_writes_for_the_16_device_job(tmp_path):
-    job = dry_run("codellama_34b_finetune_16p", tmp_path)
-    rows = conformance_rows()
-    assert len(rows) > 90
+@pytest.mark.parametrize("job_name, section, least", [("codellama_34b_finetune_16p", "## Training", 70),
+                                                      ("qwen2_5_coder_7b_finetune", "## Qwen2.5-Coder-7B", 40)])
+def test_the_conformance_table_is_what_mindcode_writes(tmp_path, job_name, section, least):
+    job = dry_run(job_name, tmp_path)
+    rows = conformance_rows(section)
+    assert len(rows) > least
     checked = 0
     for key, reference, ours, status in rows:
         if any(c in key for c in " ,*/") and not key.startswith("callbacks "):
@@ -233,5 +237,5 @@ def test_the_conformance_table_is_what_mindcode_writes_for_the_16_device_job(tmp
         expected = yaml.safe_load((reference if status == "equal" else ours).replace("OUTPUT_DIR", str(tmp_path)))
         assert lookup(job, key) == expected, (key, status)
         checked += 1
-    print(f"\nconformance table: {checked} of {len(rows)} rows checked against the written YAML")
-    assert checked > 70
+    print(f"\nconformance table of {job_name}: {checked} of {len(rows)} rows checked against the written YAML")
+    assert checked > least

@@ -13,7 +13,9 @@ from mindcode.plan.memory import plan
 from mindcode.presets import PRESETS
 
 ROOT = Path(__file__).resolve().parents[2]
-CODELLAMA = sorted((ROOT / "configs").glob("*/codellama_*.yaml"))
+# the shipped 7B-34B jobs: CodeLlama, DeepSeek-Coder, Qwen2.5-Coder
+CODELLAMA = sorted(p for family in ("codellama", "deepseek_coder", "qwen2_5_coder")
+                   for p in (ROOT / "configs").glob(f"*/{family}_*.yaml"))
 
 
 def config(name, *overrides, backend="gpu"):

@@ -4,7 +4,8 @@ from mindcode.errors import MindcodeError
 from mindcode.presets import PRESETS, ModelConfig, get_preset
 
 # Sizes as published on the CodeLlama model cards.
-PUBLISHED_PARAMS = {"codellama-7b": 6.7e9, "codellama-13b": 13.0e9, "codellama-34b": 33.7e9}
+PUBLISHED_PARAMS = {"codellama-7b": 6.7e9, "codellama-13b": 13.0e9, "codellama-34b": 33.7e9,
+                    "deepseek-coder-6.7b": 6.74e9, "qwen2.5-coder-7b": 7.62e9, "smollm2-135m": 0.135e9}
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED_PARAMS))
