@@ -119,6 +119,10 @@ class HFTokenizer:
                 text = text.replace(before, after)
         return text
 
+    def decode_all(self, ids: list[int]) -> str:
+        """The text with the special tokens shown (``data inspect``)."""
+        return self.tk.decode(ids, skip_special_tokens=False)
+
     def piece(self, token: int) -> str:
         return self.tk.id_to_token(token) or ""
 

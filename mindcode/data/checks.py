@@ -15,7 +15,7 @@ from mindcode.data.io import Record, RecordError, expand_inputs, read_records
 from mindcode.data.templates import ConversationError, check_roles
 from mindcode.data.tokenize import IGNORE
 from mindcode.errors import MindcodeError
-from mindcode.tokenizer import load_sentencepiece
+from mindcode.tokenizer import load_tokenizer
 
 
 def record_kind(data: dict[str, Any]) -> str:
@@ -88,7 +88,7 @@ def inspect(path: str, model_file: str, index: int = 0, half: str = "chosen") ->
     n = len(rows["input_ids"])
     if not 0 <= index < n:
         raise MindcodeError(f"{path}: row {index} out of range (0..{n - 1})")
-    sp = load_sentencepiece(model_file)
+    tokenizer = load_tokenizer(model_file)
     ids = [int(i) for i in rows["input_ids"][index]]
     labels = [int(i) for i in rows["labels"][index]] if "labels" in rows else [IGNORE] * len(ids)
     real = len(ids)
@@ -104,7 +104,9 @@ def inspect(path: str, model_file: str, index: int = 0, half: str = "chosen") ->
         else:
             segments.append({"trained": trained, "ids": [token]})
     for i, seg in enumerate(segments):
-        seg["text"] = _decode(sp, seg.pop("ids"), leading_space=i > 0)
+        span = seg.pop("ids")
+        seg["text"] = _decode(tokenizer.sp, span, leading_space=i > 0) if tokenizer.kind == "sentencepiece" \
+            else tokenizer.decode_all(span)
     return {"path": path, "index": index, "rows": n, "length": len(ids), "real_tokens": real,
             "trained_tokens": sum(1 for label in labels if label != IGNORE), "segments": segments}
 

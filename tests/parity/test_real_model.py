@@ -152,3 +152,27 @@ def test_lora_steps_agree_on_the_real_model(smollm2, tmp_path):
     difference = sum(np.linalg.norm(peft.delta(w) - mf.delta(w)) ** 2 for w in peft.pairs) ** 0.5
     size = sum(np.linalg.norm(peft.delta(w)) ** 2 for w in peft.pairs) ** 0.5
     assert difference / size <= TOLERANCES[("cpu", "float32")]["real_model_lora_rel"]
+
+
+def test_predict_cli_needs_no_config_and_no_tokenizer_for_an_hf_directory(smollm2, reference, tmp_path):
+    import subprocess
+    import sys
+
+    ref_tokenizer, model = reference
+    (tmp_path / "in.jsonl").write_text(json.dumps({"id": "c", "messages": CHAT}) + "\n")
+    done = subprocess.run([sys.executable, "-m", "mindcode", "predict", "--backend", "gpu", "--checkpoint", str(smollm2),
+                           "--chat", "--template", "hf", "--input", str(tmp_path / "in.jsonl"),
+                           "--output", str(tmp_path / "out.jsonl"), "--max_new_tokens", "12", "--json"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (row,) = [json.loads(line) for line in open(tmp_path / "out.jsonl")]
+    import torch
+
+    ids = torch.tensor([ref_tokenizer.apply_chat_template(CHAT, add_generation_prompt=True)])
+    out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=12, do_sample=False)
+    assert row["token_ids"] == out[0, ids.shape[1]:].tolist()
+    # a FastChat template with an HF tokenizer says what to do instead, in one line
+    done = subprocess.run([sys.executable, "-m", "mindcode", "predict", "--backend", "gpu", "--checkpoint", str(smollm2),
+                           "--chat", "--input", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "x.jsonl")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode != 0 and "use --template hf" in done.stderr.strip().splitlines()[-1]

@@ -95,3 +95,17 @@ def test_template_hf_trains_the_assistant_turns_and_fastchat_needs_sentencepiece
     with pytest.raises(MindcodeError, match="--template hf needs an HF tokenizer"):
         tokenize_dataset("qa", str(tmp_path / "c.json"), str(TINY_TOKENIZER), 64, torch_output=str(tmp_path / "y"),
                          template="hf", progress=False)
+
+
+def test_data_inspect_shows_an_hf_rows_trained_spans_with_their_special_tokens(tmp_path):
+    from mindcode.data.build import tokenize_dataset
+    from mindcode.data.checks import inspect
+
+    hf = tiny_hf_tokenizer(tmp_path / "hf")
+    rows = [{"messages": [{"role": "user", "content": "add"}, {"role": "assistant", "content": "return a + b"}]}]
+    (tmp_path / "c.json").write_text(json.dumps(rows))
+    tokenize_dataset("qa", str(tmp_path / "c.json"), str(hf), 64, torch_output=str(tmp_path / "npy"), template="hf",
+                     progress=False)
+    shown = inspect(str(tmp_path / "npy"), str(hf))
+    assert [(s["trained"], s["text"]) for s in shown["segments"]] == [
+        (False, "<bos>user: add<eos><bos>assistant: "), (True, "return a + b<eos>")]
