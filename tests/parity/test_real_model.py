@@ -176,3 +176,35 @@ def test_predict_cli_needs_no_config_and_no_tokenizer_for_an_hf_directory(smollm
                            "--chat", "--input", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "x.jsonl")],
                           capture_output=True, text=True, cwd=ROOT)
     assert done.returncode != 0 and "use --template hf" in done.stderr.strip().splitlines()[-1]
+
+
+def test_serve_answers_a_chat_with_the_models_own_template_as_transformers_does(smollm2, reference):
+    """`mindcode serve --backend gpu --checkpoint DIR --template hf` over real HTTP, asked with the openai client."""
+    import re
+    import subprocess
+    import sys
+    import threading
+
+    import openai
+    import torch
+
+    proc = subprocess.Popen([sys.executable, "-m", "mindcode", "serve", "--backend", "gpu", "--checkpoint",
+                             str(smollm2), "--template", "hf", "--port", "0", "--max_length", "256"],
+                            cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        url = None
+        for line in proc.stderr:
+            if match := re.search(r"on (http://127\.0\.0\.1:\d+/v1)", line):
+                url = match.group(1)
+                break
+        assert url, "the server did not start"
+        threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+        client = openai.OpenAI(base_url=url, api_key="none", max_retries=0, timeout=120)
+        answer = client.chat.completions.create(model="mindcode", messages=CHAT, max_tokens=16, temperature=0)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    ref_tokenizer, model = reference
+    ids = torch.tensor([ref_tokenizer.apply_chat_template(CHAT, add_generation_prompt=True)])
+    out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=16, do_sample=False)
+    assert answer.choices[0].message.content == ref_tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
