@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from mindcode.precision import Precision
 from mindcode.presets import ModelConfig
 
 
@@ -26,6 +27,13 @@ class Backend(Protocol):
 
     def visible_devices(self) -> tuple[str, int]:
         """The environment variable that selects this backend's devices and how many this host exposes."""
+
+    def training_precision(self, config: Any, device: str) -> Precision:
+        """The dtypes of master weights, compute and AdamW moments for ``config`` on a ``device`` of that kind
+        (``cuda``, ``cpu`` or ``ascend``): the policy the trainer follows and ``mindcode plan`` sizes."""
+
+    def inference_dtype(self, checkpoint_dtype: str, device: str) -> str:
+        """The dtype prediction builds the model in, for a checkpoint stored in ``checkpoint_dtype``."""
 
     def info(self) -> dict[str, Any]:
         """``{"available": bool, "reason": str, "versions": {...}, "device": str, "device_count": int}``.

@@ -124,6 +124,20 @@ class MindFormersSection:
     max_device_memory: str = "58GB"  # Ascend: MindSpore's memory pool (MindFormers keeps <= 58GB on a 64 GB 910B)
     jit_level: str = "O1"  # Ascend: MindSpore's graph compile level (MindFormers' CodeLlama card)
 
+    # What the planner and the trainers ask of either backend's section (the same names on TorchSection)
+    load_in_4bit = False  # no QLoRA on ascend
+    pipeline_schedule = "1f1b"  # MindFormers' pipeline
+
+    def data_parallel_sharding(self, semi_auto: bool, device_kind: str) -> tuple[bool, bool]:
+        """(weights and gradients, AdamW moments) sharded over data parallel: MindFormers' parallel optimizer shards
+        both under semi-auto parallel and only the moments in data-parallel mode, on Ascend (MindSpore's CPU target
+        runs without it)."""
+        optimizer = self.enable_parallel_optimizer and device_kind != "cpu"
+        return optimizer and semi_auto, optimizer
+
+    def flash_attention(self, device_kind: str, model_config: dict[str, Any]) -> bool:
+        return device_kind == "ascend" and bool(model_config.get("use_flash_attention", False))
+
 
 @dataclass
 class TorchSection:
@@ -135,6 +149,18 @@ class TorchSection:
     gradient_checkpointing: bool = False  # activation checkpointing per decoder layer
     compile: bool = False
     pipeline_schedule: str = "1f1b"  # 1f1b | gpipe (with parallel_config.pipeline_stage > 1)
+
+    @property
+    def recompute(self) -> bool:
+        return self.gradient_checkpointing
+
+    def data_parallel_sharding(self, semi_auto: bool, device_kind: str) -> tuple[bool, bool]:
+        """(weights and gradients, AdamW moments) sharded over data parallel: both with FSDP2."""
+        fsdp = self.distributed == "fsdp"
+        return fsdp, fsdp
+
+    def flash_attention(self, device_kind: str, model_config: dict[str, Any]) -> bool:
+        return device_kind == "cuda"  # SDPA's flash / memory-efficient kernels
 
 
 # each backend's own section of a config and its type (every other section is shared by the twins)
@@ -159,6 +185,12 @@ class TrainConfig:
 
     SHARED = ("stage", "model", "data", "optimizer", "schedule", "training", "parallel_config", "lora", "preference")
     STAGES = ("sft", "dpo", "simpo")
+
+    @property
+    def backend_section(self) -> TorchSection | MindFormersSection:
+        """This backend's own section (``torch`` or ``mindformers``), which both answer alike: ``recompute``,
+        ``load_in_4bit``, ``pipeline_schedule``, ``data_parallel_sharding``, ``flash_attention``."""
+        return getattr(self, BACKEND_SECTIONS[self.backend][0])
 
     @property
     def preference_stage(self) -> bool:

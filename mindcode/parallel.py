@@ -147,12 +147,8 @@ def data_parallel_sharding(config: Any, layout: Layout, device_kind: str) -> tup
     and only the moments in data-parallel mode (on Ascend; MindSpore's CPU target runs without it)."""
     if layout.data_parallel == 1:
         return False, False
-    if config.backend == "gpu":
-        fsdp = config.torch.distributed == "fsdp"
-        return fsdp, fsdp
-    optimizer = config.mindformers.enable_parallel_optimizer and device_kind != "cpu"
-    semi_auto = layout.model_parallel > 1 or layout.pipeline_stage > 1
-    return optimizer and semi_auto, optimizer
+    return config.backend_section.data_parallel_sharding(layout.model_parallel > 1 or layout.pipeline_stage > 1,
+                                                         device_kind)
 
 
 def describe_ranks(layout: Layout, model: ModelConfig) -> list[dict[str, int | list[int]]]:

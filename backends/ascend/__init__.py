@@ -16,6 +16,7 @@ import numpy as np
 
 from backends.ascend import runtime
 from backends.ascend.checkpoint import load_checkpoint, save_checkpoint
+from mindcode.precision import Precision
 from mindcode.presets import ModelConfig
 
 
@@ -28,6 +29,16 @@ class AscendBackend:
 
     def visible_devices(self) -> tuple[str, int]:
         return "ASCEND_RT_VISIBLE_DEVICES", runtime.ascend_device_count()
+
+    def training_precision(self, config: Any, device: str) -> Precision:
+        from backends.ascend.precision import training_precision
+
+        return training_precision(config, device)
+
+    def inference_dtype(self, checkpoint_dtype: str, device: str) -> str:
+        from backends.ascend.precision import inference_dtype
+
+        return inference_dtype(checkpoint_dtype, device)
 
     def info(self) -> dict[str, Any]:
         return runtime.info()

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from mindcode.env import package_versions
+from mindcode.precision import Precision
 from mindcode.presets import ModelConfig
 
 
@@ -31,6 +32,16 @@ class GpuBackend:
         if visible is not None:
             return "CUDA_VISIBLE_DEVICES", len([d for d in visible.split(",") if d.strip()])
         return "CUDA_VISIBLE_DEVICES", len(list(Path("/dev").glob("nvidia[0-9]*")))
+
+    def training_precision(self, config: Any, device: str) -> Precision:
+        from backends.gpu.precision import training_precision
+
+        return training_precision(config, device)
+
+    def inference_dtype(self, checkpoint_dtype: str, device: str) -> str:
+        from backends.gpu.precision import inference_dtype
+
+        return inference_dtype(checkpoint_dtype, device)
 
     def info(self) -> dict[str, Any]:
         versions, missing = package_versions("torch", "transformers")
@@ -82,7 +93,6 @@ class GpuBackend:
         """``OUTPUT_DIR/parallel_layout.json``: the mesh, each rank's coordinates and layers, and how PyTorch's
         engines are applied (what ``backends/gpu/parallel.py`` builds for this layout on CUDA)."""
         from mindcode.parallel import TENSOR_PARALLEL, describe_ranks
-        from mindcode.precision import training_precision
 
         values = {
             "mesh": {"names": ["pp", "dp", "tp"],
@@ -92,7 +102,7 @@ class GpuBackend:
             "tensor_parallel": TENSOR_PARALLEL if layout.model_parallel > 1 else None,
             "pipeline_schedule": config.torch.pipeline_schedule if layout.pipeline_stage > 1 else None,
             "activation_checkpointing": config.torch.gradient_checkpointing,
-            "precision_on_cuda": vars(training_precision(config, "cuda")),
+            "precision_on_cuda": vars(self.training_precision(config, "cuda")),
             "ranks": describe_ranks(layout, config.model.shape()),
         }
         path = Path(output_dir) / "parallel_layout.json"

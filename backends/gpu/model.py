@@ -16,9 +16,9 @@ from typing import Any
 import torch
 import transformers
 
+from backends.gpu.precision import inference_dtype
 from mindcode.convert.safetensors_io import checkpoint_dtype
 from mindcode.errors import MindcodeError
-from mindcode.precision import inference_dtype
 from mindcode.presets import ModelConfig
 
 # DCP in one process (no process group) is the intended use here, not a mistake to warn about
@@ -66,7 +66,7 @@ def build_model(config: ModelConfig, checkpoint: str | Path | None, device: Any,
     if checkpoint is None:
         return causal_lm(config)(hf_config(config)).to(device).eval()
     check_checkpoint(config, checkpoint)
-    dtype = DTYPES[inference_dtype("gpu", checkpoint_dtype(checkpoint), device.type)]
+    dtype = DTYPES[inference_dtype(checkpoint_dtype(checkpoint), device.type)]
     if tensor_parallel > 1:
         from torch.distributed.device_mesh import init_device_mesh
 

@@ -27,12 +27,12 @@ from backends.gpu.lora import add_lora, set_adapter
 from backends.gpu.model import build_model, checkpoint_dtype, empty_model, materialize
 from backends.gpu.parallel import (apply_fsdp, apply_tensor_parallel, check_supported, decoder_layers, device_mesh,
                                    gradients_as_weights, local_device, pipeline_stage_module)
+from backends.gpu.precision import training_precision
 from backends.gpu.preference import preference_losses, sequence_logps
 from mindcode.config import TrainConfig, data_columns, learning_rate
 from mindcode.convert.lora import initial_adapter
 from mindcode.errors import MindcodeError
 from mindcode.parallel import check_model, data_parallel_sharding, resolve
-from mindcode.precision import training_precision
 from mindcode.train.preference import as_pairs, pair_rows
 
 

@@ -36,7 +36,8 @@ from typing import Any
 from mindcode.convert.hf_to_ms import expected_weights
 from mindcode.parallel import TENSOR_PARALLEL, Layout, check_model, data_parallel_sharding, resolve, stage_layers
 from mindcode.plan.devices import GIB, Device
-from mindcode.precision import BYTES, inference_dtype, training_precision
+from backends import get_backend
+from mindcode.precision import BYTES
 
 # predict's window when none is given: the longest a batch is sized for in practice (CodeLlama's training length,
 # MindFormers' predict card's seq_length); mindcode predict itself sizes each batch by its prompts
@@ -72,7 +73,7 @@ def rank_tensors(config: Any, layout: Layout, rank: int, shard: bool) -> list[di
     last = layout.pipeline_stage - 1
     layers = stage_layers(shape.num_layers, layout.pipeline_stage, coords.pipeline)
     lora = config.lora
-    qlora = config.backend == "gpu" and config.torch.load_in_4bit
+    qlora = config.backend_section.load_in_4bit
     tensors = []
     for name, dims in expected_weights(shape).items():
         if ".layers." in name and int(name.split(".")[2]) not in layers:
@@ -112,18 +113,12 @@ def _rows_per_micro(config: Any, layout: Layout) -> int:
     return max(1, per_rank // config.training.gradient_accumulation_steps // layout.micro_batch_num)
 
 
-def _recompute(config: Any) -> bool:
-    return config.torch.gradient_checkpointing if config.backend == "gpu" else config.mindformers.recompute
-
-
 def _flash(config: Any, device: Device) -> bool:
-    if config.backend == "gpu":
-        return device.kind == "cuda"  # SDPA's flash / memory-efficient kernels
-    return device.kind == "ascend" and bool(config.model.model_config.get("use_flash_attention", False))
+    return config.backend_section.flash_attention(device.kind, config.model.model_config)
 
 
 def train_terms(config: Any, layout: Layout, rank: int, device: Device) -> dict[str, Any]:
-    precision = training_precision(config, device.kind)
+    precision = get_backend(config.backend).training_precision(config, device.kind)
     shard_weights, shard_moments = data_parallel_sharding(config, layout, device.kind)
     sharded = rank_tensors(config, layout, rank, shard=True)
     whole = rank_tensors(config, layout, rank, shard=False)
@@ -172,7 +167,7 @@ def train_terms(config: Any, layout: Layout, rank: int, device: Device) -> dict[
     stages = layout.pipeline_stage
     if stages == 1:
         in_flight = 1
-    elif config.backend == "gpu" and config.torch.pipeline_schedule == "gpipe":
+    elif config.backend_section.pipeline_schedule == "gpipe":
         in_flight = layout.micro_batch_num
     else:
         in_flight = min(layout.micro_batch_num, stages - coords.pipeline)
@@ -183,7 +178,7 @@ def train_terms(config: Any, layout: Layout, rank: int, device: Device) -> dict[
     kept = h / (layout.model_parallel if layout.use_seq_parallel else 1) * compute
     full_acts = tokens * in_flight * layers * per_layer
     recomputed = tokens * (in_flight * layers * kept + per_layer)
-    terms["activations"] = recomputed if _recompute(config) else full_acts
+    terms["activations"] = recomputed if config.backend_section.recompute else full_acts
     if coords.pipeline == 0:
         terms["activations"] += tokens * in_flight * h * compute  # the embedding's output
     logits = 0.0
@@ -198,7 +193,7 @@ def train_terms(config: Any, layout: Layout, rank: int, device: Device) -> dict[
 
 def predict_terms(config: Any, layout: Layout, rank: int, device: Device, batch: int, length: int,
                   checkpoint_dtype: str) -> dict[str, Any]:
-    dtype = inference_dtype(config.backend, checkpoint_dtype, device.kind, config.model.model_config)
+    dtype = get_backend(config.backend).inference_dtype(checkpoint_dtype, device.kind)
     size = BYTES[dtype]
     shape = config.model.shape()
     tensors = rank_tensors(config, layout, rank, shard=False)
@@ -239,7 +234,7 @@ def load_terms(config: Any, layout: Layout, device: Device, weights: float, file
     full = {name: math.prod(dims) for name, dims in expected_weights(shape).items()}
     file_bytes, largest = sum(full.values()) * BYTES[file_dtype], max(full.values())
     local = min(layout.world_size, device.per_node)
-    precision = training_precision(config, device.kind)
+    precision = get_backend(config.backend).training_precision(config, device.kind)
     device_bytes = weights + largest * BYTES[precision.master]
     if config.backend == "gpu":
         host = local * largest * BYTES[file_dtype]
@@ -263,7 +258,7 @@ def plan(config: Any, device: Device, world_size: int | None = None, task: str =
     if task == "train":
         check_model(layout, config.model.shape(), config.model.seq_length, config.training.batch_size, where)
         per_rank = [train_terms(config, layout, r, device) for r in range(layout.world_size)]
-        precision = vars(training_precision(config, device.kind))
+        precision = vars(get_backend(config.backend).training_precision(config, device.kind))
     else:
         length = min(length or PREDICT_LENGTH, config.model.shape().max_position_embeddings)
         per_rank = [predict_terms(config, layout, r, device, batch, length, checkpoint_dtype)
