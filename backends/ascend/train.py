@@ -33,12 +33,8 @@ from mindcode.convert.lora import initial_adapter, peft_config
 from mindcode.errors import MindcodeError
 from mindcode.parallel import check_model, resolve
 from mindcode.train.once import make_once
+from mindcode.train.groups import decay_groups
 from mindcode.train.preference import as_pairs, pair_rows
-
-
-def decays(name: str, shape: tuple[int, ...]) -> bool:
-    """Weight decay on matrices only, as MindFormers groups parameters (no decay on 1-D norms and biases)."""
-    return len(shape) > 1 and not name.endswith(".bias")
 
 
 class Trainer:
@@ -125,8 +121,8 @@ class Trainer:
 
         t, s, o = self.config.training, self.config.schedule, self.config.optimizer
         params = self.model.trainable_params()
-        groups = [{"params": [p for p in params if decays(p.name, p.shape)], "weight_decay": o.weight_decay},
-                  {"params": [p for p in params if not decays(p.name, p.shape)], "weight_decay": 0.0}]
+        decayed, rest = decay_groups((p.name, p) for p in params)
+        groups = [{"params": decayed, "weight_decay": o.weight_decay}, {"params": rest, "weight_decay": 0.0}]
         groups = [g for g in groups if g["params"]]  # LoRA trains matrices only
         self.summary = {"parallel": self.layout.as_dict(), "semi_auto_parallel": self.semi_auto,
                         "overridden_settings": self.overridden,

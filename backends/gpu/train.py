@@ -33,6 +33,7 @@ from mindcode.config import TrainConfig, data_columns, learning_rate
 from mindcode.convert.lora import initial_adapter
 from mindcode.errors import MindcodeError
 from mindcode.parallel import check_model, data_parallel_sharding, resolve
+from mindcode.train.groups import decay_groups
 from mindcode.train.preference import as_pairs, pair_rows
 
 
@@ -73,8 +74,7 @@ class Trainer:
         torch.manual_seed(t.seed + self.coords.data)  # dropout: each data-parallel rank its own masks
         self.model = self._build(shape, device)
         named = [(n, p) for n, p in self._module().named_parameters() if p.requires_grad]  # LoRA: adapters only
-        decay = [p for n, p in named if p.ndim > 1 and not n.endswith(".bias")]
-        rest = [p for n, p in named if not (p.ndim > 1 and not n.endswith(".bias"))]
+        decay, rest = decay_groups(named)
         self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": o.weight_decay},
                                             {"params": rest, "weight_decay": 0.0}],
                                            lr=config.schedule.learning_rate, betas=tuple(o.betas), eps=o.eps,
