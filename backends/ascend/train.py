@@ -33,7 +33,7 @@ from mindcode.convert.lora import initial_adapter, peft_config
 from mindcode.errors import MindcodeError
 from mindcode.parallel import check_model, resolve
 from mindcode.train.once import make_once
-from mindcode.train.groups import decay_groups
+from mindcode.train.step_math import decay_groups, input_tokens
 from mindcode.train.preference import as_pairs, pair_rows
 
 
@@ -318,5 +318,5 @@ class _Steps:
 
     def __getitem__(self, i: int) -> tuple:
         arrays = self.batch_at(self.start + i)
-        self.tokens[self.start + i] = int((np.asarray(arrays[0])[:, :-1] != 0).sum())
+        self.tokens[self.start + i] = input_tokens(arrays[0])
         return tuple(np.asarray(a, dtype=np.float32 if k == 2 else np.int32) for k, a in enumerate(arrays))

@@ -33,7 +33,7 @@ from mindcode.config import TrainConfig, data_columns, learning_rate
 from mindcode.convert.lora import initial_adapter
 from mindcode.errors import MindcodeError
 from mindcode.parallel import check_model, data_parallel_sharding, resolve
-from mindcode.train.groups import decay_groups
+from mindcode.train.step_math import decay_groups, input_tokens
 from mindcode.train.preference import as_pairs, pair_rows
 
 
@@ -166,7 +166,7 @@ class Trainer:
             loss, extra = self._sft_backward(input_ids, labels), {}
         else:
             loss, extra = self._preference_backward(input_ids, labels, reference)
-        result = {**self._update(loss), **extra, "tokens": int((input_ids[:, :-1] != 0).sum())}
+        result = {**self._update(loss), **extra, "tokens": input_tokens(input_ids)}
         if torch.cuda.is_available():
             result["device_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
         return result
