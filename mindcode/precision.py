@@ -14,3 +14,4 @@ class Precision:
     master: str  # parameters as stored, and their gradients
     compute: str  # activations and the weight copies matrix products use
     moments: str  # AdamW's two moments
+    frozen: str  # parameters that do not train (LoRA's base), as stored

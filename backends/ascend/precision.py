@@ -17,9 +17,10 @@ MINDFORMERS_DEFAULTS = {"compute_dtype": "float16", "param_init_type": "float16"
 
 def training_precision(config: Any, device: str) -> Precision:
     if device == "cpu":
-        return Precision("float32", "float32", "float32")
+        return Precision("float32", "float32", "float32", "float32")
     values = {**MINDFORMERS_DEFAULTS, **config.model.model_config}
-    return Precision(str(values["param_init_type"]), str(values["compute_dtype"]), str(values["param_init_type"]))
+    stored = str(values["param_init_type"])  # MindFormers keeps frozen (LoRA base) parameters in it too
+    return Precision(stored, str(values["compute_dtype"]), stored, stored)
 
 
 def inference_dtype(checkpoint_dtype: str, device: str) -> str:

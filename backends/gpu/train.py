@@ -115,6 +115,10 @@ class Trainer:
                 model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             if lora is not None:
                 model = add_lora(model, lora)
+                frozen = getattr(torch, self.precision.frozen)
+                for param in model.parameters():  # on the meta device: the init is read straight into this dtype
+                    if not param.requires_grad:
+                        param.data = param.data.to(frozen)
             if layout.pipeline_stage > 1:
                 model = pipeline_stage_module(model, layout, self.coords.pipeline)
             if layout.model_parallel > 1:

@@ -128,7 +128,7 @@ def train_terms(config: Any, layout: Layout, rank: int, device: Device) -> dict[
     def weight_bytes(t: dict) -> float:
         if t["quantized"]:
             return t["numel"] * QUANTIZED_BYTES
-        return t["numel"] * master
+        return t["numel"] * (master if t["trainable"] else BYTES[precision.frozen])
 
     terms = {
         "weights": sum(weight_bytes(t) for t in held),
@@ -138,7 +138,6 @@ def train_terms(config: Any, layout: Layout, rank: int, device: Device) -> dict[
     }
     # compute copies
     full = {t["name"]: t["numel"] for t in whole}
-    matrices = sum(n for name, n in full.items() if name.endswith("_proj.weight"))
     terms["unsharded_gradients"] = 0.0
     if config.backend == "gpu" and shard_weights:
         stage_layers_ = {int(n.split(".")[2]) for n in full if ".layers." in n}
@@ -156,7 +155,10 @@ def train_terms(config: Any, layout: Layout, rank: int, device: Device) -> dict[
                 # gradient (in float32, its reduce dtype) from the first micro-batch's backward until then
                 terms["unsharded_gradients"] = sum(t["numel"] for t in whole if t["trainable"]) * 4
     elif precision.compute != precision.master:
-        terms["compute_copies"] = matrices * compute
+        # autocast's bf16 copies of the matrices stored in another dtype (a LoRA base stored in bf16 needs none)
+        stored = {t["name"]: precision.master if t["trainable"] else precision.frozen for t in whole}
+        terms["compute_copies"] = sum(n for name, n in full.items()
+                                      if name.endswith("_proj.weight") and stored[name] != precision.compute) * compute
     else:
         terms["compute_copies"] = 0.0
 

@@ -250,3 +250,22 @@ def test_the_plan_counts_fsdp2s_unsharded_gradients_between_micro_batches(work):
     measured = json.loads((run / "summary.json").read_text())["memory"]["measured_per_rank"]
     assert all(r["unsharded_gradients"] > 0 for r in measured)
     check_plan(run, TINY, args, 2)
+
+
+def test_a_lora_base_is_stored_in_bf16_under_fsdp2_and_the_plan_counts_it(work):
+    """torch.precision bf16 with LoRA: the frozen base lives in bf16 (half the bytes, half FSDP2's all-gather), the
+    adapters and their AdamW state in float32; every rank's real tensor bytes equal the plan's; the steps still
+    follow the float32 run closely (bf16 compute either way)."""
+    from mindcode.presets import PRESETS
+
+    args = overrides(work, "lora_bf16", "torch.distributed=fsdp", "torch.precision=bf16", steps=4)
+    run = launch(work, "lora_bf16", LORA, *args)
+    check_plan(run, LORA, args, 2)
+    measured = json.loads((run / "summary.json").read_text())["memory"]["measured_per_rank"]
+    shape, rank = PRESETS["tiny"], 8
+    adapters = shape.num_layers * rank * (2 * (64 + 64) + 2 * (64 + 32))  # q, o: 64->64; k, v: 64->32
+    assert sum(r["weights"] for r in measured) == 2 * shape.num_params() + 4 * adapters
+    assert sum(r["optimizer"] for r in measured) == 8 * adapters
+    reference = launch(work, "lora_bf16_fp32base", LORA, *overrides(work, "lora_bf16_fp32base", "torch.distributed=fsdp",
+                                                                      "torch.precision=fp32", steps=4))
+    assert worst(run, reference, "loss") < 2e-2  # bf16 compute against float32: close, not equal

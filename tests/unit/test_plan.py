@@ -118,7 +118,8 @@ def test_train_dry_run_writes_the_gpu_layout_and_plans_without_data_or_weights(t
     layout = json.loads((tmp_path / "parallel_layout.json").read_text())
     assert layout["mesh"] == {"names": ["pp", "dp", "tp"], "shape": [2, 1, 8]}
     assert layout["ranks"][8] == {"rank": 8, "pipeline": 1, "data": 0, "model": 0, "layers": [24, 47]}
-    assert layout["precision_on_cuda"] == {"master": "float32", "compute": "bfloat16", "moments": "float32"}
+    assert layout["precision_on_cuda"] == {"master": "float32", "compute": "bfloat16", "moments": "float32",
+                                           "frozen": "float32"}
     assert not list(tmp_path.glob("*.safetensors")) and not (tmp_path / "metrics.jsonl").exists()
 
 
