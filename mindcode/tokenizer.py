@@ -56,6 +56,9 @@ class SentencePieceTokenizer:
     def encode_prompt(self, text: str) -> list[int]:
         return [self.bos_id, *self.sp.encode(text)]
 
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        return self.sp.encode(texts, num_threads=-1)
+
     def decode(self, ids: list[int]) -> str:
         return self.sp.decode(ids)
 
@@ -106,6 +109,9 @@ class HFTokenizer:
 
     def encode_prompt(self, text: str) -> list[int]:
         return self.tk.encode(text, add_special_tokens=True).ids
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        return [e.ids for e in self.tk.encode_batch(texts, add_special_tokens=False)]
 
     def encode_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
         """Ids of ``text`` (no special tokens added) with each token's character span."""

@@ -24,6 +24,7 @@ from mindcode.data.io import utf8_lines, Record, RecordError, Rejects, expand_in
 from mindcode.data.templates import ConversationError, check_roles, render, render_fim
 from mindcode.data.tokenize import HF_TEMPLATE, Packer, Stats, chunk_text, fit, make_encoder, to_rows
 from mindcode.errors import MindcodeError
+from mindcode.tokenizer import load_tokenizer
 
 BATCH = 1024
 # What each --dataset_type writes: MindRecord columns, or one .npy file per column. A dpo row's two halves share the
@@ -132,7 +133,8 @@ def tokenize_dataset(dataset_type: str, input_glob: str, model_file: str, seq_le
     length = seq_length + 1
     if template == HF_TEMPLATE and dataset_type == "wiki":
         raise MindcodeError("--template hf is for conversations (qa, dpo); wiki text has no template")
-    encoder = make_encoder(model_file, template if dataset_type != "wiki" else "raw")
+    # wiki text needs only the tokenizer (sentencepiece or HF), conversations their template's encoder
+    encoder = load_tokenizer(model_file) if dataset_type == "wiki" else make_encoder(model_file, template)
     target = Path(output_file) if output_file else Path(torch_output) / "data"
     stats, rejects = Stats(), Rejects(on_error, output_path=target)
     columns = COLUMNS[dataset_type]
@@ -291,8 +293,10 @@ def _tokenize_qa(records, encoder, template, pack, length, stats, rejects, outpu
         outputs.write(input_ids=ids, labels=labels)
 
 
-def _tokenize_wiki(records, encoder, text_field, length, stats, rejects, outputs, bar) -> None:
-    sp = encoder.sp
+def _tokenize_wiki(records, tokenizer, text_field, length, stats, rejects, outputs, bar) -> None:
+    """MindFormers' pretraining rows: each text as BOS (where the tokenizer has one), its tokens, EOS; concatenated
+    and cut into ``length``-token rows."""
+    bos = [tokenizer.bos_id] if tokenizer.bos_id is not None else []
 
     def paragraphs() -> Iterator[list[int]]:
         while batch := list(islice(records, BATCH)):
@@ -304,9 +308,9 @@ def _tokenize_wiki(records, encoder, text_field, length, stats, rejects, outputs
                     rejects.handle(RecordError(record, text_field, "missing or empty text"))
                     continue
                 texts.append(value)
-            for ids in sp.encode(texts, num_threads=-1):
+            for ids in tokenizer.encode_batch(texts):
                 stats.samples += 1
-                yield [encoder.bos, *ids, encoder.eos]
+                yield [*bos, *ids, tokenizer.eos_id]
             bar.update(len(batch))
 
     rows = []

@@ -109,3 +109,17 @@ def test_data_inspect_shows_an_hf_rows_trained_spans_with_their_special_tokens(t
     shown = inspect(str(tmp_path / "npy"), str(hf))
     assert [(s["trained"], s["text"]) for s in shown["segments"]] == [
         (False, "<bos>user: add<eos><bos>assistant: "), (True, "return a + b<eos>")]
+
+
+def test_wiki_rows_and_repair_token_counts_take_an_hf_tokenizer(tmp_path):
+    from mindcode.data.build import tokenize_dataset
+    from mindcode.tokenizer import load_tokenizer
+
+    hf = tiny_hf_tokenizer(tmp_path / "hf")
+    tok = load_tokenizer(hf)
+    (tmp_path / "w.jsonl").write_text("".join(json.dumps({"text": CODE[:n]}) + "\n" for n in (20, 40, 60)))
+    tokenize_dataset("wiki", str(tmp_path / "w.jsonl"), str(hf), 15, torch_output=str(tmp_path / "npy"),
+                     progress=False)
+    rows = np.load(tmp_path / "npy" / "input_ids.npy")
+    stream = [t for n in (20, 40, 60) for t in (tok.bos_id, *tok.encode(CODE[:n]), tok.eos_id)]
+    assert rows.shape[1] == 16 and rows.reshape(-1).tolist() == stream[:rows.size]

@@ -84,18 +84,19 @@ def ir4_or2(buggy: str, fixed: str) -> tuple[str, str] | None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--form", choices=["ir4-or2", "fim"], default="ir4-or2")
     parser.add_argument("--max_tokens", type=int, help="skip rows whose input + output has more tokens")
-    parser.add_argument("--model_file", help="sentencepiece model for --max_tokens")
+    parser.add_argument("--model_file", help="the tokenizer --max_tokens counts with (a sentencepiece tokenizer.model, "
+                                             "an HF tokenizer.json, or a model directory)")
 
 
 def make(args: argparse.Namespace):
-    sp = None
+    tokenizer = None
     if args.max_tokens:
-        from mindcode.tokenizer import load_sentencepiece
+        from mindcode.tokenizer import load_tokenizer
 
         if not args.model_file:
             raise MindcodeError("--max_tokens counts tokens with the model's tokenizer: give --model_file "
                                 "(e.g. CodeLlama-7b-hf/tokenizer.model)")
-        sp = load_sentencepiece(args.model_file)
+        tokenizer = load_tokenizer(args.model_file)
     elif args.model_file:
         raise MindcodeError("--model_file is only used with --max_tokens")
     seen: set[bytes] = set()
@@ -128,7 +129,7 @@ def make(args: argparse.Namespace):
                 return []
             out = {**meta, "input": source, "output": target}
             text = source + target
-        if sp is not None and len(sp.encode(text)) > args.max_tokens:
+        if tokenizer is not None and len(tokenizer.encode(text)) > args.max_tokens:
             rejects.add(record, f"longer than {args.max_tokens} tokens")
             return []
         return [out]
