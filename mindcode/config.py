@@ -138,6 +138,11 @@ class MindFormersSection:
     def flash_attention(self, device_kind: str, model_config: dict[str, Any]) -> bool:
         return device_kind == "ascend" and bool(model_config.get("use_flash_attention", False))
 
+    def splits_logits(self, layout: Any, preference: bool) -> bool:
+        """Whether each rank holds only its vocabulary slice of the logits: MindFormers' head and its cross entropy
+        are split by vocabulary whenever ``vocab_emb_dp`` is false under model parallel."""
+        return layout.model_parallel > 1 and not layout.vocab_emb_dp
+
 
 @dataclass
 class TorchSection:
@@ -161,6 +166,12 @@ class TorchSection:
 
     def flash_attention(self, device_kind: str, model_config: dict[str, Any]) -> bool:
         return device_kind == "cuda"  # SDPA's flash / memory-efficient kernels
+
+    def splits_logits(self, layout: Any, preference: bool) -> bool:
+        """Whether each rank holds only its vocabulary slice of the logits: the head split by vocabulary
+        (``vocab_emb_dp: false`` under tensor parallel) with ``loss_parallel``'s cross entropy, for SFT without
+        pipeline stages; otherwise the head's output is gathered (preference losses read whole distributions)."""
+        return layout.model_parallel > 1 and not layout.vocab_emb_dp and layout.pipeline_stage == 1 and not preference
 
 
 # each backend's own section of a config and its type (every other section is shared by the twins)
@@ -189,7 +200,7 @@ class TrainConfig:
     @property
     def backend_section(self) -> TorchSection | MindFormersSection:
         """This backend's own section (``torch`` or ``mindformers``), which both answer alike: ``recompute``,
-        ``load_in_4bit``, ``pipeline_schedule``, ``data_parallel_sharding``, ``flash_attention``."""
+        ``load_in_4bit``, ``pipeline_schedule``, ``data_parallel_sharding``, ``flash_attention``, ``splits_logits``."""
         return getattr(self, BACKEND_SECTIONS[self.backend][0])
 
     @property

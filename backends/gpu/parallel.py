@@ -108,10 +108,12 @@ def gradients_as_weights(model: Any) -> None:
             param.grad = grad.redistribute(param.device_mesh, param.placements)
 
 
-def apply_tensor_parallel(model: Any, layout: Layout, tp_mesh: Any) -> None:
+def apply_tensor_parallel(model: Any, layout: Layout, tp_mesh: Any, vocab_parallel_loss: bool = False) -> None:
     """Column-wise q/k/v/gate/up, row-wise o/down; with ``use_seq_parallel`` the norms and residual stream are split
     along the sequence inside each stage, whose input and output stay the full sequence (so positions, masks and
-    pipeline sends are those of the unsplit model). ``vocab_emb_dp: false`` splits embedding and head by vocabulary."""
+    pipeline sends are those of the unsplit model). ``vocab_emb_dp: false`` splits embedding and head by vocabulary;
+    with ``vocab_parallel_loss`` the head's logits stay split by vocabulary (a DTensor) for ``loss_parallel``'s cross
+    entropy, instead of every rank gathering ``[rows, seq, vocab]``."""
     from torch.distributed.tensor import Replicate, Shard
     from torch.distributed.tensor.parallel import (ColwiseParallel, PrepareModuleInput, PrepareModuleInputOutput,
                                                    PrepareModuleOutput, RowwiseParallel, SequenceParallel,
@@ -124,8 +126,10 @@ def apply_tensor_parallel(model: Any, layout: Layout, tp_mesh: Any) -> None:
                                                                         output_layouts=Replicate()))
     if top.lm_head is not None:
         if not layout.vocab_emb_dp:
+            split = {"output_layouts": Shard(-1), "use_local_output": False} if vocab_parallel_loss else \
+                {"output_layouts": Replicate()}
             parallelize_module(top.lm_head, tp_mesh, ColwiseParallel(input_layouts=Shard(1) if sp else Replicate(),
-                                                                     output_layouts=Replicate()))
+                                                                     **split))
         elif sp:
             parallelize_module(top.lm_head, tp_mesh, PrepareModuleInput(input_layouts=(Shard(1),),
                                                                         desired_input_layouts=(Replicate(),),

@@ -41,6 +41,12 @@ def _pairs(values: Any) -> np.ndarray:
     return as_pairs(values.float().cpu().numpy())
 
 
+def _local(tensor: Any) -> Any:
+    from torch.distributed.tensor import DTensor
+
+    return tensor.to_local() if isinstance(tensor, DTensor) else tensor
+
+
 def token_loss_sum(logits: Any, targets: Any) -> Any:
     """Summed next-token cross entropy over the trained targets (``-100`` elsewhere), in float32."""
     return torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=-100,
@@ -70,6 +76,8 @@ class Trainer:
         self.mesh = device_mesh(layout, device)
         self.fsdp = data_parallel_sharding(config, layout, device.type)[0]  # the rule mindcode plan follows
         self.precision = training_precision(config, device.type)
+        self.vocab_parallel_loss = config.torch.splits_logits(layout, config.preference_stage)
+        self._local_vocab: int | None = None  # the logits' last dimension on this rank, seen at the first step
         self.init_dtype = checkpoint_dtype(t.init)
         torch.manual_seed(t.seed + self.coords.data)  # dropout: each data-parallel rank its own masks
         self.model = self._build(shape, device)
@@ -122,7 +130,7 @@ class Trainer:
             if layout.pipeline_stage > 1:
                 model = pipeline_stage_module(model, layout, self.coords.pipeline)
             if layout.model_parallel > 1:
-                apply_tensor_parallel(model, layout, self.mesh["tp"])
+                apply_tensor_parallel(model, layout, self.mesh["tp"], vocab_parallel_loss=self.vocab_parallel_loss)
             if self.fsdp:
                 apply_fsdp(model, self.mesh["dp"], self.precision.compute, layout.pipeline_stage > 1)
             materialize(model, device, t.init)
@@ -161,6 +169,8 @@ class Trainer:
             m = self.step(*arrays)
             on_step(step, m, time.perf_counter() - tick)
         self.summary["precision"] = self.precision_report()
+        # the head's output each rank held: the vocabulary slice under loss_parallel, else the whole vocabulary
+        self.summary["logits"] = {"vocab_parallel_loss": self.vocab_parallel_loss, "local_vocab": self._local_vocab}
 
     def step(self, input_ids: np.ndarray, labels: np.ndarray, reference: np.ndarray | None = None) -> dict[str, Any]:
         self.model.train()
@@ -237,10 +247,20 @@ class Trainer:
                     continue
                 with self._autocast():
                     logits = self.model(input_ids=ids[:, :-1]).logits
-                part = token_loss_sum(logits, lab[:, 1:]) * self._loss_scale
-                part.backward()
+                with self._loss_parallel():  # the cross entropy and its backward over vocabulary shards
+                    part = token_loss_sum(logits, lab[:, 1:]) * self._loss_scale
+                    part.backward()
+                if self._local_vocab is None:
+                    self._local_vocab = _local(logits).shape[-1]
                 loss = loss + part.detach()
         return self._sum(self._sum(float(loss) / dp, "dp"), "pp")
+
+    def _loss_parallel(self) -> Any:
+        if not self.vocab_parallel_loss:
+            return contextlib.nullcontext()
+        from torch.distributed.tensor.parallel import loss_parallel
+
+        return loss_parallel()
 
     def _pipeline_backward(self, ids: Any, lab: Any) -> float:
         """One pass of the pipeline schedule (forward and backward of every micro-batch); the loss is seen by the

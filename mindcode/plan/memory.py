@@ -185,7 +185,8 @@ def train_terms(config: Any, layout: Layout, rank: int, device: Device) -> dict[
         terms["activations"] += tokens * in_flight * h * compute  # the embedding's output
     logits = 0.0
     if coords.pipeline == stages - 1:
-        vocab = shape.vocab_size / (1 if layout.vocab_emb_dp else layout.model_parallel)
+        split = config.backend_section.splits_logits(layout, config.preference_stage)
+        vocab = shape.vocab_size / (layout.model_parallel if split else 1)
         logits = tokens * vocab * (compute + 4 + 4) + tokens * 2 * h * compute
     terms["logits"] = logits
     terms["runtime"] = device.reserved

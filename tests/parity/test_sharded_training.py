@@ -122,6 +122,11 @@ def test_two_processes_take_the_single_process_steps(work, single, layout):
     assert summary["parallel"]["data_parallel"] * summary["parallel"]["model_parallel"] * \
         summary["parallel"]["pipeline_stage"] == (4 if "4 processes" in layout else 2)
     assert summary["optimizer_groups"] == expected["optimizer_groups"]  # weight decay on the same tensors
+    # the head split by vocabulary keeps its logits split: loss_parallel's cross entropy, no [rows, seq, vocab] gather
+    # (a pipeline's logits live inside its schedule: not observed there)
+    split = "vocab" in layout
+    local = None if "pipeline" in layout else 1024 // (2 if split else 1)
+    assert summary["logits"] == {"vocab_parallel_loss": split, "local_vocab": local}
     got, reference = weights(run / "final"), weights(single / "final")
     assert set(got) == set(reference)
     err = max(relative_error(got[k], reference[k]) for k in reference)
