@@ -127,6 +127,7 @@ class MindFormersSection:
     # What the planner and the trainers ask of either backend's section (the same names on TorchSection)
     load_in_4bit = False  # no QLoRA on ascend
     pipeline_schedule = "1f1b"  # MindFormers' pipeline
+    pipeline_receive_buffers = False  # MindSpore's graph-mode pipeline: its send/receive buffers are not modelled
 
     def data_parallel_sharding(self, semi_auto: bool, device_kind: str) -> tuple[bool, bool]:
         """(weights and gradients, AdamW moments) sharded over data parallel: MindFormers' parallel optimizer shards
@@ -154,6 +155,8 @@ class TorchSection:
     gradient_checkpointing: bool = False  # activation checkpointing per decoder layer
     compile: bool = False
     pipeline_schedule: str = "1f1b"  # 1f1b | gpipe (with parallel_config.pipeline_stage > 1)
+
+    pipeline_receive_buffers = True  # torch's PipelineStage allocates one per micro-batch up front
 
     @property
     def recompute(self) -> bool:

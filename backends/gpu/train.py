@@ -358,6 +358,11 @@ class Trainer:
                 "gradients": nbytes(p.grad for p in params if p.grad is not None), "optimizer": nbytes(moments)}
         if self._unsharded is not None:
             mine["unsharded_gradients"] = self._unsharded
+        if self.schedule is not None:  # torch's PipelineStage: a receive buffer per micro-batch, made up front
+            stage = self.schedule._stage
+            buffers = [info.buffer for infos in (*stage.args_recv_info.values(), *stage.grad_recv_info.values())
+                       for info in infos if info.buffer is not None]
+            mine["pipeline_buffers"] = nbytes(buffers)
         if torch.cuda.is_available():
             mine["cuda_max_allocated"] = torch.cuda.max_memory_allocated()
         ranks = [mine]

@@ -113,6 +113,12 @@ def _rows_per_micro(config: Any, layout: Layout) -> int:
     return max(1, per_rank // config.training.gradient_accumulation_steps // layout.micro_batch_num)
 
 
+def _stream_dtype(precision: Any, shard_weights: bool) -> str:
+    """The residual stream's dtype between stages: the compute dtype when the weights themselves are cast (FSDP2's
+    mixed precision), else the master weights' (autocast casts matrix products, the residual sum stays float32)."""
+    return precision.compute if shard_weights else precision.master
+
+
 def _flash(config: Any, device: Device) -> bool:
     return config.backend_section.flash_attention(device.kind, config.model.model_config)
 
@@ -183,6 +189,12 @@ def train_terms(config: Any, layout: Layout, rank: int, device: Device) -> dict[
     terms["activations"] = recomputed if config.backend_section.recompute else full_acts
     if coords.pipeline == 0:
         terms["activations"] += tokens * in_flight * h * compute  # the embedding's output
+    terms["pipeline_buffers"] = 0.0
+    if stages > 1 and config.backend_section.pipeline_receive_buffers:
+        # a receive buffer for every micro-batch, allocated up front: activations on every stage but the first,
+        # their gradients on every stage but the last (torch's PipelineStage; measured equal on gloo)
+        sides = (coords.pipeline > 0) + (coords.pipeline < stages - 1)
+        terms["pipeline_buffers"] = sides * layout.micro_batch_num * tokens * h * BYTES[_stream_dtype(precision, shard_weights)]
     logits = 0.0
     if coords.pipeline == stages - 1:
         split = config.backend_section.splits_logits(layout, config.preference_stage)
@@ -227,6 +239,7 @@ ADVICE = {
                    "training.gradient_accumulation_steps)",
     "logits": "fewer rows per micro-batch, or parallel_config.vocab_emb_dp=false to split the head by vocabulary",
     "kv_cache": "a smaller --batch_size or --max_length, or a larger parallel_config.model_parallel",
+    "pipeline_buffers": "fewer parallel_config.micro_batch_num or rows per micro-batch (a receive buffer each)",
     "runtime": "a device with more memory",
 }
 

@@ -85,6 +85,8 @@ def check_plan(run: Path, config: str, args: list[str], world: int) -> None:
             {k: terms[k] for k in ("weights", "gradients", "optimizer")}, rank
         if "unsharded_gradients" in rank:  # FSDP2 with accumulation: what it holds between micro-batches
             assert rank["unsharded_gradients"] == terms["unsharded_gradients"] > 0, rank
+        if "pipeline_buffers" in rank:  # the pipeline stage's receive buffers, one per micro-batch
+            assert rank["pipeline_buffers"] == terms["pipeline_buffers"] > 0, rank
 
 
 def weights(directory: Path) -> dict[str, np.ndarray]:
@@ -235,7 +237,9 @@ def test_bf16_is_what_every_layout_computes_in_and_the_summary_says_so(work):
     decoder layers really compute in bf16 (observed with a hook), with float32 master weights; fp32 stays fp32."""
     args = overrides(work, "bf16_pp2", "torch.precision=bf16", "parallel_config.pipeline_stage=2",
                      "parallel_config.micro_batch_num=2", steps=2)
-    report = precision_of(launch(work, "bf16_pp2", TINY, *args))
+    run = launch(work, "bf16_pp2", TINY, *args)
+    check_plan(run, TINY, args, 2)  # the stages' receive buffers in the residual stream's dtype (float32 here)
+    report = precision_of(run)
     assert report["compute"] == "bfloat16" and [r["rank"] for r in report["per_rank"]] == [0, 1]
     assert {(r["activations"], r["master_weights"]) for r in report["per_rank"]} == {("bfloat16", "float32")}
     one = train(load_config(ROOT / TINY, overrides(work, "bf16_one", "torch.precision=bf16", steps=2)),
@@ -244,6 +248,14 @@ def test_bf16_is_what_every_layout_computes_in_and_the_summary_says_so(work):
         {"rank": 0, "activations": "bfloat16", "master_weights": "float32", "gradient_reduce": None}]
     fp32 = train(load_config(ROOT / TINY, overrides(work, "fp32_one", steps=2)), progress=False)
     assert precision_of(Path(fp32["output_dir"]))["per_rank"][0]["activations"] == "float32"
+
+
+def test_the_plan_counts_a_pipeline_under_fsdp2_in_bf16(work):
+    """pp2 x FSDP2 over 4 processes in bf16: the receive buffers in FSDP2's compute dtype, per stage as planned."""
+    args = overrides(work, "pp_fsdp_bf16", "torch.precision=bf16", "torch.distributed=fsdp",
+                     "parallel_config.pipeline_stage=2", "parallel_config.micro_batch_num=2", steps=2)
+    run = launch(work, "pp_fsdp_bf16", TINY, *args, nproc=4)
+    check_plan(run, TINY, args, 4)
 
 
 def test_the_plan_counts_fsdp2s_unsharded_gradients_between_micro_batches(work):
