@@ -107,7 +107,9 @@ def _per_token_layer(config: Any, layout: Layout, flash: bool, seq: int) -> floa
 
 
 def _rows_per_micro(config: Any, layout: Layout) -> int:
-    per_rank = config.training.batch_size // layout.data_parallel
+    """Sequences one forward holds: a preference batch of ``b`` pairs is ``2b`` rows (each chosen answer and its
+    rejected one, ``mindcode.train.preference.pair_rows``)."""
+    per_rank = config.training.batch_size // layout.data_parallel * (2 if config.preference_stage else 1)
     if config.backend == "ascend" and layout.model_parallel == layout.pipeline_stage == 1:
         return per_rank  # data-parallel mode: one graph differentiates all of the rank's micro-batches at once
     return max(1, per_rank // config.training.gradient_accumulation_steps // layout.micro_batch_num)

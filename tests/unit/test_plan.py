@@ -173,3 +173,12 @@ def test_predict_and_serve_consult_the_plan_before_loading(monkeypatch):
                                             r"--max_length 4096\)$"):
         check_predict_fits(path, "ascend", 1, 8, 0)
     check_predict_fits(path, "ascend", 4, 8, 0)
+
+
+def test_a_preference_batch_is_two_rows_a_pair():
+    """DPO's b pairs are 2b sequences through the model (each chosen answer and its rejected one)."""
+    loaded = config("codellama_7b_dpo")
+    dpo = plan(loaded, get_device("h100-80g", "gpu"))
+    t, layout = loaded.training, loaded.parallel_config
+    pairs = t.batch_size // layout.data_parallel // t.gradient_accumulation_steps
+    assert dpo["rank_shapes"][0]["micro_batch_rows"] == 2 * pairs
