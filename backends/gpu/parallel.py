@@ -194,9 +194,6 @@ def check_supported(layout: Layout, torch_section: Any, lora: bool, preference: 
                             "shard LoRA runs over data_parallel with torch.distributed: fsdp")
     if layout.pipeline_stage > 1 and preference:
         raise MindcodeError("stage dpo/simpo with parallel_config.pipeline_stage > 1 is not supported on gpu")
-    if torch_section.compile and layout.pipeline_stage > 1:
-        raise MindcodeError("torch.compile with parallel_config.pipeline_stage > 1 is not supported on gpu (the "
-                            "pipeline schedule runs the stage module itself)")
     if torch_section.load_in_4bit and (layout.model_parallel > 1 or layout.pipeline_stage > 1
                                        or torch_section.distributed == "fsdp"):
         raise MindcodeError("torch.load_in_4bit (QLoRA) runs with data parallelism by ddp only")

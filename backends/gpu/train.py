@@ -98,8 +98,6 @@ class Trainer:
         self._unsharded: int | None = None  # FSDP2's unsharded gradients between micro-batches, measured once
         self._hooks = [layer.mlp.register_forward_hook(self._observe) for layer in decoder_layers(self._module())]
         self.schedule = self._pipeline(device) if layout.pipeline_stage > 1 else None
-        if config.torch.compile:
-            self.model = torch.compile(self.model)
         folder = Path(config.data.npy)
         names = data_columns(config, {p.stem for p in folder.glob("*.npy")})
         self.columns = [np.load(folder / f"{c}.npy", mmap_mode="r") for c in names]
@@ -131,6 +129,9 @@ class Trainer:
                 model = pipeline_stage_module(model, layout, self.coords.pipeline)
             if layout.model_parallel > 1:
                 apply_tensor_parallel(model, layout, self.mesh["tp"], vocab_parallel_loss=self.vocab_parallel_loss)
+            if config.torch.compile:  # each decoder layer on its own (torchtitan's way): one graph serves every
+                for layer in decoder_layers(model):  # layer, inside FSDP2's per-layer units and pipeline stages
+                    layer.compile()
             if self.fsdp:
                 apply_fsdp(model, self.mesh["dp"], self.precision.compute, layout.pipeline_stage > 1)
             materialize(model, device, t.init)

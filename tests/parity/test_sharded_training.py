@@ -106,6 +106,7 @@ LAYOUTS = {
     "pipeline-1f1b": ["parallel_config.pipeline_stage=2", "parallel_config.micro_batch_num=2"],
     "pipeline-gpipe": ["parallel_config.pipeline_stage=2", "parallel_config.micro_batch_num=4",
                        "torch.pipeline_schedule=gpipe"],
+    "pipeline+compile": ["parallel_config.pipeline_stage=2", "parallel_config.micro_batch_num=2", "torch.compile=true"],
     "fsdp2+tensor (2-D mesh, 4 processes)": ["parallel_config.model_parallel=2", "torch.distributed=fsdp"],
 }
 

@@ -163,3 +163,24 @@ def test_data_parallel_under_msrun_equals_one_worker(run_inputs):
     assert len(got) == 6 and worst <= 1e-5, f"{worst:.2e}"
     # the HF init was converted once for the node, not once per rank
     assert sorted(p.name for p in (run_inputs / "msdp2" / "ascend" / "init").glob("*.ckpt")) == ["model.ckpt"]
+
+
+def test_torch_compile_compiles_each_decoder_layer_and_changes_no_number(run_inputs):
+    """`torch.compile: true` on gpu compiles every decoder layer on its own (one graph for all of them; FSDP2's units
+    and pipeline stages keep working), and the steps equal eager mode's."""
+    from backends.gpu.parallel import decoder_layers
+    from backends.gpu.train import Trainer
+
+    runs = {}
+    for compiled in (False, True):
+        name = f"compile_{compiled}"
+        config = load_config(ROOT / "configs/gpu/tiny_cpu.yaml",
+                             overrides(run_inputs, "gpu", name, **{"training.max_steps": 4, "torch.compile": compiled}))
+        train(config, progress=False)
+        runs[compiled] = losses(run_inputs / name / "gpu")
+    assert max(abs(a - b) / abs(b) for a, b in zip(runs[True], runs[False])) <= 1e-5
+    trainer = Trainer(load_config(ROOT / "configs/gpu/tiny_cpu.yaml",
+                                  overrides(run_inputs, "gpu", "compile_units", **{"torch.compile": True})))
+    layers = list(decoder_layers(trainer.model))
+    assert layers and all(layer._compiled_call_impl is not None for layer in layers)
+    assert trainer.model._compiled_call_impl is None  # the layers, not the whole model
