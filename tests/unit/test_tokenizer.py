@@ -75,15 +75,23 @@ def test_load_tokenizer_takes_a_model_file_a_tokenizer_json_or_a_directory(tmp_p
         load_tokenizer(tmp_path / "bad.json")
 
 
-def test_template_hf_trains_the_assistant_turns_and_fastchat_needs_sentencepiece(tmp_path):
+def tokenized_with_template_hf(tmp_path):
+    """One conversation tokenized with the tiny HF tokenizer's chat template into tmp_path/npy."""
     from mindcode.data.build import tokenize_dataset
-    from mindcode.tokenizer import load_tokenizer
 
     hf = tiny_hf_tokenizer(tmp_path / "hf")
     rows = [{"messages": [{"role": "user", "content": "add"}, {"role": "assistant", "content": "return a + b"}]}]
     (tmp_path / "c.json").write_text(json.dumps(rows))
     tokenize_dataset("qa", str(tmp_path / "c.json"), str(hf), 64, torch_output=str(tmp_path / "npy"), template="hf",
                      progress=False)
+    return hf
+
+
+def test_template_hf_trains_the_assistant_turns_and_fastchat_needs_sentencepiece(tmp_path):
+    from mindcode.data.build import tokenize_dataset
+    from mindcode.tokenizer import load_tokenizer
+
+    hf = tokenized_with_template_hf(tmp_path)
     tok = load_tokenizer(hf)
     ids, labels = np.load(tmp_path / "npy" / "input_ids.npy")[0], np.load(tmp_path / "npy" / "labels.npy")[0]
     text = "<bos>user: add<eos>"
@@ -98,14 +106,9 @@ def test_template_hf_trains_the_assistant_turns_and_fastchat_needs_sentencepiece
 
 
 def test_data_inspect_shows_an_hf_rows_trained_spans_with_their_special_tokens(tmp_path):
-    from mindcode.data.build import tokenize_dataset
     from mindcode.data.checks import inspect
 
-    hf = tiny_hf_tokenizer(tmp_path / "hf")
-    rows = [{"messages": [{"role": "user", "content": "add"}, {"role": "assistant", "content": "return a + b"}]}]
-    (tmp_path / "c.json").write_text(json.dumps(rows))
-    tokenize_dataset("qa", str(tmp_path / "c.json"), str(hf), 64, torch_output=str(tmp_path / "npy"), template="hf",
-                     progress=False)
+    hf = tokenized_with_template_hf(tmp_path)
     shown = inspect(str(tmp_path / "npy"), str(hf))
     assert [(s["trained"], s["text"]) for s in shown["segments"]] == [
         (False, "<bos>user: add<eos><bos>assistant: "), (True, "return a + b<eos>")]
