@@ -221,7 +221,8 @@ def lookup(job: dict, key: str):
 
 
 @pytest.mark.parametrize("job_name, section, least", [("codellama_34b_finetune_16p", "## Training", 70),
-                                                      ("qwen2_5_coder_7b_finetune", "## Qwen2.5-Coder-7B", 40)])
+                                                      ("qwen2_5_coder_7b_finetune", "## Qwen2.5-Coder-7B", 40),
+                                                      ("deepseek_coder_6_7b_finetune", "## DeepSeek-Coder-6.7B", 25)])
 def test_the_conformance_table_is_what_mindcode_writes(tmp_path, job_name, section, least):
     job = dry_run(job_name, tmp_path)
     rows = conformance_rows(section)
