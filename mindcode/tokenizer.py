@@ -49,6 +49,7 @@ class SentencePieceTokenizer:
         self.sp = load_sentencepiece(path)
         self.vocab_size = self.sp.get_piece_size()
         self.bos_id, self.eos_id = self.sp.bos_id(), self.sp.eos_id()
+        self.stop_ids = [self.eos_id]
 
     def encode(self, text: str) -> list[int]:
         return self.sp.encode(text)
@@ -69,9 +70,9 @@ class SentencePieceTokenizer:
 class HFTokenizer:
     """An HF fast tokenizer (``tokenizer.json``) read with ``tokenizers``, as transformers' fast tokenizer uses it:
     ``encode_prompt`` applies the file's post-processor (BOS where it adds one), ``decode`` skips special tokens
-    and cleans up spaces when ``tokenizer_config.json`` says so. Generation stops at ``generation_config.json``'s
-    ``eos_token_id`` where the directory has one (what transformers' ``generate`` stops at), else the tokenizer's
-    EOS."""
+    and cleans up spaces when ``tokenizer_config.json`` says so. ``eos_id`` is the tokenizer's EOS (what ends a
+    text row); generation stops at any of ``stop_ids``: ``generation_config.json``'s ``eos_token_id`` (one id or a
+    list, what transformers' ``generate`` stops at) where the directory has one, else the tokenizer's EOS."""
 
     kind = "hf"
 
@@ -94,12 +95,16 @@ class HFTokenizer:
         self.clean_up = bool(config.get("clean_up_tokenization_spaces", False))
         self.vocab_size = self.tk.get_vocab_size(with_added_tokens=True)
         self.bos_id = self._id(self.special_tokens.get("bos_token"))
+        self.eos_id = self._id(self.special_tokens.get("eos_token"))
         stop = _json(folder / "generation_config.json").get("eos_token_id")
-        stop = stop[0] if isinstance(stop, list) and stop else stop
-        self.eos_id = stop if isinstance(stop, int) else self._id(self.special_tokens.get("eos_token"))
-        if self.eos_id is None:
+        stop = [stop] if isinstance(stop, int) else stop
+        self.stop_ids = [int(t) for t in stop] if isinstance(stop, list) and stop else \
+            [self.eos_id] if self.eos_id is not None else []
+        if not self.stop_ids:
             raise MindcodeError(f"{folder}: the tokenizer names no eos_token (tokenizer_config.json) and there is no "
                                 f"generation_config.json eos_token_id")
+        if self.eos_id is None:  # text rows (wiki) end with the tokenizer's EOS; the generation one stands in
+            self.eos_id = self.stop_ids[0]
 
     def _id(self, token: str | None) -> int | None:
         return None if token is None else self.tk.token_to_id(token)
@@ -136,16 +141,24 @@ class HFTokenizer:
 Tokenizer = SentencePieceTokenizer | HFTokenizer
 
 
+def tokenizer_file(directory: Path) -> Path | None:
+    """The tokenizer an HF model directory carries: ``tokenizer.model`` (sentencepiece: CodeLlama's own, which the
+    FastChat templates need) before ``tokenizer.json`` (an HF tokenizer); None when it has neither."""
+    for name in ("tokenizer.model", "tokenizer.json"):
+        if (directory / name).is_file():
+            return directory / name
+    return None
+
+
 def load_tokenizer(path: str | Path) -> Tokenizer:
-    """A sentencepiece ``.model`` file, an HF ``tokenizer.json``, or a directory with either (``tokenizer.json``
-    first, as transformers prefers the fast tokenizer)."""
+    """A sentencepiece ``.model`` file, an HF ``tokenizer.json``, or a model directory with either
+    (``tokenizer_file``; the directory of an HF tokenizer also brings its config and chat template)."""
     path = Path(path)
     if path.is_dir():
-        if (path / "tokenizer.json").is_file():
-            return HFTokenizer(path)
-        if (path / "tokenizer.model").is_file():
-            return SentencePieceTokenizer(path / "tokenizer.model")
-        raise MindcodeError(f"{path}: no tokenizer.json or tokenizer.model in this directory")
+        found = tokenizer_file(path)
+        if found is None:
+            raise MindcodeError(f"{path}: no tokenizer.json or tokenizer.model in this directory")
+        return SentencePieceTokenizer(found) if found.suffix == ".model" else HFTokenizer(path)
     if path.suffix == ".json":
         if not path.is_file():
             raise MindcodeError(f"{path}: no such tokenizer file")

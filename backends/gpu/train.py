@@ -41,6 +41,13 @@ def _pairs(values: Any) -> np.ndarray:
     return as_pairs(values.float().cpu().numpy())
 
 
+def compile_layers(model: Any) -> None:
+    """``torch.compile`` each decoder layer on its own (torchtitan's way): one graph serves every layer, inside
+    FSDP2's per-layer units and pipeline stages."""
+    for layer in decoder_layers(model):
+        layer.compile()
+
+
 def _local(tensor: Any) -> Any:
     from torch.distributed.tensor import DTensor
 
@@ -115,6 +122,8 @@ class Trainer:
                 model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             model = add_lora(model, lora)
             set_adapter(model, adapter)
+            if config.torch.compile:
+                compile_layers(model)
         else:
             model = empty_model(shape)
             if config.torch.gradient_checkpointing:
@@ -129,9 +138,8 @@ class Trainer:
                 model = pipeline_stage_module(model, layout, self.coords.pipeline)
             if layout.model_parallel > 1:
                 apply_tensor_parallel(model, layout, self.mesh["tp"], vocab_parallel_loss=self.vocab_parallel_loss)
-            if config.torch.compile:  # each decoder layer on its own (torchtitan's way): one graph serves every
-                for layer in decoder_layers(model):  # layer, inside FSDP2's per-layer units and pipeline stages
-                    layer.compile()
+            if config.torch.compile:
+                compile_layers(model)
             if self.fsdp:
                 apply_fsdp(model, self.mesh["dp"], self.precision.compute, layout.pipeline_stage > 1)
             materialize(model, device, t.init)
@@ -399,7 +407,7 @@ class Trainer:
         return float(tensor.item())
 
     def _module(self) -> Any:
-        return getattr(self.model, "module", getattr(self.model, "_orig_mod", self.model))
+        return getattr(self.model, "module", self.model)  # DDP wraps the model; FSDP2 and compile do not
 
     def save(self, directory: Path) -> None:
         """Every rank writes its shards of the trained weights and AdamW state (``torch.distributed.checkpoint``;

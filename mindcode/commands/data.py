@@ -49,8 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub.add_argument("--dataset_type", choices=list(COLUMNS), required=True,
                      help="qa: conversations; wiki: plain text; dpo: {prompt, chosen, rejected} pairs")
     sub.add_argument("--input_glob", required=True, help="input file or glob (.json, .jsonl, .csv, .parquet, .txt)")
-    sub.add_argument("--model_file", required=True, help="sentencepiece tokenizer.model; with --template hf an HF "
-                                                         "tokenizer.json or model directory")
+    sub.add_argument("--model_file", required=True,
+                     help="a sentencepiece tokenizer.model (FastChat templates), an HF tokenizer.json or a model "
+                          "directory (--template hf; wiki rows take either)")
     sub.add_argument("--seq_length", type=int, required=True, help="rows hold seq_length + 1 tokens")
     sub.add_argument("--output_file", help="MindRecord file to write (MindFormers)")
     sub.add_argument("--torch_output", help="folder for input_ids.npy / labels.npy (PyTorch)")
@@ -66,7 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     sub = steps.add_parser("inspect", help="decode one tokenized row with its trained spans marked")
     sub.add_argument("--input", required=True, help="a MindRecord file or a folder with input_ids.npy")
-    sub.add_argument("--model_file", required=True)
+    sub.add_argument("--model_file", required=True, help="the tokenizer the rows were made with (tokenizer.model, "
+                                                         "tokenizer.json or a model directory)")
     sub.add_argument("--index", type=int, default=0)
     sub.add_argument("--half", choices=["chosen", "rejected"], default="chosen", help="preference data: which answer")
     for sub in steps.choices.values():

@@ -21,7 +21,8 @@ from mindcode.errors import MindcodeError
 from mindcode.eval import pack
 from mindcode.eval.languages import LANGUAGES
 from mindcode.predict.decode import GenerationConfig
-from mindcode.predict.run import HUMANEVAL_STOP, Generator, predict_rows
+from mindcode.predict.run import AUTO_TEMPLATE, HUMANEVAL_STOP, Generator, predict_rows
+from mindcode.tokenizer import tokenizer_file
 
 HELP = "generate completions (greedy, sampling, beam search) on either backend; 'humaneval' for samples"
 
@@ -58,8 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--chat", action="store_true", help="inputs carry messages, rendered with --template")
-    parser.add_argument("--template", default="llama-2", help="--chat's template: a FastChat name (default: "
-                        "CodeLlama-Instruct's llama-2), or hf: the tokenizer's own chat_template")
+    parser.add_argument("--template", default=AUTO_TEMPLATE,
+                        help="--chat's template: a FastChat name, hf (the tokenizer's own chat_template), or auto "
+                             "(default: llama-2, CodeLlama-Instruct's, with a sentencepiece tokenizer; hf with an HF one)")
     parser.add_argument("--max_length", type=int, default=0,
                         help="prompt + new tokens the model is built for (default: each batch's longest prompt + "
                              "--max_new_tokens, rounded up to a power of two, at least 256)")
@@ -79,8 +81,7 @@ TOKENIZER_HELP = ("a sentencepiece tokenizer.model, an HF tokenizer.json, or a d
 def check_tokenizer(args: argparse.Namespace) -> None:
     """Without --tokenizer the checkpoint must be an HF directory that carries its tokenizer."""
     path = Path(args.checkpoint)
-    if not args.tokenizer and not (path.is_dir() and any((path / f).is_file() for f in ("tokenizer.json",
-                                                                                          "tokenizer.model"))):
+    if not args.tokenizer and not (path.is_dir() and tokenizer_file(path)):
         raise MindcodeError(f"{path}: no tokenizer.json or tokenizer.model there; give --tokenizer")
 
 

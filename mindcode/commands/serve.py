@@ -10,7 +10,7 @@ import os
 from typing import Any
 
 from mindcode.commands.predict import TOKENIZER_HELP, check_predict_fits, check_tokenizer, chosen_backend
-from mindcode.predict.run import Generator
+from mindcode.predict.run import AUTO_TEMPLATE, Generator, chat_template
 from mindcode.serve.server import MindcodeServer
 from mindcode.terminal import say
 
@@ -29,8 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "MINDCODE_API_KEY environment variable, else no key")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--model_name", default="mindcode")
-    parser.add_argument("--template", default="llama-2", help="chat requests' template: a FastChat name, or hf: the "
-                                                            "tokenizer's own chat_template")
+    parser.add_argument("--template", default=AUTO_TEMPLATE,
+                        help="chat requests' template: a FastChat name, hf (the tokenizer's own chat_template), or auto "
+                             "(default: llama-2, CodeLlama-Instruct's, with a sentencepiece tokenizer; hf with an HF one)")
     parser.add_argument("--batch_size", type=int, default=8, help="most sequences decoded together")
     parser.add_argument("--max_queue", type=int, default=64, help="queued requests before 503")
     parser.add_argument("--request_timeout", type=float, default=600.0, help="seconds a request may take (408 after)")
@@ -53,7 +54,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.config:
         check_predict_fits(args.config, backend, 1, args.batch_size, max_length)
     generator = Generator(backend, args.checkpoint, args.tokenizer, args.config, max_length, max_rows=args.batch_size)
-    server = MindcodeServer((args.host, args.port), generator, args.model_name, args.template, args.batch_size,
+    template = chat_template(generator, args.template)  # checked before the first chat request, not by it
+    server = MindcodeServer((args.host, args.port), generator, args.model_name, template, args.batch_size,
                             args.max_queue, args.request_timeout, args.api_key)
     host, port = server.server_address[:2]
     say(f"mindcode serve: {backend} model {args.model_name!r} on http://{host}:{port}/v1")

@@ -55,13 +55,31 @@ def compile_template(source: str) -> Any:
     return env.from_string(source)
 
 
-def render(tokenizer: Any, messages: list[dict[str, str]], add_generation_prompt: bool = False) -> str:
-    if not tokenizer.chat_template:
+def check_template(tokenizer: Any) -> None:
+    """One line when the tokenizer has no chat template or one Jinja cannot compile."""
+    from jinja2 import TemplateError
+
+    if not getattr(tokenizer, "chat_template", None):
         raise MindcodeError(f"{tokenizer.path}: --template hf needs the tokenizer's chat_template "
                             f"(tokenizer_config.json or chat_template.jinja); it has none")
-    return compile_template(tokenizer.chat_template).render(
-        messages=messages, tools=None, documents=None, add_generation_prompt=add_generation_prompt,
-        **tokenizer.special_tokens)
+    try:
+        compile_template(tokenizer.chat_template)
+    except TemplateError as exc:
+        raise MindcodeError(f"{tokenizer.path}: its chat_template does not compile: {exc}") from None
+
+
+def render(tokenizer: Any, messages: list[dict[str, str]], add_generation_prompt: bool = False) -> str:
+    """The conversation as transformers' ``apply_chat_template(..., tokenize=False)`` renders it; an error the
+    template raises (``raise_exception``, an undefined value) is one line."""
+    from jinja2 import TemplateError
+
+    check_template(tokenizer)
+    try:
+        return compile_template(tokenizer.chat_template).render(
+            messages=messages, tools=None, documents=None, add_generation_prompt=add_generation_prompt,
+            **tokenizer.special_tokens)
+    except (TemplateError, TypeError) as exc:
+        raise MindcodeError(f"chat template of {tokenizer.path}: {exc}") from None
 
 
 def assistant_spans(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[str, list[tuple[int, int]]]:

@@ -30,6 +30,7 @@ from mindcode.tokenizer import HFTokenizer, load_sentencepiece, load_tokenizer
 
 IGNORE = -100
 PAD = 0
+HF_TEMPLATE = "hf"  # --template hf: the HF tokenizer's own chat template
 
 
 @dataclass
@@ -180,13 +181,15 @@ class ChatTemplateEncoder:
     tokenizes it (no BOS or EOS added beyond what the template writes). A token is trained when its characters
     overlap an assistant turn's span (the answer and the template's end-of-turn text)."""
 
-    def __init__(self, model_file: str, threads: int = -1):
+    def __init__(self, model_file: str):
+        from mindcode.data import hf_template
+
         self.model_file = model_file
         self.tokenizer = load_tokenizer(model_file)
         if not isinstance(self.tokenizer, HFTokenizer):
-            raise MindcodeError(f"{model_file}: --template hf needs an HF tokenizer (tokenizer.json, or the model "
-                                f"directory that has it)")
-        self.bos, self.eos = self.tokenizer.bos_id, self.tokenizer.eos_id
+            raise MindcodeError(f"{model_file}: --template hf needs an HF tokenizer (tokenizer.json, or a model "
+                                f"directory that has it and no tokenizer.model)")
+        hf_template.check_template(self.tokenizer)  # once, before any record
 
     def render(self, messages: list[tuple[str, str]], last_only: bool = False) -> tuple[str, list[tuple[int, int]]]:
         """The rendered text and the spans to train (only the final answer's with ``last_only``, for DPO)."""
@@ -207,9 +210,6 @@ class ChatTemplateEncoder:
 
 def make_encoder(model_file: str, template: str, threads: int = -1) -> ConversationEncoder | ChatTemplateEncoder:
     return ChatTemplateEncoder(model_file) if template == HF_TEMPLATE else ConversationEncoder(model_file, threads)
-
-
-HF_TEMPLATE = "hf"
 
 
 def _trained_from(marks: list[tuple[int, bool]], offset: int) -> bool:

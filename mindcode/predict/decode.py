@@ -37,11 +37,15 @@ class GenerationConfig:
     repetition_penalty: float = 1.0
     length_penalty: float = 1.0
     seed: int = 0
-    eos_token_id: int = 2
+    eos_token_id: int | list[int] = 2  # generation stops at this id (or any of these ids)
     stop: list[str] = field(default_factory=list)
     # <unk> (0) is never generated: it is also MindFormers' pad id, which its attention masks out, so a generated
     # <unk> would make the ascend backend continue from a different context than the gpu one.
     suppress_tokens: list[int] = field(default_factory=lambda: [0])
+
+    def is_eos(self, token: int) -> bool:
+        stops = self.eos_token_id
+        return token in stops if isinstance(stops, list) else token == stops
 
 
 def suppress(logits: np.ndarray, tokens: list[int]) -> np.ndarray:
@@ -110,7 +114,7 @@ def generate(session: Session, prompts: list[list[int]], config: GenerationConfi
         tokens = sample(logits, config, rng) if config.do_sample else logits.argmax(-1)
         keep = []
         for position, (i, token) in enumerate(zip(live, tokens)):
-            if token == config.eos_token_id:
+            if config.is_eos(token):
                 continue
             rows[i].append(int(token))
             new[i].append(int(token))
@@ -148,7 +152,7 @@ def _beam_search(session: Session, prompts: list[list[int]], config: GenerationC
             kept = []
             for score, b, token in candidates:
                 tokens = prompt_beams[b][1]
-                if token == config.eos_token_id:
+                if config.is_eos(token):
                     if len(finished[p]) < k or score / max(len(tokens), 1) ** config.length_penalty > \
                             min(f[0] for f in finished[p]):
                         finished[p].append((score / max(len(tokens), 1) ** config.length_penalty, tokens))

@@ -19,7 +19,7 @@ from mindcode.convert.hf_to_ms import convert_hf_to_ms, read_hf_config
 from mindcode.convert.ms_to_hf import convert_ms_to_hf, resolve_config
 from mindcode.errors import MindcodeError
 from mindcode.predict.decode import GenerationConfig, generate
-from mindcode.tokenizer import load_tokenizer
+from mindcode.tokenizer import load_tokenizer, tokenizer_file
 
 # Without --max_length the model is sized for the batch: prompt + new tokens rounded up to a power of two, at least
 # this many (a few compiled shapes, not one per prompt), at most the model's positions.
@@ -42,8 +42,7 @@ class Generator:
         self.backend = get_backend(backend_name)
         # None: token ids in and out only; an HF directory brings its own tokenizer unless another is named
         path = Path(checkpoint)
-        if tokenizer is None and path.is_dir() and any((path / f).is_file() for f in ("tokenizer.json",
-                                                                                     "tokenizer.model")):
+        if tokenizer is None and path.is_dir() and tokenizer_file(path):
             tokenizer = str(path)
         self.tokenizer = load_tokenizer(tokenizer) if tokenizer else None
         self.max_length, self.max_rows = max_length, max_rows
@@ -67,9 +66,10 @@ class Generator:
                 native = path
         else:
             raise MindcodeError(f"{path}: no such checkpoint (an HF directory or a .ckpt)")
-        if self.tokenizer is not None and self.tokenizer.vocab_size > self.shape.vocab_size:
-            raise MindcodeError(f"{tokenizer}: {self.tokenizer.vocab_size} tokens, the model has "
-                                f"{self.shape.vocab_size}")
+        # a sentencepiece model has exactly the model's pieces; an HF vocabulary may be padded out in the model
+        size, vocab = (self.tokenizer.vocab_size, self.shape.vocab_size) if self.tokenizer else (0, 0)
+        if size > vocab or (self.tokenizer is not None and self.tokenizer.kind == "sentencepiece" and size != vocab):
+            raise MindcodeError(f"{tokenizer}: {size} tokens, the model has {vocab}")
         # a fixed window when asked for one, else sized by the prompts (``length_bucket``), never more than the
         # model's positions: a 16k-token KV cache for 200-token HumanEval prompts is what does not fit
         self.sized_by_prompts = not max_length
@@ -116,21 +116,38 @@ class Generator:
         return text[:cut] if cut >= 0 else text
 
 
+AUTO_TEMPLATE = "auto"  # CodeLlama-Instruct's FastChat llama-2 with a sentencepiece tokenizer, hf with an HF one
+
+
+def chat_template(generator: Generator, template: str) -> str:
+    """The template chats are rendered with (``auto`` resolved), checked against the tokenizer before the first
+    chat: one line when they do not fit."""
+    from mindcode.data import hf_template
+    from mindcode.data.tokenize import HF_TEMPLATE
+
+    if template == AUTO_TEMPLATE:
+        template = "llama-2" if generator.tokenizer.kind == "sentencepiece" else HF_TEMPLATE
+    if template == HF_TEMPLATE:
+        hf_template.check_template(generator.tokenizer)
+    elif generator.tokenizer.kind != "sentencepiece":
+        raise MindcodeError(f"--template {template} (FastChat) needs a sentencepiece tokenizer; "
+                            f"{generator.tokenizer.path} is an HF tokenizer: use --template hf")
+    return template
+
+
 def chat_prompt(messages: list[tuple[str, str]], template: str, generator: Generator) -> list[int]:
     """The conversation rendered with its template up to where the assistant's answer starts: a FastChat template
     as training renders it, or ``hf``, the tokenizer's own chat template with its generation prompt, tokenized as
     transformers' ``apply_chat_template`` tokenizes it (no special tokens added)."""
     from mindcode.data.templates import render
-    from mindcode.data.tokenize import ConversationEncoder
+    from mindcode.data.tokenize import HF_TEMPLATE, ConversationEncoder
 
-    if template == "hf":
+    if template == HF_TEMPLATE:
         from mindcode.data import hf_template
 
         turns = [{"role": role, "content": content} for role, content in messages]
         return generator.tokenizer.encode(hf_template.render(generator.tokenizer, turns, add_generation_prompt=True))
-    if generator.tokenizer.kind != "sentencepiece":
-        raise MindcodeError(f"--template {template} (FastChat) needs a sentencepiece tokenizer; "
-                            f"{generator.tokenizer.path} is an HF tokenizer: use --template hf")
+    chat_template(generator, template)
     parts = render([*messages, ("assistant", "\x00")], template)
     cut = next(i for i, p in enumerate(parts) if p.kind == "text" and p.text == "\x00")
     encoder = ConversationEncoder("tokenizer", threads=1, processor=generator.tokenizer.sp)
@@ -139,9 +156,11 @@ def chat_prompt(messages: list[tuple[str, str]], template: str, generator: Gener
 
 
 def predict_rows(generator: Generator, rows: list[dict[str, Any]], config: GenerationConfig, batch_size: int,
-                 chat: bool = False, template: str = "llama-2", progress: bool = True) -> list[dict[str, Any]]:
+                 chat: bool = False, template: str = AUTO_TEMPLATE, progress: bool = True) -> list[dict[str, Any]]:
+    if chat:
+        template = chat_template(generator, template)
     start, out, new_tokens = time.perf_counter(), [], 0
-    config = dataclasses.replace(config, eos_token_id=generator.tokenizer.eos_id)  # the tokenizer's, not 2
+    config = dataclasses.replace(config, eos_token_id=generator.tokenizer.stop_ids)  # the tokenizer's, not 2
     bar = progress_bar(total=len(rows), desc="predict", unit=" prompts", disable=not progress)
     for i in range(0, len(rows), batch_size):
         batch = rows[i:i + batch_size]

@@ -49,7 +49,7 @@ def _number(body: dict[str, Any], name: str, default: float, kind: type = float,
     return kind(value)
 
 
-def generation_config(body: dict[str, Any], eos: int, max_new: int) -> GenerationConfig:
+def generation_config(body: dict[str, Any], eos: int | list[int], max_new: int) -> GenerationConfig:
     stop = body.get("stop") or []
     stop = [stop] if isinstance(stop, str) else stop
     if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop) or len(stop) > 4:

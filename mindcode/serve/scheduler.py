@@ -143,7 +143,7 @@ class Scheduler:
         logits = suppress(row_logits[None, :].astype(np.float64), config.suppress_tokens)
         logits = apply_repetition_penalty(logits, [seq.prompt + seq.tokens], config.repetition_penalty)
         token = int(sample(logits, config, seq.rng)[0]) if config.do_sample else int(logits.argmax(-1)[0])
-        if token == config.eos_token_id:
+        if config.is_eos(token):
             seq.finish = "stop"
             return token
         seq.tokens.append(token)

@@ -173,7 +173,8 @@ def test_predict_cli_needs_no_config_and_no_tokenizer_for_an_hf_directory(smollm
     assert row["token_ids"] == out[0, ids.shape[1]:].tolist()
     # a FastChat template with an HF tokenizer says what to do instead, in one line
     done = subprocess.run([sys.executable, "-m", "mindcode", "predict", "--backend", "gpu", "--checkpoint", str(smollm2),
-                           "--chat", "--input", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "x.jsonl")],
+                           "--chat", "--template", "llama-2", "--input", str(tmp_path / "in.jsonl"),
+                           "--output", str(tmp_path / "x.jsonl")],
                           capture_output=True, text=True, cwd=ROOT)
     assert done.returncode != 0 and "use --template hf" in done.stderr.strip().splitlines()[-1]
 
