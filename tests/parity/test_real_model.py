@@ -66,7 +66,8 @@ def test_the_real_model_converts_both_ways_exactly(smollm2, tmp_path):
 def test_tokenizer_and_chat_template_equal_transformers(smollm2, reference):
     ref, _ = reference
     ours = load_tokenizer(smollm2)
-    assert isinstance(ours, HFTokenizer) and ours.vocab_size == 49152 and ours.eos_id == 2  # <|im_end|>
+    assert isinstance(ours, HFTokenizer) and ours.vocab_size == 49152
+    assert ours.eos_id == ref.eos_token_id and ours.stop_ids == [2]  # generation stops at <|im_end|>, as generate
     for text in (CODE, "  leading spaces", "<|im_start|>user\nhi<|im_end|>", "", "x" * 300):
         assert ours.encode_prompt(text) == ref(text).input_ids
         assert ours.encode(text) == ref(text, add_special_tokens=False).input_ids
