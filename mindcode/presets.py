@@ -283,13 +283,14 @@ PRESETS: dict[str, ModelConfig] = {
     "deepseek-coder-6.7b": ModelConfig(
         name="deepseek-coder-6.7b", vocab_size=32256, hidden_size=4096, intermediate_size=11008,
         num_layers=32, num_heads=32, rope_theta=100000.0, rms_norm_eps=1e-6, rope_scaling_factor=4.0,
-        bos_token_id=32013, eos_token_id=32014,
+        bos_token_id=32013, eos_token_id=32014, pad_token_id=32014,  # MindFormers' DeepSeek pad (0 is "!")
     ),
     # https://huggingface.co/Qwen/Qwen2.5-Coder-7B/blob/main/config.json: qwen2 (q/k/v biases), 4 KV heads
     "qwen2.5-coder-7b": ModelConfig(
         name="qwen2.5-coder-7b", vocab_size=152064, hidden_size=3584, intermediate_size=18944,
         num_layers=28, num_heads=28, num_kv_heads=4, rope_theta=1e6, max_position_embeddings=32768,
         rms_norm_eps=1e-6, bos_token_id=151643, eos_token_id=151643, qkv_bias=True,
+        pad_token_id=151643,  # <|endoftext|>, MindFormers' Qwen2.5 pad (0 is "!")
     ),
     # https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct (the real test model, `make smollm2`): tied
     # embeddings, 3 KV heads

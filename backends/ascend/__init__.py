@@ -89,7 +89,8 @@ class AscendBackend:
     def session(self, model: Any, prompts: list[list[int]], max_rows: int, length: int) -> Any:
         from backends.ascend.session import Session
 
-        return Session(model, prompts, length=length, max_rows=max_rows)
+        # rows are padded with the model's pad id, which MindFormers' attention masks (never a text token)
+        return Session(model, prompts, length=length, max_rows=max_rows, pad_id=int(model.config.pad_token_id))
 
     def trainer(self, config: Any, rank: int = 0, world_size: int = 1) -> Any:
         from backends.ascend.train import Trainer

@@ -39,8 +39,8 @@ class GenerationConfig:
     seed: int = 0
     eos_token_id: int | list[int] = 2  # generation stops at this id (or any of these ids)
     stop: list[str] = field(default_factory=list)
-    # <unk> (0) is never generated: it is also MindFormers' pad id, which its attention masks out, so a generated
-    # <unk> would make the ascend backend continue from a different context than the gpu one.
+    # The model's pad id (0: CodeLlama's <unk>) is never generated: MindFormers' attention masks it out, so a
+    # generated pad would make the ascend backend continue from a different context than the gpu one.
     suppress_tokens: list[int] = field(default_factory=lambda: [0])
 
     def is_eos(self, token: int) -> bool:

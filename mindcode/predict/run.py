@@ -34,6 +34,21 @@ def length_bucket(needed: int, positions: int) -> int:
 HUMANEVAL_STOP = ["\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif", "\n```"]
 
 
+def config_pad_id(config: str) -> int | None:
+    """The pad id a training YAML (``model.model_config.pad_token_id``) or a preset gives; None otherwise."""
+    import yaml
+
+    from mindcode.presets import PRESETS
+
+    if config in PRESETS:
+        return PRESETS[config].pad_token_id
+    if Path(config).suffix in (".yaml", ".yml") and Path(config).is_file():
+        model_config = ((yaml.safe_load(Path(config).read_text()) or {}).get("model") or {}).get("model_config") or {}
+        pad = model_config.get("pad_token_id")
+        return int(pad) if isinstance(pad, int) else None
+    return None
+
+
 class Generator:
     def __init__(self, backend_name: str, checkpoint: str, tokenizer: str | None, config: str | None = None,
                  max_length: int = 0, max_rows: int = 8, tensor_parallel: int = 1):
@@ -48,8 +63,11 @@ class Generator:
         self.max_length, self.max_rows = max_length, max_rows
         self._tmp = tempfile.TemporaryDirectory(prefix="mindcode-predict-")
         native_kind = self.backend.native_checkpoint
-        if path.is_dir():
+        if path.is_dir():  # the shape is the directory's; a config may name the pad id (docs/models.md, "Pad ids")
             self.shape = read_hf_config(path)
+            pad = config_pad_id(config) if config else None
+            if pad is not None:
+                self.shape = self.shape.replace(pad_token_id=pad)
             if native_kind == "ckpt":
                 native = Path(self._tmp.name) / "model.ckpt"
                 convert_hf_to_ms(path, native, progress=False)
@@ -160,7 +178,9 @@ def predict_rows(generator: Generator, rows: list[dict[str, Any]], config: Gener
     if chat:
         template = chat_template(generator, template)
     start, out, new_tokens = time.perf_counter(), [], 0
-    config = dataclasses.replace(config, eos_token_id=generator.tokenizer.stop_ids)  # the tokenizer's, not 2
+    stops, pad = generator.tokenizer.stop_ids, generator.shape.pad_token_id
+    # stop at the tokenizer's ids; never generate the model's pad (unless it is a stop id, which ends the row anyway)
+    config = dataclasses.replace(config, eos_token_id=stops, suppress_tokens=[] if pad in stops else [pad])
     bar = progress_bar(total=len(rows), desc="predict", unit=" prompts", disable=not progress)
     for i in range(0, len(rows), batch_size):
         batch = rows[i:i + batch_size]

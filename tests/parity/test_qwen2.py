@@ -110,3 +110,22 @@ def test_qwen2_trains_alike_on_both_backends(tmp_path):
     bias = "model.layers.0.self_attn.q_proj.bias"
     assert not np.array_equal(gpu[bias], initial[bias])  # the biases train
     assert max(relative_error(back[k], gpu[k]) for k in gpu) <= 1e-4
+
+
+def test_a_pad_id_other_than_0_lets_id_0_be_text_on_both_backends(tmp_path):
+    """In Qwen2.5's and DeepSeek-Coder's vocabularies id 0 is "!": with the config's pad id (MindFormers masks its
+    pad in attention), prompts holding id 0 decode alike on both backends; with the default pad 0 the ascend
+    backend masks them and its tokens part from the gpu's (the negative control)."""
+    hf = write_hf_checkpoint(tmp_path / "qwen2", QWEN2, seed=7)
+    text = (Path(__file__).resolve().parents[2] / "configs/gpu/tiny_cpu.yaml").read_text()
+    (tmp_path / "pad5.yaml").write_text(text.replace("    rms_norm_eps: 1.0e-5\n",
+                                                     "    rms_norm_eps: 1.0e-5\n    pad_token_id: 5\n"))
+    rng = np.random.default_rng(3)
+    with_zeros = [[1, *[int(t) if t % 3 else 0 for t in rng.integers(7, QWEN2.vocab_size, size=10 + i)]]
+                  for i in range(4)]
+    assert all(0 in p for p in with_zeros)
+    config = GenerationConfig(max_new_tokens=12, eos_token_id=-1, suppress_tokens=[5])
+    tokens = {(b, pad): Generator(b, str(hf), None, config=cfg, max_length=64, max_rows=4).run(with_zeros, config)
+              for b in ("gpu", "ascend") for pad, cfg in ((5, str(tmp_path / "pad5.yaml")), (0, None))}
+    assert tokens[("gpu", 5)] == tokens[("ascend", 5)] == tokens[("gpu", 0)]
+    assert tokens[("ascend", 0)] != tokens[("gpu", 0)]

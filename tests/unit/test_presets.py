@@ -38,8 +38,10 @@ def test_codellama_shapes():
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_hf_config_round_trip(name):
+    """Every field but the pad id, which config.json does not give reliably (SmolLM2's names <|im_end|>, a token of
+    every chat): MindFormers' pad comes from the preset or the training config (docs/models.md, "Pad ids")."""
     preset = PRESETS[name]
-    assert ModelConfig.from_hf_config(preset.to_hf_config(), name=name) == preset
+    assert ModelConfig.from_hf_config(preset.to_hf_config(), name=name) == preset.replace(pad_token_id=0)
 
 
 def test_unknown_preset_lists_valid_names():
