@@ -109,6 +109,16 @@ class HFTokenizer:
     def _id(self, token: str | None) -> int | None:
         return None if token is None else self.tk.token_to_id(token)
 
+    def pad_for_model(self) -> int:
+        """A pad id that never occurs in text, for MindFormers' ``pad_token_id``: 0 when it is a special token (as
+        SmolLM2's ``<|endoftext|>``), else the tokenizer's pad token or its EOS (in Qwen2.5's and DeepSeek-Coder's
+        byte-level vocabularies 0 is ``!``)."""
+        special = {i for i, token in self.tk.get_added_tokens_decoder().items() if token.special}
+        if 0 in special:
+            return 0
+        pad = self._id(self.special_tokens.get("pad_token"))
+        return pad if pad is not None else self.eos_id
+
     def encode(self, text: str) -> list[int]:
         return self.tk.encode(text, add_special_tokens=False).ids
 

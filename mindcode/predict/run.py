@@ -19,7 +19,7 @@ from mindcode.convert.hf_to_ms import convert_hf_to_ms, read_hf_config
 from mindcode.convert.ms_to_hf import convert_ms_to_hf, resolve_config
 from mindcode.errors import MindcodeError
 from mindcode.predict.decode import GenerationConfig, generate
-from mindcode.tokenizer import load_tokenizer, tokenizer_file
+from mindcode.tokenizer import HFTokenizer, load_tokenizer, tokenizer_file
 
 # Without --max_length the model is sized for the batch: prompt + new tokens rounded up to a power of two, at least
 # this many (a few compiled shapes, not one per prompt), at most the model's positions.
@@ -66,6 +66,8 @@ class Generator:
         if path.is_dir():  # the shape is the directory's; a config may name the pad id (docs/models.md, "Pad ids")
             self.shape = read_hf_config(path)
             pad = config_pad_id(config) if config else None
+            if pad is None and isinstance(self.tokenizer, HFTokenizer):
+                pad = self.tokenizer.pad_for_model()
             if pad is not None:
                 self.shape = self.shape.replace(pad_token_id=pad)
             if native_kind == "ckpt":

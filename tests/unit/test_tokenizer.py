@@ -126,3 +126,28 @@ def test_wiki_rows_and_repair_token_counts_take_an_hf_tokenizer(tmp_path):
     rows = np.load(tmp_path / "npy" / "input_ids.npy")
     stream = [t for n in (20, 40, 60) for t in (tok.bos_id, *tok.encode(CODE[:n]), tok.eos_id)]
     assert rows.shape[1] == 16 and rows.reshape(-1).tolist() == stream[:rows.size]
+
+
+def test_the_pad_for_the_model_is_never_a_text_token(tmp_path):
+    """0 where it is a special token (SmolLM2's <|endoftext|>, the tiny tokenizer's <eos>); where 0 is text (a
+    byte-level vocabulary whose specials come last, as Qwen2.5's "!"), the tokenizer's pad token, else its EOS."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    from mindcode.tokenizer import load_tokenizer
+
+    assert load_tokenizer(tiny_hf_tokenizer(tmp_path / "special_first")).pad_for_model() == 0
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.train_from_iterator([CODE] * 20, trainers.BpeTrainer(
+        vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer.add_special_tokens(["<|endoftext|>", "<|im_end|>"])
+    directory = tmp_path / "text_first"
+    directory.mkdir()
+    tokenizer.save(str(directory / "tokenizer.json"))
+    config = {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"}
+    (directory / "tokenizer_config.json").write_text(json.dumps(config))
+    loaded = load_tokenizer(directory)
+    assert loaded.tk.id_to_token(0) == "!" and loaded.pad_for_model() == tokenizer.token_to_id("<|endoftext|>")
+    (directory / "tokenizer_config.json").write_text(json.dumps({"eos_token": "<|im_end|>"}))
+    assert load_tokenizer(directory).pad_for_model() == tokenizer.token_to_id("<|im_end|>")
