@@ -86,10 +86,11 @@ class Generator:
                 native = path
         else:
             raise MindcodeError(f"{path}: no such checkpoint (an HF directory or a .ckpt)")
-        # a sentencepiece model has exactly the model's pieces; an HF vocabulary may be padded out in the model
-        size, vocab = (self.tokenizer.vocab_size, self.shape.vocab_size) if self.tokenizer else (0, 0)
-        if size > vocab or (self.tokenizer is not None and self.tokenizer.kind == "sentencepiece" and size != vocab):
-            raise MindcodeError(f"{tokenizer}: {size} tokens, the model has {vocab}")
+        if self.tokenizer is not None:
+            # a sentencepiece model has exactly the model's pieces; an HF vocabulary may be padded out in the model
+            size, vocab = self.tokenizer.vocab_size, self.shape.vocab_size
+            if size > vocab or (self.tokenizer.kind == "sentencepiece" and size != vocab):
+                raise MindcodeError(f"{tokenizer}: {size} tokens, the model has {vocab}")
         # a fixed window when asked for one, else sized by the prompts (``length_bucket``), never more than the
         # model's positions: a 16k-token KV cache for 200-token HumanEval prompts is what does not fit
         self.sized_by_prompts = not max_length
@@ -159,15 +160,14 @@ def chat_prompt(messages: list[tuple[str, str]], template: str, generator: Gener
     """The conversation rendered with its template up to where the assistant's answer starts: a FastChat template
     as training renders it, or ``hf``, the tokenizer's own chat template with its generation prompt, tokenized as
     transformers' ``apply_chat_template`` tokenizes it (no special tokens added)."""
+    from mindcode.data import hf_template
     from mindcode.data.templates import render
     from mindcode.data.tokenize import HF_TEMPLATE, ConversationEncoder
 
+    template = chat_template(generator, template)
     if template == HF_TEMPLATE:
-        from mindcode.data import hf_template
-
         turns = [{"role": role, "content": content} for role, content in messages]
         return generator.tokenizer.encode(hf_template.render(generator.tokenizer, turns, add_generation_prompt=True))
-    chat_template(generator, template)
     parts = render([*messages, ("assistant", "\x00")], template)
     cut = next(i for i, p in enumerate(parts) if p.kind == "text" and p.text == "\x00")
     encoder = ConversationEncoder("tokenizer", threads=1, processor=generator.tokenizer.sp)
