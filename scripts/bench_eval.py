@@ -58,8 +58,8 @@ def plain_loop(language: str, problems: dict, rows: list[dict], workers: int, ti
     """The reference: each program in a temporary directory, the same commands run with subprocess, no sandbox."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from mindcode.eval import pack
-    from mindcode.eval.languages import toolchain
+    from mindcode.eval.langs import module, toolchain
+    from mindcode.eval.tasks import function
 
     chain = toolchain(language)
     shared_cache = tempfile.mkdtemp(prefix="bench_plain_cache_")  # one warm cache for the whole loop, as a user has
@@ -67,7 +67,7 @@ def plain_loop(language: str, problems: dict, rows: list[dict], workers: int, ti
     def one(row: dict) -> bool:
         problem = problems[row["task_id"]]
         with tempfile.TemporaryDirectory() as work:
-            program = pack.program(language, problem, pack.function(problem, row, fix))
+            program = module(language).program(problem, function(problem, row, fix))
             task = chain.task(program, timeout)  # bigcode's way: the program with its test, judged by its exit status
             if language == "js":  # node main.js, not the split's candidate
                 task["steps"] = [{**task["steps"][-1], "argv": [task["steps"][-1]["argv"][0], chain.language.source]}]

@@ -100,7 +100,7 @@ def _mindrecord() -> str:
 
 
 def _sandbox() -> str:
-    from mindcode.eval.pool import SandboxPool
+    from mindcode.eval.sandbox.pool import SandboxPool
 
     with SandboxPool(1) as pool:  # a real worker: what it finds is what an evaluation gets
         found = pool.protections

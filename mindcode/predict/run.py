@@ -30,10 +30,6 @@ def length_bucket(needed: int, positions: int) -> int:
     return min(positions, max(MIN_LENGTH, 1 << max(0, needed - 1).bit_length()))
 
 
-# bigcode-evaluation-harness's HumanEval stop sequences.
-HUMANEVAL_STOP = ["\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif", "\n```"]
-
-
 def config_pad_id(config: str) -> int | None:
     """The pad id a training YAML (``model.model_config.pad_token_id``) or a preset gives; None otherwise."""
     import yaml

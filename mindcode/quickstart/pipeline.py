@@ -130,7 +130,8 @@ def step_generate(ctx: Context, out: Path) -> dict[str, Any]:
     from mindcode.data.io import read_records
     from mindcode.eval.humaneval import default_problem_file, read_problems
     from mindcode.predict.decode import GenerationConfig
-    from mindcode.predict.run import HUMANEVAL_STOP, Generator, predict_rows
+    from mindcode.eval.tasks import TASKS
+    from mindcode.predict.run import Generator, predict_rows
 
     checkpoints, summary = _checkpoints(ctx), {}
     for backend in ctx.backends:
@@ -139,7 +140,7 @@ def step_generate(ctx: Context, out: Path) -> dict[str, Any]:
         problems = [p for p in read_problems(default_problem_file()).values()
                     if len(generator.encode(p["prompt"].strip())) <= GEN_LENGTH - 48][:HUMANEVAL_TASKS]
         rows = [{"id": p["task_id"], "prompt": p["prompt"].strip()} for p in problems]
-        config = GenerationConfig(max_new_tokens=48, stop=HUMANEVAL_STOP)
+        config = GenerationConfig(max_new_tokens=48, stop=list(TASKS[("humaneval", "python")].stop_words))
         samples = predict_rows(generator, rows, config, batch_size=8, progress=ctx.progress)
         write_jsonl(out / f"humaneval_{backend}.jsonl",
                     [{"task_id": s["id"], "completion": s["completion"]} for s in samples])

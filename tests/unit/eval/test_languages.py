@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mindcode.eval.humaneval import evaluate, outcome, read_problems, task_of
-from mindcode.eval.languages import LANGUAGES, MissingToolchain, toolchain
+from mindcode.eval.langs import LANGUAGES, MissingToolchain, module, toolchain
 
 from tests.unit.eval import evalpack
 
@@ -129,7 +129,7 @@ def test_as_a_normal_user_compiled_samples_are_contained_too(language, secret, u
     if os.geteuid() != 0:
         pytest.skip("already a normal user: the test above is this one")
     need_as_nobody(language)
-    from mindcode.eval.pool import SandboxPool
+    from mindcode.eval.sandbox.pool import SandboxPool
 
     tag = f"{41 + ['cpp', 'js', 'go', 'java', 'rust'].index(language)}.{os.getpid() % 1000}"
     problem = evalpack.problems(language)[0]
@@ -171,14 +171,14 @@ def test_a_sample_cannot_forge_a_pass_where_the_test_runs_apart(language, user, 
         need_as_nobody(language)
     else:
         need(language)
-    from mindcode.eval import pack
-    from mindcode.eval.pool import SandboxPool
+    from mindcode.eval.sandbox.pool import SandboxPool
+    from mindcode.eval.tasks import function
 
     problem = {**evalpack.problems(language)[0], "language": language}
     samples = {name: {"task_id": problem["task_id"], "solution": evalpack.HOSTILE_IMPORTS.get((language, name), "")
                       + problem["declaration"] + body} for name, body in evalpack.FORGERIES[language].items()}
     for name in evalpack.FOOLED_BY_EXIT_STATUS[language]:  # the attack is real
-        program = pack.program(language, problem, pack.function(problem, samples[name], True))
+        program = module(language).program(problem, function(problem, samples[name], True))
         status, output = exit_status_of_one_process(language, program, tmp_path)
         assert status == 0 and (language != "js" or not output), (name, output)
     honest = {"task_id": problem["task_id"], "completion": problem["canonical_solution"]}
@@ -329,13 +329,12 @@ def test_translations_are_scored_per_language_pair(tmp_path):
 def test_one_samples_fork_bomb_does_not_starve_another_workers_compiler(tmp_path):
     """Each sample's processes are bounded by its own control group, not by the uid's shared process limit."""
     need("cpp")
-    from mindcode.eval import pack
-    from mindcode.eval.pool import SandboxPool
+    from mindcode.eval.sandbox.pool import SandboxPool
 
     bomb = ("import os, time\nfor _ in range(500):\n    try:\n        if os.fork() == 0:\n            time.sleep(4)\n"
             "            os._exit(0)\n    except OSError:\n        break\ntime.sleep(4)\n")
     problem = evalpack.problems("cpp")[0]
-    compiled = toolchain("cpp").task(pack.program("cpp", problem, problem["prompt"] + problem["canonical_solution"]),
+    compiled = toolchain("cpp").task(module("cpp").program(problem, problem["prompt"] + problem["canonical_solution"]),
                                      3.0)
     out = {}
     with SandboxPool(2) as pool:
@@ -416,19 +415,19 @@ def test_a_test_that_fails_to_build_for_a_missing_header_is_not_kept(tmp_path, m
     """A trusted build that fails because this machine lacks a header (boost before `make toolchains`) is tried
     again next time, while a compile error in the problem's text stays cached."""
     need("cpp")
-    from mindcode.eval import bridge
+    from mindcode.eval.langs.cache import build
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     gpp = shutil.which("g++")
-    missing = bridge._build([gpp, "-c", "t.cpp", "-o", "test"], {"t.cpp": "#include<not_installed_here.hpp>\n"}, {},
+    missing = build([gpp, "-c", "t.cpp", "-o", "test"], {"t.cpp": "#include<not_installed_here.hpp>\n"}, {},
                             tmp_path / "cache" / "a")
     assert "No such file or directory" in missing and not (tmp_path / "cache" / "a").exists()
-    wrong = bridge._build([gpp, "-c", "t.cpp", "-o", "test"], {"t.cpp": "int f() { return x; }\n"}, {},
+    wrong = build([gpp, "-c", "t.cpp", "-o", "test"], {"t.cpp": "int f() { return x; }\n"}, {},
                           tmp_path / "cache" / "b")
     assert "not declared" in wrong and (tmp_path / "cache" / "b" / "error.txt").is_file()
     (tmp_path / "cache" / "c").mkdir(parents=True)  # an environment failure an earlier version kept
     (tmp_path / "cache" / "c" / "error.txt").write_text("its test does not compile apart from the program: "
                                                         "t.cpp:1:9: fatal error: boost/any.hpp: No such file or directory")
-    built = bridge._build([gpp, "-c", "t.cpp", "-o", "test"], {"t.cpp": "int f() { return 1; }\n"}, {},
+    built = build([gpp, "-c", "t.cpp", "-o", "test"], {"t.cpp": "int f() { return 1; }\n"}, {},
                           tmp_path / "cache" / "c")
     assert built == {"test": str(tmp_path / "cache" / "c" / "test"), "reads": [str(tmp_path / "cache" / "c")]}

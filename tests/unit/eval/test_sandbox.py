@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from mindcode.eval.pool import SandboxPool
+from mindcode.eval.sandbox.pool import SandboxPool
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +209,7 @@ def test_a_worker_that_stops_answering_is_replaced(monkeypatch):
     import subprocess
     import sys
 
-    from mindcode.eval import pool as pool_module
+    from mindcode.eval.sandbox import pool as pool_module
 
     calls = []
     real = pool_module.SandboxPool._spawn

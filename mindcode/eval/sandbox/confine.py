@@ -163,16 +163,16 @@ def set_limits(limits: dict[str, Any], timeout: float) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def confine(workdir: str, limits: dict[str, Any], timeout: float, protections: dict[str, Any],
+def confine(workdir: str, limits: dict[str, Any], timeout: float, landlock_abi: int, reads: tuple[str, ...],
             ruleset: int | None = None) -> None:
     """rlimits, no-new-privs, and Landlock: ``ruleset`` when given (made by ``landlock_ruleset`` for ``workdir``
-    beforehand), else one made here."""
+    beforehand), else one made here for ``workdir`` and ``reads``."""
     set_limits(limits, timeout)
     _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     if ruleset is not None:
         _syscall(SYS_LANDLOCK_RESTRICT_SELF, ruleset, 0)
-    elif protections["landlock_abi"]:
-        landlock_confine(workdir, protections["reads_allowed"], protections["landlock_abi"])
+    elif landlock_abi:
+        landlock_confine(workdir, list(reads), landlock_abi)
 
 
 def pid_namespace_available() -> bool:

@@ -1,4 +1,4 @@
-"""A pool of pre-started sandbox workers (``mindcode.eval.sandbox``), fed over pipes, one thread per worker."""
+"""A pool of pre-started sandbox workers (``mindcode.eval.sandbox.worker``), fed over pipes, one thread per worker."""
 
 from __future__ import annotations
 
@@ -45,8 +45,8 @@ class SandboxPool:
 
     def run(self, tasks: Iterable[dict[str, Any]], on_result: Callable[[int, dict[str, Any]], None]) -> None:
         """Run tasks ``{"id", "candidate", "prelude"?, "test"?, "entry_point"?, "timeout", "limits"?}`` (see
-        ``mindcode.eval.sandbox``); ``on_result(id, result)`` is called per task. A worker that does not answer
-        within the task's timeout plus a margin is killed and replaced, and the task reported as timed out."""
+        ``mindcode.eval.sandbox.worker``); ``on_result(id, result)`` is called per task. A worker that does not
+        answer within the task's timeout plus a margin is killed and replaced, and the task reported as timed out."""
         todo: queue.Queue = queue.Queue()
         for task in tasks:
             todo.put(task)
@@ -85,15 +85,15 @@ class SandboxPool:
 
     def _spawn(self, cpu: int) -> subprocess.Popen:
         user = ["--user", str(self.user)] if self.user is not None else []
-        return subprocess.Popen([sys.executable, "-s", "-m", "mindcode.eval.sandbox", "--cpu", str(cpu), *user],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+        argv = [sys.executable, "-s", "-m", "mindcode.eval.sandbox.worker", "--cpu", str(cpu), *user]
+        return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
                                 env=_worker_env(self.tmp))
 
     def _greet(self, proc: subprocess.Popen) -> subprocess.Popen:
         """Wait for the worker's first line: it is ready, with what protections."""
         hello = proc.stdout.readline()
         if not hello:
-            raise MindcodeError("the sandbox worker failed to start (python -m mindcode.eval.sandbox)")
+            raise MindcodeError("the sandbox worker failed to start (python -m mindcode.eval.sandbox.worker)")
         self.protections = json.loads(hello)["protections"]
         return proc
 

@@ -1,6 +1,6 @@
 """A sample and its tests in two processes, so that the verdict is never the sample's to give.
 
-(The *test* process below is the sandbox worker itself, ``mindcode.eval.sandbox``.)
+(The *test* process below is the sandbox worker itself, ``mindcode.eval.sandbox.worker``: this is Python's bridge.)
 
 The *candidate* process runs the untrusted program (prompt + completion, or a whole solution) and then serves calls
 of its entry point over a pipe. The *test* process is trusted: it runs the problem's own prompt (its imports and
