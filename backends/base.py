@@ -7,14 +7,70 @@ Token conventions are MindFormers': ``input_ids``/``labels`` rows of length ``se
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from mindcode.plan.devices import Device
 from mindcode.precision import Precision
 from mindcode.presets import ModelConfig
+
+
+class Session(Protocol):
+    """A decoding session (``Backend.session``): next-token logits for a batch of sequences that grows a token at
+    a time; ``mindcode.predict.decode`` drives it, ``mindcode.predict.scheduler`` adds and drops rows."""
+
+    def logits(self) -> np.ndarray:
+        """``[rows, vocab]`` float32: the next-token logits of every row."""
+
+    def add(self, prompts: list[list[int]]) -> None:
+        """Start new rows from ``prompts`` (continuous batching), after the rows already there."""
+
+    def append(self, tokens: np.ndarray) -> None:
+        """One new token per row (``[rows]`` ints)."""
+
+    def select(self, rows: np.ndarray) -> None:
+        """Keep (and reorder, repeat) the rows at these indices, with their caches: beams, finished rows."""
+
+
+# ``StepTrainer.fit``'s callbacks: the arrays of step N (``batches`` of the sampler's indices, plus the reference
+# log-probabilities in preference training), and the record of a finished step with its seconds.
+BatchAt = Callable[[int], tuple]
+OnStep = Callable[[int, dict[str, Any], float], None]
+
+
+class StepTrainer(Protocol):
+    """What ``Backend.trainer`` returns and ``mindcode.train.loop`` drives: the loop owns the sampler, the
+    schedule of steps, resuming, metrics and checkpoints (``mindcode.train.recorder``); the trainer owns the model,
+    the optimizer and the framework's step."""
+
+    num_rows: int  # rows of the training data
+    data_shard: tuple[int, int]  # (this rank's data shard, the number of shards): the sampler's rank and size
+    device: str  # where it trains, in the framework's words ("cuda:0", "Ascend", "CPU")
+    summary: dict[str, Any]  # what the run's summary reports of the framework (layout, precision, memory, ...)
+
+    def batches(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The training arrays of these rows: ``(input_ids, labels)``, ``[b, seq+1]`` each; ``[2b, seq+1]`` for
+        ``b`` preference pairs (``mindcode.train.preference.pair_rows``)."""
+
+    def logps(self, input_ids: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Summed log-probabilities and token counts of pairs, ``[b, 2]`` each, without training (DPO's reference
+        pass)."""
+
+    def fit(self, start: int, stop: int, batch_at: BatchAt, on_step: OnStep) -> None:
+        """Optimizer steps ``start..stop-1``: each takes ``batch_at(step)`` and reports ``on_step(step, record,
+        seconds)``; ``record`` holds ``loss``, ``lr``, ``grad_norm``, ``tokens`` (and more per backend)."""
+
+    def save(self, directory: Path) -> None:
+        """A resumable checkpoint (weights, optimizer, step) in the framework's own format."""
+
+    def load(self, directory: Path) -> None:
+        """Resume from ``save``'s directory."""
+
+    def export(self, directory: Path) -> None:
+        """The trained weights (or LoRA adapters) in the backend's native inference format."""
 
 
 class Backend(Protocol):
@@ -25,8 +81,13 @@ class Backend(Protocol):
     native_checkpoint: str  # "ckpt": a MindSpore .ckpt file; "hf": an HF directory (safetensors + config.json)
     data_key: str  # the `data` section key of a training config it reads: "mindrecord" or "npy"
 
+    predict_parallel: bool  # prediction may split the model over the launcher's processes (tensor parallel)
+
     def visible_devices(self) -> tuple[str, int]:
         """The environment variable that selects this backend's devices and how many this host exposes."""
+
+    def accelerator(self) -> Device | None:
+        """The device this host would run on, for ``mindcode plan``'s checks; None on a CPU-only host."""
 
     def training_precision(self, config: Any, device: str) -> Precision:
         """The dtypes of master weights, compute and AdamW moments for ``config`` on a ``device`` of that kind
@@ -64,13 +125,12 @@ class Backend(Protocol):
         """For ``train --dry_run``: write what this backend would hand its framework for ``layout`` (the
         ``mindcode.parallel.Layout``) into ``output_dir``, without importing the framework; the paths written."""
 
-    def session(self, model: Any, prompts: list[list[int]], max_rows: int, length: int) -> Any:
-        """A decoding session (``mindcode.predict.decode.Session``): next-token logits for up to ``max_rows``
-        sequences of up to ``length`` tokens, starting from ``prompts``."""
+    def session(self, model: Any, prompts: list[list[int]], max_rows: int, length: int) -> Session:
+        """A decoding session for up to ``max_rows`` sequences of up to ``length`` tokens, starting from
+        ``prompts``."""
 
-    def trainer(self, config: Any, rank: int = 0, world_size: int = 1) -> Any:
-        """The step trainer the shared loop drives (see ``mindcode.train.loop``): ``num_rows``, ``data_shard``,
-        ``batches``, ``fit``, ``save``, ``load``, ``export``, ``device``."""
+    def trainer(self, config: Any, rank: int = 0, world_size: int = 1) -> StepTrainer:
+        """The step trainer the shared loop drives."""
 
     def save_checkpoint(self, tensors: Iterable[tuple[str, np.ndarray, str]], path: str | Path) -> None:
         """Write ``(name, array, dtype)`` triples (dtype ``float32``/``float16``/``bfloat16``) in the native

@@ -128,6 +128,16 @@ class MindFormersSection:
     load_in_4bit = False  # no QLoRA on ascend
     pipeline_schedule = "1f1b"  # MindFormers' pipeline
     pipeline_receive_buffers = False  # MindSpore's graph-mode pipeline: its send/receive buffers are not modelled
+    gathers_sharded_layers = False  # the parallel optimizer's sharded weights are not modelled as gathered copies
+    init_read_whole = True  # the init is read whole: by one process per node that slices it (``auto_trans_ckpt``)
+    # or, in data-parallel mode, by every rank (``mindcode.plan.memory``'s module docstring)
+
+    def rows_per_forward(self, rows: int, accumulation: int, layout: Any) -> int:
+        """Sequences one forward holds of a rank's ``rows``: in data-parallel mode one graph differentiates all of
+        the rank's micro-batches at once; under semi-auto parallel a micro-batch of each accumulation step."""
+        if layout.model_parallel == layout.pipeline_stage == 1:
+            return rows
+        return max(1, rows // accumulation // layout.micro_batch_num)
 
     def data_parallel_sharding(self, semi_auto: bool, device_kind: str) -> tuple[bool, bool]:
         """(weights and gradients, AdamW moments) sharded over data parallel: MindFormers' parallel optimizer shards
@@ -157,6 +167,12 @@ class TorchSection:
     pipeline_schedule: str = "1f1b"  # 1f1b | gpipe (with parallel_config.pipeline_stage > 1)
 
     pipeline_receive_buffers = True  # torch's PipelineStage allocates one per micro-batch up front
+    gathers_sharded_layers = True  # FSDP2 all-gathers a layer's sharded weights (and prefetches the next) to use it
+    init_read_whole = False  # each process streams the init a tensor at a time, keeping its own shard
+
+    def rows_per_forward(self, rows: int, accumulation: int, layout: Any) -> int:
+        """Sequences one forward holds of a rank's ``rows``: a micro-batch of each accumulation step."""
+        return max(1, rows // accumulation // layout.micro_batch_num)
 
     @property
     def recompute(self) -> bool:

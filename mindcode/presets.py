@@ -185,8 +185,8 @@ class ModelConfig:
                 continue
             if key == "layer_types":
                 if not isinstance(value, list) or set(value) - {"full_attention"}:
-                    raise MindcodeError(f"config.json: layer_types other than full_attention are not supported "
-                                        f"(both backends compute full causal attention in every layer)")
+                    raise MindcodeError("config.json: layer_types other than full_attention are not supported "
+                                        "(both backends compute full causal attention in every layer)")
                 continue
             if key not in required_values:
                 raise MindcodeError(f"config.json: field {key!r} is not one mindcode knows; it may change the "

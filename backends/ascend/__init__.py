@@ -16,6 +16,8 @@ import numpy as np
 
 from backends.ascend import runtime
 from backends.ascend.checkpoint import load_checkpoint, save_checkpoint
+from backends.base import Session, StepTrainer
+from mindcode.plan.devices import DEVICES, Device
 from mindcode.precision import Precision
 from mindcode.presets import ModelConfig
 
@@ -26,6 +28,10 @@ class AscendBackend:
     default_port = 8118  # MindFormers' msrun_launcher.sh default
     native_checkpoint = "ckpt"
     data_key = "mindrecord"
+    predict_parallel = False  # one process: MindFormers' model-parallel inference is not wired yet
+
+    def accelerator(self) -> Device | None:
+        return DEVICES["ascend-910b"] if runtime.ascend_device_count() else None
 
     def visible_devices(self) -> tuple[str, int]:
         return "ASCEND_RT_VISIBLE_DEVICES", runtime.ascend_device_count()
@@ -86,13 +92,13 @@ class AscendBackend:
         write_yaml(mindformers_config(config, "Ascend", layout), path)
         return [str(path)]
 
-    def session(self, model: Any, prompts: list[list[int]], max_rows: int, length: int) -> Any:
+    def session(self, model: Any, prompts: list[list[int]], max_rows: int, length: int) -> Session:
         from backends.ascend.session import Session
 
         # rows are padded with the model's pad id, which MindFormers' attention masks (never a text token)
         return Session(model, prompts, length=length, max_rows=max_rows, pad_id=int(model.config.pad_token_id))
 
-    def trainer(self, config: Any, rank: int = 0, world_size: int = 1) -> Any:
+    def trainer(self, config: Any, rank: int = 0, world_size: int = 1) -> StepTrainer:
         from backends.ascend.train import Trainer
 
         return Trainer(config, rank=rank, world_size=world_size)

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 
 from mindcode.env import package_versions
+from backends.base import Session, StepTrainer
+from mindcode.plan.devices import GIB, Device
 from mindcode.precision import Precision
 from mindcode.presets import ModelConfig
 
@@ -24,6 +26,17 @@ class GpuBackend:
     default_port = 29500  # torchrun's default
     native_checkpoint = "hf"
     data_key = "npy"
+    predict_parallel = True  # DTensor tensor parallel under torchrun
+
+    def accelerator(self) -> Device | None:
+        if package_versions("torch")[1]:  # not installed
+            return None
+        import torch
+
+        if not torch.cuda.is_available():
+            return None
+        props = torch.cuda.get_device_properties(0)
+        return Device(f"cuda:0 ({props.name})", "cuda", float(props.total_memory), 2 * GIB, props.name)
 
     def visible_devices(self) -> tuple[str, int]:
         import os
@@ -109,12 +122,12 @@ class GpuBackend:
         path.write_text(json.dumps(values, indent=2) + "\n")
         return [str(path)]
 
-    def session(self, model: Any, prompts: list[list[int]], max_rows: int, length: int) -> Any:
+    def session(self, model: Any, prompts: list[list[int]], max_rows: int, length: int) -> Session:
         from backends.gpu.session import Session
 
         return Session(model, prompts)
 
-    def trainer(self, config: Any, rank: int = 0, world_size: int = 1) -> Any:
+    def trainer(self, config: Any, rank: int = 0, world_size: int = 1) -> StepTrainer:
         from backends.gpu.train import Trainer
 
         return Trainer(config, rank=rank, world_size=world_size)

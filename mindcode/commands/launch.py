@@ -12,7 +12,6 @@ master port is free (on the master node) and that the node has as many visible d
 from __future__ import annotations
 
 import argparse
-import os
 import socket
 import subprocess
 from pathlib import Path

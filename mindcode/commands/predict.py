@@ -156,8 +156,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     # under torchrun (`mindcode launch --nproc_per_node N -- predict ...`): the model split over all N processes by
     # tensor parallel (model_parallel N), every rank decoding the same tokens; rank 0 writes them
     rank, world = get_backend(backend).init_distributed()
-    if world > 1 and backend != "gpu":
-        raise MindcodeError("multi-process prediction is the gpu backend's tensor parallel (use --backend gpu)")
+    if world > 1 and not get_backend(backend).predict_parallel:
+        raise MindcodeError(f"the {backend} backend predicts in one process (multi-process prediction is the gpu "
+                            "backend's tensor parallel: use --backend gpu)")
     max_rows = args.batch_size * max(args.num_beams, config.num_return_sequences)
     if args.config:
         check_predict_fits(args.config, backend, world, max_rows, max_length)

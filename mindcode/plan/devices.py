@@ -50,17 +50,6 @@ def get_device(name: str | None, backend: str) -> Device:
 
 def detect_device(backend: str) -> Device | None:
     """The accelerator this host would run ``backend`` on (None on a CPU-only host: nothing to check there)."""
-    if backend == "ascend":
-        from backends.ascend.runtime import ascend_device_count
+    from backends import get_backend
 
-        return DEVICES["ascend-910b"] if ascend_device_count() else None
-    from mindcode.env import package_versions
-
-    if package_versions("torch")[1]:
-        return None
-    import torch
-
-    if not torch.cuda.is_available():
-        return None
-    props = torch.cuda.get_device_properties(0)
-    return Device(f"cuda:0 ({props.name})", "cuda", float(props.total_memory), 2 * GIB, props.name)
+    return get_backend(backend).accelerator()

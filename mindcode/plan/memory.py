@@ -110,9 +110,7 @@ def _rows_per_micro(config: Any, layout: Layout) -> int:
     """Sequences one forward holds: a preference batch of ``b`` pairs is ``2b`` rows (each chosen answer and its
     rejected one, ``mindcode.train.preference.pair_rows``)."""
     per_rank = config.training.batch_size // layout.data_parallel * (2 if config.preference_stage else 1)
-    if config.backend == "ascend" and layout.model_parallel == layout.pipeline_stage == 1:
-        return per_rank  # data-parallel mode: one graph differentiates all of the rank's micro-batches at once
-    return max(1, per_rank // config.training.gradient_accumulation_steps // layout.micro_batch_num)
+    return config.backend_section.rows_per_forward(per_rank, config.training.gradient_accumulation_steps, layout)
 
 
 def _stream_dtype(precision: Any, shard_weights: bool) -> str:
@@ -147,7 +145,7 @@ def train_terms(config: Any, layout: Layout, rank: int, device: Device) -> dict[
     # compute copies
     full = {t["name"]: t["numel"] for t in whole}
     terms["unsharded_gradients"] = 0.0
-    if config.backend == "gpu" and shard_weights:
+    if config.backend_section.gathers_sharded_layers and shard_weights:
         stage_layers_ = {int(n.split(".")[2]) for n in full if ".layers." in n}
         per_layer = sum(n for name, n in full.items() if ".layers." in name) / max(1, len(stage_layers_))
         root = sum(n for name, n in full.items() if ".layers." not in name)
@@ -254,7 +252,7 @@ def load_terms(config: Any, layout: Layout, device: Device, weights: float, file
     local = min(layout.world_size, device.per_node)
     precision = get_backend(config.backend).training_precision(config, device.kind)
     device_bytes = weights + largest * BYTES[precision.master]
-    if config.backend == "gpu":
+    if not config.backend_section.init_read_whole:
         host = local * largest * BYTES[file_dtype]
     elif layout.model_parallel > 1 or layout.pipeline_stage > 1:
         slices = max(sum(t["numel"] for t in rank_tensors(config, layout, r, shard=False))

@@ -1,5 +1,6 @@
 """Decoding, once for both backends: greedy, sampling (temperature, top-k, top-p), beam search, repetition
-penalty, EOS and stop sequences. Backends only supply next-token logits through a ``Session``:
+penalty, EOS and stop sequences. Backends only supply next-token logits through a ``Session``
+(``backends.base.Session``):
 
     session = backend.session(model, prompts)  # one row per prompt
     session.logits() -> float32 [rows, vocab]  # for each row's last token
@@ -12,17 +13,11 @@ Because the choices are made here, in numpy, the two backends pick the same toke
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-
-class Session(Protocol):
-    def logits(self) -> np.ndarray: ...
-
-    def append(self, tokens: np.ndarray) -> None: ...
-
-    def select(self, rows: np.ndarray) -> None: ...
+from backends.base import Session
 
 
 @dataclass

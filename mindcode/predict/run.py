@@ -18,7 +18,7 @@ from mindcode.terminal import progress_bar
 from mindcode.convert.hf_to_ms import convert_hf_to_ms, read_hf_config
 from mindcode.convert.ms_to_hf import convert_ms_to_hf, resolve_config
 from mindcode.errors import MindcodeError
-from mindcode.predict.decode import GenerationConfig, generate
+from mindcode.predict.decode import GenerationConfig, Session, generate
 from mindcode.tokenizer import HFTokenizer, load_tokenizer, tokenizer_file
 
 # Without --max_length the model is sized for the batch: prompt + new tokens rounded up to a power of two, at least
@@ -119,13 +119,17 @@ class Generator:
             raise MindcodeError(f"a prompt of {longest} tokens + {config.max_new_tokens} new ones exceeds "
                                 f"--max_length {self.max_length}")
         rows = len(prompts) * max(config.num_beams, config.num_return_sequences)
-        session = self.backend.session(self.model, prompts, max_rows=max(rows, self.max_rows), length=self.max_length)
+        session = self.session(prompts, max(rows, self.max_rows))
         stops = config.stop
 
         def stopped(tokens: list[int]) -> bool:
             return bool(stops) and any(s in self.tokenizer.decode(tokens) for s in stops)
 
         return generate(session, prompts, config, stopped)
+
+    def session(self, prompts: list[list[int]], max_rows: int) -> Session:
+        """A decoding session of the model, for up to ``max_rows`` rows of up to ``max_length`` tokens."""
+        return self.backend.session(self.model, prompts, max_rows=max_rows, length=self.max_length)
 
     def text(self, tokens: list[int], stops: list[str]) -> str:
         text = self.tokenizer.decode(tokens)

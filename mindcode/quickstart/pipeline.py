@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from backends import BACKENDS
 from mindcode.data.io import write_json_array, write_jsonl
 from mindcode.errors import MindcodeError
 from mindcode.terminal import say
@@ -217,8 +218,8 @@ def run_quickstart(run_dir: str | Path, backends: list[str], force: bool = False
     from mindcode.quickstart.report import write_report
 
     for backend in backends:
-        if backend not in ("ascend", "gpu"):
-            raise MindcodeError(f"--backends: unknown backend {backend!r}; valid: ascend, gpu")
+        if backend not in BACKENDS:
+            raise MindcodeError(f"--backends: unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
     ctx = Context(Path(run_dir), backends, force, progress)
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
     timings = {}

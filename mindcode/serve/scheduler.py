@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from mindcode.predict.decode import GenerationConfig, apply_repetition_penalty, log_softmax, sample, suppress
+from mindcode.predict.decode import (
+    GenerationConfig, Session, apply_repetition_penalty, log_softmax, sample, suppress)
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class Scheduler:
         self.generator, self.rows = generator, rows
         self.waiting: queue.Queue[Request] = queue.Queue(maxsize=max_queue)
         self.running: list[tuple[Request, Sequence]] = []
-        self.session: Any = None
+        self.session: Session | None = None
         self._next: Request | None = None
         threading.Thread(target=self._loop, daemon=True, name="mindcode-scheduler").start()
 
@@ -108,8 +109,7 @@ class Scheduler:
             return
         prompts = [s.prompt for _, s in new]
         if self.session is None:
-            self.session = self.generator.backend.session(self.generator.model, prompts, max_rows=self.rows,
-                                                          length=self.generator.max_length)
+            self.session = self.generator.session(prompts, self.rows)
         else:
             self.session.add(prompts)
         self.running += new

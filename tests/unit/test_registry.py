@@ -46,3 +46,28 @@ def test_each_backend_has_the_protocols_signatures_and_facts(name):
     assert backend.native_checkpoint in ("ckpt", "hf") and backend.data_key in ("mindrecord", "npy")
     variable, count = backend.visible_devices()
     assert variable.endswith("VISIBLE_DEVICES") and count >= 0
+
+
+@pytest.mark.parametrize("name", sorted(BACKENDS))
+def test_each_backends_trainer_and_session_have_the_protocols_signatures(name):
+    """What the shared loop and decoder call (``StepTrainer``, ``Session`` in ``backends/base.py``) is what each
+    backend's classes define: the same methods with the same parameters, and the attributes set."""
+    import importlib
+    import inspect
+
+    from backends.base import Session, StepTrainer
+
+    for protocol, path in ((StepTrainer, f"backends.{name}.train:Trainer"),
+                           (Session, f"backends.{name}.session:Session")):
+        module, _, attribute = path.partition(":")
+        cls = getattr(importlib.import_module(module), attribute)
+        methods = [m for m, _ in inspect.getmembers(protocol, inspect.isfunction) if not m.startswith("_")]
+        assert methods, protocol
+        for method in methods:
+            ours = inspect.signature(getattr(cls, method))
+            declared = inspect.signature(getattr(protocol, method))
+            assert [(p.name, p.kind, p.default) for p in ours.parameters.values()] == \
+                [(p.name, p.kind, p.default) for p in declared.parameters.values()], (path, method)
+        source = inspect.getsource(cls)
+        for field in getattr(protocol, "__annotations__", {}):
+            assert f"self.{field} = " in source, (path, field)
