@@ -40,6 +40,10 @@ RUNS = {
                                "CodeLlama-34B continued pretraining on wiki-style rows, 32 devices"),
     "codellama_7b_lora": ("codellama-7b", 8, {"data_parallel": 8, "model_parallel": 1, "pipeline_stage": 1},
                           16, 2000, 2.0e-4, "CodeLlama-7B LoRA (rank 16, attention and MLP) on 8 devices"),
+    # LoRA on a model too large for one device: the adapters split with the layers they adapt (tensor parallel)
+    "codellama_34b_lora_8p": ("codellama-34b", 8, {"data_parallel": 1, "model_parallel": 8, "pipeline_stage": 1,
+                                                   "use_seq_parallel": True}, 16, 2000, 2.0e-4,
+                              "CodeLlama-34B LoRA (rank 16, attention and MLP) on 8 devices (one node)"),
     "codellama_7b_dpo": ("codellama-7b", 8, {"data_parallel": 2, "model_parallel": 4, "pipeline_stage": 1},
                          64, 1000, 5.0e-7, "CodeLlama-7B DPO after SFT on 8 devices"),
     # seed 001 (Magicoder-S-DS: OSS-Instruct on DeepSeek-Coder-6.7B; the paper: lr 5e-5, batch 512, 2 epochs)
@@ -59,7 +63,7 @@ RUNS = {
 # Micro-batches per optimizer step where no pipeline splits the batch: rows per data-parallel rank per micro-batch
 # stay small enough for 4096-token rows (see `mindcode plan`).
 ACCUMULATION = {"codellama_7b_finetune": 16, "codellama_13b_finetune": 16, "codellama_7b_dpo": 16,
-                "deepseek_coder_6_7b_finetune": 64}
+                "deepseek_coder_6_7b_finetune": 64, "codellama_34b_lora_8p": 16}
 # MindFormers' own settings for CodeLlama on Atlas A2 (its model card): bf16 matrix products with float32 parameters,
 # norms, softmax and rotary embedding, and flash attention. The gpu backend reads only the shape from this section.
 DTYPES = {"compute_dtype": "bfloat16", "param_init_type": "float32", "layernorm_compute_type": "float32",
@@ -67,7 +71,8 @@ DTYPES = {"compute_dtype": "bfloat16", "param_init_type": "float32", "layernorm_
 # LoRA runs: their adapter (the same rank, alpha and target modules on both backends).
 LORA_ALL = {"rank": 16, "alpha": 32, "dropout": 0.05,
             "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}
-LORA = {"codellama_7b_lora": LORA_ALL, "deepseek_coder_6_7b_lora": LORA_ALL, "qwen2_5_coder_7b_lora": LORA_ALL}
+LORA = {"codellama_7b_lora": LORA_ALL, "deepseek_coder_6_7b_lora": LORA_ALL, "qwen2_5_coder_7b_lora": LORA_ALL,
+        "codellama_34b_lora_8p": LORA_ALL}
 # Preference runs: their stage and settings (TRL's defaults), and the SFT model they start from.
 STAGES = {"codellama_7b_dpo": {"stage": "dpo", "init": "checkpoints/codellama-7b-sft-hf",
                                "preference": {"beta": 0.1, "label_smoothing": 0.0, "rpo_alpha": 0.0}}}

@@ -36,14 +36,11 @@ def strategy_dir(output_dir: str | Path) -> Path:
     return Path(output_dir) / "mindformers" / "strategy"
 
 
-def check_target(layout: Layout, device: str, where: str, lora: bool = False, tied: bool = False) -> None:
+def check_target(layout: Layout, device: str, where: str, tied: bool = False) -> None:
     """On MindSpore's CPU target only data parallelism runs (semi-auto parallel is refused at graph compile)."""
     if tied and semi_auto(layout):
         raise MindcodeError(f"{where}: tie_word_embeddings with model_parallel/pipeline_stage > 1 is not supported on "
                             f"ascend (not verified on Atlas); train it data parallel")
-    if lora and semi_auto(layout):
-        raise MindcodeError(f"{where}: lora with model_parallel/pipeline_stage > 1 is not supported on ascend (its "
-                            f"adapters are not split by the strategy files); train LoRA data parallel")
     if device == "CPU" and semi_auto(layout):
         key = "model_parallel" if layout.model_parallel > 1 else "pipeline_stage"
         raise MindcodeError(f"{where}.{key} {getattr(layout, key)}: MindSpore's semi-auto parallel needs Ascend "

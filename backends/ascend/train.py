@@ -46,8 +46,7 @@ class Trainer:
         where = f"{config.source}: parallel_config"
         self.layout = resolve(config.parallel_config, world_size, where)
         check_model(self.layout, config.model.shape(), config.model.seq_length, t.batch_size, where)
-        check_target(self.layout, self.device, where, lora=config.lora is not None,
-                     tied=config.model.shape().tie_word_embeddings)
+        check_target(self.layout, self.device, where, tied=config.model.shape().tie_word_embeddings)
         self.rank, self.world_size = rank, world_size
         self.semi_auto = semi_auto(self.layout)
         self.data_shard = data_shard(self.layout, rank)
@@ -250,9 +249,12 @@ class Trainer:
             barrier()
 
     def load(self, directory: Path) -> None:
-        """Weights and optimizer state back into the network and the optimizer, before MindFormers wraps them; a
-        LoRA run's frozen base (not in the state) from the init, since MindFormers' own load is then skipped."""
-        if self.frozen:
+        """Weights and optimizer state back into the network and the optimizer, before MindFormers wraps them. A
+        LoRA run's frozen base (not in the state): in data-parallel mode from the init here, since MindFormers' own
+        load is then skipped; under semi-auto parallel MindFormers' sliced load (``auto_trans_ckpt``) still reads it,
+        each rank its slice, and leaves the adapters and optimizer state (not in the init) as loaded here."""
+        sliced_base = bool(self.frozen) and self.semi_auto
+        if self.frozen and not sliced_base:
             base = self._ms.load_checkpoint(str(self.init), choice_func=lambda name: name in self.frozen)
             self._ms.load_param_into_net(self.model, base)
         params = self._ms.load_checkpoint(str(self._state_file(directory)))
@@ -262,37 +264,38 @@ class Trainer:
             missing |= set(not_loaded)
         if missing - self.frozen:
             raise MindcodeError(f"{directory}: checkpoint lacks {sorted(missing - self.frozen)[:5]}")
-        self.loaded_by_mindcode = True
+        self.loaded_by_mindcode = self.loaded_by_mindcode or not sliced_base
 
     def export(self, directory: Path) -> None:
         """The trained weights with MindFormers names in the init's dtype: ``final/model.ckpt``, or with LoRA the
         adapter alone (``final/adapter.ckpt`` + a PEFT-style ``adapter_config.json``, as MindFormers writes one).
-        Semi-auto parallel (no LoRA): every rank writes its slices, then rank 0 merges them through the strategy
-        files (MindSpore's own checkpoint transform, as ``convert-weight merge-ranks``), in the parameters' dtype."""
+        Semi-auto parallel: every rank writes its slices (with LoRA, of the adapters alone), then rank 0 merges them
+        through the strategy files (MindSpore's own checkpoint transform, as ``convert-weight merge-ranks``, which
+        transforms the parameters the slices hold), in the parameters' dtype."""
         lora = self.config.lora
         if self.semi_auto:
-            self._export_merged(directory)
-            return
-        if self.rank:
-            return  # data parallel: every rank holds the same weights
-        directory.mkdir(parents=True, exist_ok=True)
-        if lora is None:
-            dtype = checkpoint_dtype(self.config.training.init)
-            save_checkpoint(((p.name, p.asnumpy(), dtype) for p in self.model.get_parameters()),
-                            directory / "model.ckpt")
-            return
-        save_checkpoint(adapter_arrays(self.model), directory / "adapter.ckpt")
-        config = peft_config(lora.rank, lora.alpha, lora.target_modules, lora.dropout, self.config.training.init)
-        (directory / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
+            self._export_merged(directory, "adapter.ckpt" if lora else "model.ckpt")
+        elif self.rank == 0:  # data parallel: every rank holds the same weights
+            directory.mkdir(parents=True, exist_ok=True)
+            if lora is None:
+                dtype = checkpoint_dtype(self.config.training.init)
+                save_checkpoint(((p.name, p.asnumpy(), dtype) for p in self.model.get_parameters()),
+                                directory / "model.ckpt")
+            else:
+                save_checkpoint(adapter_arrays(self.model), directory / "adapter.ckpt")
+        if lora is not None and self.rank == 0:
+            config = peft_config(lora.rank, lora.alpha, lora.target_modules, lora.dropout, self.config.training.init)
+            (directory / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
 
-    def _export_merged(self, directory: Path) -> None:  # ascend: runs on Ascend devices only (semi-auto parallel)
+    def _export_merged(self, directory: Path, name: str) -> None:  # ascend: on Ascend devices only (semi-auto)
         from mindspore.communication.comm_func import barrier
 
         from backends.ascend.distributed import merge_ranks
 
         ranks = Path(self.config.training.output_dir) / "final_ranks"
         (ranks / f"rank_{self.rank}").mkdir(parents=True, exist_ok=True)
-        self._ms.save_checkpoint(self.model, str(ranks / f"rank_{self.rank}" / "model.ckpt"), integrated_save=False)
+        self._ms.save_checkpoint(self.model, str(ranks / f"rank_{self.rank}" / "model.ckpt"), integrated_save=False,
+                                 choice_func=lambda param: param not in self.frozen)  # LoRA: the adapters
         barrier()
         if self.rank == 0:
             folder = strategy_dir(self.config.training.output_dir)  # ckpt_strategy_rank_N.ckpt, MindFormers' names
@@ -301,7 +304,7 @@ class Trainer:
                 strategy = folder.parent / "merged_strategy.ckpt"
                 self._ms.merge_pipeline_strategys(str(folder), str(strategy))
             directory.mkdir(parents=True, exist_ok=True)
-            merge_ranks(ranks, strategy, directory / "model.ckpt", progress=False)
+            merge_ranks(ranks, strategy, directory / name, progress=False)
         barrier()
 
 

@@ -121,6 +121,7 @@ def apply_tensor_parallel(model: Any, layout: Layout, tp_mesh: Any, vocab_parall
 
     sp = layout.use_seq_parallel
     inner, top = _llama(model)
+    frozen = {name for name, param in model.named_parameters() if not param.requires_grad}  # LoRA's base
     if not layout.vocab_emb_dp and inner.embed_tokens is not None:
         parallelize_module(inner.embed_tokens, tp_mesh, RowwiseParallel(input_layouts=Replicate(),
                                                                         output_layouts=Replicate()))
@@ -138,18 +139,18 @@ def apply_tensor_parallel(model: Any, layout: Layout, tp_mesh: Any, vocab_parall
             parallelize_module(inner.norm, tp_mesh, SequenceParallel())
     layers = decoder_layers(model)
     for i, layer in enumerate(layers):
-        plan: dict[str, Any] = {path: ColwiseParallel() if split == "colwise" else RowwiseParallel()
-                                for path, split in TENSOR_PARALLEL.items()}
+        plan: dict[str, Any] = {}
+        for path, split in TENSOR_PARALLEL.items():
+            rowwise = {"output_layouts": Shard(1)} if sp else {}  # o/down: reduce-scattered along the sequence
+            plan.update(_linear_plan(layer.get_submodule(path), path, split, rowwise))
         if sp:
             plan.update({
                 "input_layernorm": SequenceParallel(), "post_attention_layernorm": SequenceParallel(),
                 "self_attn": PrepareModuleInput(input_kwarg_layouts={"hidden_states": Shard(1)},
                                                 desired_input_kwarg_layouts={"hidden_states": Replicate()},
                                                 use_local_output=True),
-                "self_attn.o_proj": RowwiseParallel(output_layouts=Shard(1)),
                 "mlp": PrepareModuleInput(input_layouts=(Shard(1),), desired_input_layouts=(Replicate(),),
                                           use_local_output=True),
-                "mlp.down_proj": RowwiseParallel(output_layouts=Shard(1)),
             })
         parallelize_module(layer, tp_mesh, plan)
         if not sp:
@@ -165,6 +166,33 @@ def apply_tensor_parallel(model: Any, layout: Layout, tp_mesh: Any, vocab_parall
             parallelize_module(layer, tp_mesh, PrepareModuleInput(**inputs, use_local_output=True))
         elif join:
             parallelize_module(layer, tp_mesh, PrepareModuleOutput(**outputs, use_local_output=True))
+    for name, param in model.named_parameters():  # SequenceParallel makes new (trainable) parameters of the norms
+        if name in frozen:
+            param.requires_grad_(False)
+
+
+def _linear_plan(module: Any, path: str, split: str, rowwise: dict[str, Any]) -> dict[str, Any]:
+    """The tensor-parallel plan of one projection. A PEFT LoRA layer (``base_layer`` + ``lora_A``/``lora_B``) is
+    split as its base is: column-wise, ``B``'s rows (its output columns) with the base's, ``A`` whole on every rank
+    (its input is the whole hidden state); row-wise, ``A``'s input columns with the base's (its partial products
+    summed, as the base's are), ``B`` whole, and under sequence parallel ``B`` replicated over the sequence split
+    (each rank its part of the rows, the weight's gradient summed over the ranks). Each rank's ``B @ A`` is then the
+    slice of the update its base holds."""
+    from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, SequenceParallel
+
+    style = ColwiseParallel if split == "colwise" else RowwiseParallel
+    options = rowwise if split == "rowwise" else {}
+    if not hasattr(module, "base_layer"):
+        return {path: style(**options)}
+    plan = {f"{path}.base_layer": style(**options)}
+    for name in module.lora_A:
+        if split == "colwise":
+            plan[f"{path}.lora_B.{name}"] = ColwiseParallel()
+            continue
+        plan[f"{path}.lora_A.{name}"] = RowwiseParallel(**options)
+        if options:  # sequence parallel: A's output is this rank's rows of the sequence
+            plan[f"{path}.lora_B.{name}"] = SequenceParallel(use_local_output=True)
+    return plan
 
 
 def apply_fsdp(model: Any, dp_mesh: Any, compute: str, pipelined: bool) -> None:
@@ -189,9 +217,9 @@ def check_supported(layout: Layout, torch_section: Any, lora: bool, preference: 
     if layout.model_parallel > 1 and layout.data_parallel > 1 and torch_section.distributed == "ddp":
         raise MindcodeError("parallel_config: data_parallel with model_parallel > 1 needs torch.distributed: fsdp "
                             "(DDP does not take tensor-parallel DTensor weights)")
-    if lora and (layout.model_parallel > 1 or layout.pipeline_stage > 1):
-        raise MindcodeError("lora with parallel_config model_parallel/pipeline_stage > 1 is not supported on gpu: "
-                            "shard LoRA runs over data_parallel with torch.distributed: fsdp")
+    if lora and layout.pipeline_stage > 1:
+        raise MindcodeError("lora with parallel_config.pipeline_stage > 1 is not supported on gpu: shard LoRA runs "
+                            "over model_parallel (tensor parallel) and data_parallel with torch.distributed: fsdp")
     if layout.pipeline_stage > 1 and preference:
         raise MindcodeError("stage dpo/simpo with parallel_config.pipeline_stage > 1 is not supported on gpu")
     if torch_section.load_in_4bit and (layout.model_parallel > 1 or layout.pipeline_stage > 1

@@ -174,6 +174,47 @@ def test_under_a_split_layout_no_rank_loads_the_whole_init(work, monkeypatch):
     assert trainer.model.config.parallel_config.model_parallel == 2
 
 
+def test_lora_under_model_parallel_is_mindformers_pet_layers_and_exports_merged_adapters(tmp_path, monkeypatch):
+    """The 34B LoRA job on 8 devices (model parallel 8): MindFormers reads back its pet_config and layout (its LoRA
+    layers take the dense layers' strategies, ``lora_adapter.py``); the final export writes each rank's slices of the
+    adapters alone and merges them through the strategy file into ``adapter.ckpt``; a resume loads the adapters and
+    optimizer state and never the whole init, which MindFormers' sliced load (``auto_trans_ckpt``) still reads."""
+    import mindspore as ms
+    import mindspore.communication.comm_func as comm
+    from mindformers import MindFormerConfig
+    from mindformers.core.parallel_config import build_parallel_config
+
+    import backends.ascend.distributed as distributed
+
+    job = dry_run("codellama_34b_lora_8p", tmp_path / "dry")
+    read = MindFormerConfig(str(tmp_path / "dry" / "mindformers.yaml"))
+    build_parallel_config(read)
+    assert (read.parallel_config.data_parallel, read.parallel_config.model_parallel) == (1, 8)
+    pet = read.model.model_config.pet_config
+    assert pet.pet_type == "lora" and pet.lora_rank == 16 and "wq" in pet.target_modules
+    assert job["auto_trans_ckpt"] is True and job["load_checkpoint"]
+
+    saved, merged, loads = [], [], []
+    monkeypatch.setattr(ms, "save_checkpoint", lambda cell, path, **kw: saved.append(kw))
+    monkeypatch.setattr(comm, "barrier", lambda *a, **k: None)
+    monkeypatch.setattr(distributed, "merge_ranks", lambda ranks, strategy, out, **kw: merged.append(Path(out).name))
+    config = load_config(ROOT / "configs/ascend/codellama_34b_lora_8p.yaml", [f"training.output_dir={tmp_path}"])
+    frozen = {"model.layers.0.attention.wq.weight"}
+    trainer = spied_trainer(config.parallel_config, 8, config=config, _ms=ms, model=object(), frozen=frozen,
+                            init=tmp_path / "init.ckpt", network=object(), optimizer=object(), loaded_by_mindcode=False)
+    trainer.export(tmp_path / "final")
+    assert [kw["integrated_save"] for kw in saved] == [False] and merged == ["adapter.ckpt"]
+    assert not saved[0]["choice_func"]("model.layers.0.attention.wq.weight")
+    assert saved[0]["choice_func"]("model.layers.0.attention.wq.lora_a")
+    assert json.loads((tmp_path / "final" / "adapter_config.json").read_text())["r"] == 16
+
+    monkeypatch.setattr(ms, "load_checkpoint", lambda path, **kw: loads.append(Path(path).name) or {})
+    monkeypatch.setattr(ms, "load_param_into_net", lambda cell, params, **kw: ([], []))
+    trainer.load(tmp_path / "checkpoints" / "step_2")
+    assert loads == ["train_state.ckpt"]  # this rank's state; the init is not read here
+    assert trainer.loaded_by_mindcode is False  # so MindFormers' own load of the base stays in the job
+
+
 @pytest.mark.parametrize("layout, accumulation, raw, logged", [
     (ParallelConfig(model_parallel=8, pipeline_stage=2, micro_batch_num=128), 1, 128 * 2.5, 2.5),  # summed over 128
     (ParallelConfig(model_parallel=4), 16, 16 * 2.5, 2.5),  # MindFormers' accumulation cell sums 16 micro-batches
