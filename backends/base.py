@@ -59,6 +59,10 @@ class StepTrainer(Protocol):
         """Summed log-probabilities and token counts of pairs, ``[b, 2]`` each, without training (DPO's reference
         pass)."""
 
+    def sum_over_data_parallel(self, values: np.ndarray) -> np.ndarray:
+        """``values`` summed over the data-parallel ranks by the framework's all-reduce (the same array in one
+        process, and where every rank is fed the whole batch): how the reference pass joins its shares."""
+
     def fit(self, start: int, stop: int, batch_at: BatchAt, on_step: OnStep) -> None:
         """Optimizer steps ``start..stop-1``: each takes ``batch_at(step)`` and reports ``on_step(step, record,
         seconds)``; ``record`` holds ``loss``, ``lr``, ``grad_norm``, ``tokens`` (and more per backend)."""

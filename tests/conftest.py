@@ -1,8 +1,13 @@
-"""Shared test helpers: tiny model shapes and random HF checkpoints written the way transformers writes them."""
+"""Shared test helpers: tiny model shapes, random HF checkpoints written the way transformers writes them, and
+training jobs launched on loopback."""
 
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -66,3 +71,25 @@ def hf_checkpoint(tmp_path):
 
 def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch_command(config: str, args: list[str], log_dir: Path, nproc: int = 2) -> list[str]:
+    """``mindcode launch`` of ``train --config CONFIG ARGS`` on ``nproc`` local processes (torchrun or msrun, by the
+    config's backend)."""
+    return [sys.executable, "-m", "mindcode", "launch", "--nproc_per_node", str(nproc), "--master_port",
+            str(free_port()), "--log_dir", str(log_dir), "--cluster_time_out", "120", "--", "train", "--config", config,
+            *args]
+
+
+def launch_train(config: str, args: list[str], log_dir: Path, nproc: int = 2, cwd: Path | None = None) -> None:
+    """Run ``launch_command`` to the end; a failure shows the workers' logs."""
+    result = subprocess.run(launch_command(config, args, log_dir, nproc), cwd=cwd, capture_output=True, text=True,
+                            timeout=600, env={**os.environ, "PYTHON": sys.executable})
+    logs = "".join(p.read_text() for p in Path(log_dir).rglob("*.log") if "worker" in p.name or p.name == "stderr.log")
+    assert result.returncode == 0, (result.stderr + logs)[-4000:]

@@ -226,6 +226,11 @@ class Trainer:
         sums, counts = self._scores(ms.Tensor(input_ids, ms.int32), ms.Tensor(labels, ms.int32))
         return as_pairs(sums.asnumpy()), as_pairs(counts.asnumpy())
 
+    def sum_over_data_parallel(self, values: np.ndarray) -> np.ndarray:
+        if self._all_sum is None:  # one process, or semi-auto parallel (every rank fed the whole batch)
+            return values
+        return self._all_sum(self._ms.Tensor(values)).asnumpy()
+
     def _state_file(self, directory: Path) -> Path:
         """Data parallel: one file (every rank holds the same state); semi-auto parallel: each rank its slices."""
         return directory / f"rank_{self.rank}" / "train_state.ckpt" if self.semi_auto else directory / "train_state.ckpt"

@@ -398,6 +398,13 @@ class Trainer:
             dist.all_reduce(square, group=self.mesh["pp"].get_group())
         return square.sqrt()
 
+    def sum_over_data_parallel(self, values: np.ndarray) -> np.ndarray:
+        if self.mesh is None or self.mesh["dp"].size() == 1:
+            return values
+        tensor = torch.from_numpy(np.ascontiguousarray(values)).to(self.device)
+        dist.all_reduce(tensor, group=self.mesh["dp"].get_group())
+        return tensor.cpu().numpy()
+
     def _sum(self, value: float, dim: str) -> float:
         """``value`` summed over the ranks of mesh dimension ``dim`` (``dp`` or ``pp``)."""
         if self.mesh is None or self.mesh[dim].size() == 1:

@@ -65,7 +65,9 @@ def reference_logps(config: TrainConfig, trainer: Any, out: Path, rank: int, wor
     dpo: read from ``preference.reference_logps`` (default ``OUTPUT_DIR/reference_logps.npy``) when it is there,
     else computed with the trainer's weights before the first step (the policy starts as the reference model) and
     written there with a ``.json`` note of what it was computed from, so that resuming, or a second run on the same
-    data and init, reuses it. simpo needs no reference: zeros.
+    data and init, reuses it. The batches are dealt round-robin to the data-parallel ranks (each model-parallel group
+    computes its share once), every rank running as many forwards (FSDP2 gathers weights in each), and the shares
+    are summed over the data-parallel ranks (each row is filled by one of them). simpo needs no reference: zeros.
     """
     rows = trainer.num_rows
     if config.stage == "simpo":
@@ -81,15 +83,20 @@ def reference_logps(config: TrainConfig, trainer: Any, out: Path, rank: int, wor
                                 f"for this run's {note}; delete it or set preference.reference_logps elsewhere")
         return values
     size = max(1, config.training.batch_size // world_size)
+    starts = list(range(0, rows, size))
+    data_rank, data_ranks = trainer.data_shard
     values = np.zeros((rows, 2), np.float32)
     bar = progress_bar(total=rows, desc="reference logps", unit=" pairs", disable=not progress or rank != 0)
-    for start in range(0, rows, size):
+    for first in range(0, len(starts), data_ranks):
+        mine = first + data_rank
+        start = starts[min(mine, len(starts) - 1)]  # past the end: the last batch again, its result unused
         indices = np.minimum(np.arange(start, start + size), rows - 1)  # a fixed batch shape; the tail repeats
         logps, _counts = trainer.logps(*trainer.batches(indices))
-        take = min(size, rows - start)
-        values[start:start + take] = logps[:take]
-        bar.update(take)
+        if mine < len(starts):
+            values[start:start + min(size, rows - start)] = logps[:min(size, rows - start)]
+        bar.update(sum(min(size, rows - s) for s in starts[first:first + data_ranks]))
     bar.close()
+    values = trainer.sum_over_data_parallel(values)
     if rank == 0:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.with_suffix(".json").write_text(json.dumps(note, indent=2) + "\n")

@@ -5,7 +5,6 @@ reported). The mp/pp numerics need an Atlas host: those tests are marked ``ascen
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from mindcode.predict.decode import GenerationConfig
 from mindcode.predict.run import Generator
 from mindcode.tokenizer import TINY_TOKENIZER
 from mindcode.train.loop import train
-from tests.conftest import write_hf_checkpoint, write_training_inputs
+from tests.conftest import free_port, write_hf_checkpoint, write_training_inputs
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,9 +111,7 @@ def test_dry_run_writes_the_semi_auto_config_mindformers_reads_back(tmp_path, na
 
 
 def test_model_parallel_on_cpu_workers_stops_at_once_with_one_line(work):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     args = " ".join(overrides(work, "ascend", "mp2", "parallel_config.model_parallel=2"))
     start = time.monotonic()
     done = subprocess.run(["bash", "scripts/msrun_launcher.sh",
@@ -141,9 +138,7 @@ def test_model_and_pipeline_parallel_give_the_stand_alone_losses_on_ascend(work,
         pytest.skip("needs 2 Ascend NPUs (semi-auto parallel does not run on MindSpore's CPU target)")
     single = train(load_config(ROOT / "configs/ascend/tiny_cpu.yaml", overrides(work, "ascend", "npu1")),
                    progress=False)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     name = "npu_" + layout[0].split(".")[1]
     args = " ".join(overrides(work, "ascend", name, *layout))
     done = subprocess.run(["bash", "scripts/msrun_launcher.sh",
@@ -176,9 +171,7 @@ def test_pipeline_parallel_saves_resumes_and_merges_on_ascend(work):
               "training.save_total_limit=2"]
 
     def launch(name, *extra):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         args = " ".join(overrides(work, "ascend", name, *layout, *extra))
         return subprocess.run(["bash", "scripts/msrun_launcher.sh",
                                f"mindcode train --config configs/ascend/tiny_cpu.yaml {args}", "2", str(port),

@@ -14,7 +14,7 @@ from mindcode.presets import PRESETS
 from mindcode.quickstart.dataset import translation_rows
 from mindcode.tokenizer import TINY_TOKENIZER
 from mindcode.train.loop import train
-from tests.conftest import write_hf_checkpoint
+from tests.conftest import launch_train, write_hf_checkpoint
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,3 +135,20 @@ def test_mindformers_row_slicing_gives_each_micro_batch_whole_pairs(inputs):
     logps = as_pairs(sums.asnumpy())  # [pairs, 2]: chosen, rejected, as the loss pairs them
     z = config.preference.beta * ((logps[:, 0] - reference[:, 0]) - (logps[:, 1] - reference[:, 1]))
     assert abs(float(np.mean(np.logaddexp(0.0, -z))) - whole) <= 1e-5 * abs(whole)
+
+
+@pytest.mark.parametrize("backend", ["gpu", "ascend"])
+def test_the_reference_pass_is_shared_out_over_data_parallel_ranks(inputs, backend):
+    """DPO on 2 data-parallel processes (torchrun / msrun): each computes half of the reference batches and the
+    framework's all-reduce joins them; the reference equals one process's and the steps follow it."""
+    single = run(inputs, backend, "dpo", "ref1", **{"training.max_steps": 2})
+    values = {"data.mindrecord": inputs / "dpo.mindrecord", "data.npy": inputs / "npy", "training.init": inputs / "init",
+              "training.output_dir": inputs / "ref2" / backend, "schedule.learning_rate": 1e-3, "training.max_steps": 2}
+    launch_train(f"configs/{backend}/dpo_tiny_cpu.yaml", [f"{k}={v}" for k, v in values.items()],
+                 inputs / f"ref2_{backend}_logs", cwd=ROOT)
+    one = np.load(inputs / "ref1" / backend / "reference_logps.npy")
+    two = np.load(inputs / "ref2" / backend / "reference_logps.npy")
+    assert one.shape == two.shape == (48, 2) and (one < 0).all()  # every pair filled, by one rank or the other
+    assert np.abs(two - one).max() / np.abs(one).max() <= 1e-6
+    shared = [json.loads(line) for line in open(inputs / "ref2" / backend / "metrics.jsonl")]
+    assert worst_relative(shared, single) <= 1e-5

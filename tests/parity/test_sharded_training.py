@@ -7,7 +7,6 @@ losses; a bf16 init trains and exports bf16."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ import pytest
 from mindcode.config import load_config
 from mindcode.convert.safetensors_io import iter_tensors, list_tensors
 from mindcode.train.loop import train
-from tests.conftest import write_hf_checkpoint, write_training_inputs
+from tests.conftest import launch_command, launch_train, write_hf_checkpoint, write_training_inputs
 from tests.parity.tolerances import TOLERANCES, relative_error
 
 pytestmark = pytest.mark.slow
@@ -39,23 +38,8 @@ def overrides(work: Path, name: str, *extra: str, steps: int = STEPS) -> list[st
             f"training.output_dir={work / name}", f"training.max_steps={steps}", *extra]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def launch_command(work: Path, name: str, config: str, *args: str, nproc: int = 2) -> list[str]:
-    return [sys.executable, "-m", "mindcode", "launch", "--nproc_per_node", str(nproc),
-            "--master_port", str(free_port()), "--log_dir", str(work / f"{name}_logs"), "--cluster_time_out", "120", "--", "train", "--config", config,
-            *args]
-
-
 def launch(work: Path, name: str, config: str, *args: str, nproc: int = 2) -> Path:
-    result = subprocess.run(launch_command(work, name, config, *args, nproc=nproc), cwd=ROOT, capture_output=True,
-                            text=True, timeout=600, env={**os.environ, "PYTHON": sys.executable})
-    logs = "".join(p.read_text() for p in (work / f"{name}_logs").rglob("stderr.log"))
-    assert result.returncode == 0, (result.stderr + logs)[-4000:]
+    launch_train(config, list(args), work / f"{name}_logs", nproc, cwd=ROOT)
     return work / name
 
 
@@ -196,7 +180,7 @@ def descendants(pid: int) -> list[int]:
 def test_sigkill_under_fsdp2_then_resume_reproduces_the_run(work, single):
     args = overrides(work, "killed", "torch.distributed=fsdp", "training.save_steps=4", steps=12)
     full = Path(train(load_config(ROOT / TINY, overrides(work, "full12", steps=12)), progress=False)["output_dir"])
-    proc = subprocess.Popen(launch_command(work, "killed", TINY, *args), cwd=ROOT,
+    proc = subprocess.Popen(launch_command(TINY, args, work / "killed_logs"), cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "PYTHON": sys.executable})
     out, deadline = work / "killed", time.monotonic() + 300
