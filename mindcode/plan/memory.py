@@ -36,6 +36,7 @@ from typing import Any
 from mindcode.convert.hf_to_ms import expected_weights
 from mindcode.parallel import TENSOR_PARALLEL, Layout, check_model, data_parallel_sharding, resolve, stage_layers
 from mindcode.plan.devices import GIB, Device
+from mindcode.plan.suggest import suggest_layout
 from backends import get_backend
 from mindcode.precision import BYTES
 
@@ -264,8 +265,9 @@ def load_terms(config: Any, layout: Layout, device: Device, weights: float, file
 
 
 def plan(config: Any, device: Device, world_size: int | None = None, task: str = "train", batch: int = PREDICT_BATCH,
-         length: int | None = None, checkpoint_dtype: str = "bfloat16") -> dict[str, Any]:
-    """The plan for every rank of the job; ranks with the same terms are grouped into one rank shape."""
+         length: int | None = None, checkpoint_dtype: str = "bfloat16", suggest: bool = True) -> dict[str, Any]:
+    """The plan for every rank of the job; ranks with the same terms are grouped into one rank shape. When it does
+    not fit (and ``suggest``), the cheapest layout of the same devices that does (``mindcode.plan.suggest``)."""
     where = f"{config.source}: parallel_config"
     section = config.parallel_config
     if task != "train":  # prediction splits the model by model_parallel only (MindFormers' predict card: mp4)
@@ -314,4 +316,14 @@ def plan(config: Any, device: Device, world_size: int | None = None, task: str =
         result["advice"] = (f"rank {worst['ranks'][0]} needs {worst['peak'] / GIB:.1f} GiB of {device.name}'s "
                             f"{device.capacity / GIB:.1f} GiB; the biggest term is {biggest} "
                             f"({worst['terms'][biggest] / GIB:.1f} GiB): {ADVICE[biggest]}")
+    if not fits and suggest:
+        found = suggest_layout(config, device, layout.world_size, task, plan, batch=batch, length=length,
+                               checkpoint_dtype=checkpoint_dtype)
+        result["suggestion"] = found
+        if found:
+            keys = " ".join(f"parallel_config.{k}={str(v).lower()}" for k, v in found["parallel_config"].items())
+            result["advice"] += (f"; on these {layout.world_size} devices this layout fits (peak "
+                                 f"{found['peak'] / GIB:.1f} GiB): {keys}")
+        else:
+            result["advice"] += f"; no layout of {layout.world_size} devices fits (try --nnodes/--nproc_per_node)"
     return result

@@ -182,3 +182,29 @@ def test_a_preference_batch_is_two_rows_a_pair():
     t, layout = loaded.training, loaded.parallel_config
     pairs = t.batch_size // layout.data_parallel // t.gradient_accumulation_steps
     assert dpo["rank_shapes"][0]["micro_batch_rows"] == 2 * pairs
+
+
+def layout_args(dp, mp, pp, micro):
+    return [f"parallel_config.data_parallel={dp}", f"parallel_config.model_parallel={mp}",
+            f"parallel_config.pipeline_stage={pp}", f"parallel_config.micro_batch_num={micro}",
+            f"parallel_config.use_seq_parallel={'true' if mp > 1 else 'false'}"]
+
+
+def test_a_layout_that_does_not_fit_gets_the_cheapest_of_the_same_devices_that_does():
+    """34B on 16 H100s as dp8/mp2: the plan proposes the layout a torchtitan user would pick among those of the same
+    16 devices that fit (the fewest pipeline stages, then the smallest model-parallel group), and each cheaper one
+    really does not fit."""
+    h100 = get_device("h100-80g", "gpu")
+    result = plan(config("codellama_34b_finetune_16p", *layout_args(8, 2, 1, 1)), h100)
+    assert not result["fits"]
+    found = result["suggestion"]["parallel_config"]
+    assert (found["data_parallel"], found["model_parallel"], found["pipeline_stage"]) == (2, 4, 2)
+    assert found["micro_batch_num"] == 64 and found["use_seq_parallel"]  # one row per micro-batch
+    assert "parallel_config.model_parallel=4 parallel_config.pipeline_stage=2" in result["advice"]
+    again = plan(config("codellama_34b_finetune_16p", *layout_args(2, 4, 2, 64)), h100)
+    assert again["fits"] and again["peak"] == result["suggestion"]["peak"]
+    for dp, mp, pp in [(16, 1, 1), (8, 2, 1), (4, 4, 1), (2, 8, 1), (8, 1, 2), (4, 2, 2)]:
+        assert not plan(config("codellama_34b_finetune_16p", *layout_args(dp, mp, pp, 128 // dp if pp > 1 else 1)),
+                        h100, suggest=False)["fits"], (dp, mp, pp)
+    alone = plan(config("codellama_34b_finetune_16p", *layout_args(1, 2, 1, 1)), h100)  # 2 devices: none fits
+    assert alone["suggestion"] is None and "no layout of 2 devices fits" in alone["advice"]
