@@ -139,12 +139,11 @@ class MindFormersSection:
             return rows
         return max(1, rows // accumulation // layout.micro_batch_num)
 
-    def data_parallel_sharding(self, semi_auto: bool, device_kind: str) -> tuple[bool, bool]:
+    def data_parallel_sharding(self, device_kind: str) -> tuple[bool, bool]:
         """(weights and gradients, AdamW moments) sharded over data parallel: MindFormers' parallel optimizer shards
-        both under semi-auto parallel and only the moments in data-parallel mode, on Ascend (MindSpore's CPU target
-        runs without it)."""
+        both (a job with it runs semi-auto parallel, ``backends/ascend/parallel.py``), on Ascend."""
         optimizer = self.enable_parallel_optimizer and device_kind != "cpu"
-        return optimizer and semi_auto, optimizer
+        return optimizer, optimizer
 
     def flash_attention(self, device_kind: str, model_config: dict[str, Any]) -> bool:
         return device_kind == "ascend" and bool(model_config.get("use_flash_attention", False))
@@ -178,7 +177,7 @@ class TorchSection:
     def recompute(self) -> bool:
         return self.gradient_checkpointing
 
-    def data_parallel_sharding(self, semi_auto: bool, device_kind: str) -> tuple[bool, bool]:
+    def data_parallel_sharding(self, device_kind: str) -> tuple[bool, bool]:
         """(weights and gradients, AdamW moments) sharded over data parallel: both with FSDP2."""
         fsdp = self.distributed == "fsdp"
         return fsdp, fsdp

@@ -143,12 +143,11 @@ def stage_layers(num_layers: int, stages: int, stage: int) -> range:
 
 def data_parallel_sharding(config: Any, layout: Layout, device_kind: str) -> tuple[bool, bool]:
     """(weights and gradients sharded over the data-parallel ranks, AdamW moments sharded over them): gpu with
-    ``torch.distributed: fsdp`` (FSDP2) shards both; ascend's parallel optimizer shards both under semi-auto parallel
-    and only the moments in data-parallel mode (on Ascend; MindSpore's CPU target runs without it)."""
+    ``torch.distributed: fsdp`` (FSDP2) shards both; so does ascend's parallel optimizer (on Ascend; a job with it runs
+    MindFormers' semi-auto parallel, which MindSpore's CPU target does not run)."""
     if layout.data_parallel == 1:
         return False, False
-    return config.backend_section.data_parallel_sharding(layout.model_parallel > 1 or layout.pipeline_stage > 1,
-                                                         device_kind)
+    return config.backend_section.data_parallel_sharding(device_kind)
 
 
 def describe_ranks(layout: Layout, model: ModelConfig) -> list[dict[str, int | list[int]]]:

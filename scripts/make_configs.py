@@ -5,7 +5,9 @@ sections cannot drift.
 
 Shapes come from mindcode's presets; the 34B layouts are MindFormers' published ones (CodeLlama-34B card: 16p finetune
 dp1/mp8/pp2 with 128 micro-batches and sequence parallel, 32p dp2/mp4/pp4); the 7B/13B ones are sized with
-`mindcode plan` to fit a 64 GB Atlas 800T A2 and an 80 GB H100. The same layout is in both twins.
+`mindcode plan` to fit a 64 GB Atlas 800T A2 and an 80 GB H100: full fine-tunes shard weights and AdamW state over
+all 8 devices (FSDP2; MindFormers' parallel optimizer, as its Llama2-7B finetune YAML), LoRA replicates the frozen
+base. The same layout is in both twins.
 """
 
 from __future__ import annotations
@@ -22,9 +24,13 @@ from mindcode.presets import PRESETS  # noqa: E402
 
 RUNS = {
     # name: (preset, devices, parallel_config, batch_size, max_steps, learning_rate, what)
-    "codellama_7b_finetune": ("codellama-7b", 8, {"data_parallel": 2, "model_parallel": 4, "pipeline_stage": 1},
+    # 7B: weights and AdamW state sharded over all 8 devices, no model parallel (torchtitan's FSDP2 choice; on ascend
+    # MindFormers' own Llama2-7B finetune layout: dp8 with the parallel optimizer, semi-auto mode). 13B: dp8 does not
+    # fit a 910B (`mindcode plan`), whose cheapest fitting layout of 8 devices is dp4 x mp2 with sequence parallel
+    "codellama_7b_finetune": ("codellama-7b", 8, {"data_parallel": 8, "model_parallel": 1, "pipeline_stage": 1},
                               64, 2000, 2.0e-5, "CodeLlama-7B full fine-tune on 8 devices"),
-    "codellama_13b_finetune": ("codellama-13b", 8, {"data_parallel": 2, "model_parallel": 4, "pipeline_stage": 1},
+    "codellama_13b_finetune": ("codellama-13b", 8, {"data_parallel": 4, "model_parallel": 2, "pipeline_stage": 1,
+                                                    "use_seq_parallel": True},
                                64, 2000, 2.0e-5, "CodeLlama-13B full fine-tune on 8 devices"),
     "codellama_34b_finetune_16p": ("codellama-34b", 16, {"data_parallel": 1, "model_parallel": 8, "pipeline_stage": 2,
                                                          "micro_batch_num": 128, "use_seq_parallel": True,
@@ -62,7 +68,7 @@ RUNS = {
 }
 # Micro-batches per optimizer step where no pipeline splits the batch: rows per data-parallel rank per micro-batch
 # stay small enough for 4096-token rows (see `mindcode plan`).
-ACCUMULATION = {"codellama_7b_finetune": 16, "codellama_13b_finetune": 16, "codellama_7b_dpo": 16,
+ACCUMULATION = {"codellama_7b_finetune": 8, "codellama_13b_finetune": 8, "codellama_7b_dpo": 16,
                 "deepseek_coder_6_7b_finetune": 64, "codellama_34b_lora_8p": 16}
 # MindFormers' own settings for CodeLlama on Atlas A2 (its model card): bf16 matrix products with float32 parameters,
 # norms, softmax and rotary embedding, and flash attention. The gpu backend reads only the shape from this section.
@@ -110,10 +116,10 @@ def write(backend: str, name: str) -> None:
         if section in body:
             body[section] = body.pop(section)
     if backend == "ascend":
-        # the parallel optimizer where semi-auto parallel shards it: in data-parallel mode MindSpore builds none for
-        # AdamW (backends/ascend/parallel.py)
-        semi_auto = layout.get("model_parallel", 1) > 1 or layout.get("pipeline_stage", 1) > 1
-        body["mindformers"] = {"loss_scale": 1.0, "recompute": True, "enable_parallel_optimizer": semi_auto}
+        # the parallel optimizer (weights and AdamW state sharded; the job then runs semi-auto parallel) for full
+        # fine-tunes and pretraining; LoRA's state is small: its data-parallel jobs run MindSpore's data-parallel mode
+        sharded = name not in LORA or layout.get("model_parallel", 1) > 1
+        body["mindformers"] = {"loss_scale": 1.0, "recompute": True, "enable_parallel_optimizer": sharded}
         launch = (f"bash scripts/msrun_launcher.sh \"mindcode train --config configs/ascend/{name}.yaml\" "
                   f"{devices} {min(devices, 8)} MASTER_ADDR 8118 NODE_RANK output/msrun_log False 7200")
     else:

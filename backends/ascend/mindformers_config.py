@@ -22,8 +22,7 @@ import yaml
 
 from backends.ascend.lora import pet_config
 from backends.ascend.model import model_settings
-from backends.ascend.parallel import check_parallel_optimizer, mindformers_sections, per_token_loss, rows_per_step, \
-    semi_auto
+from backends.ascend.parallel import mindformers_sections, per_token_loss, rows_per_step, semi_auto
 from mindcode.config import TrainConfig
 from mindcode.parallel import Layout
 
@@ -41,11 +40,10 @@ def mindformers_config(config: TrainConfig, device: str, layout: Layout,
     """The MindFormers job of a run on ``device`` (``CPU`` or ``Ascend``) in ``layout``; ``num_rows``: the dataset's
     rows, when known, for the epochs MindFormers is asked to run (it stops at ``max_steps`` either way)."""
     t, s, o = config.training, config.schedule, config.optimizer
-    check_parallel_optimizer(layout, config.mindformers, o.type,
-                             f"{config.source}: mindformers.enable_parallel_optimizer")
-    per_rank = rows_per_step(layout, t.batch_size, t.gradient_accumulation_steps)
-    accumulation = t.gradient_accumulation_steps if semi_auto(layout) else 1  # MindFormers' own accumulation cell
-    per_token = per_token_loss(layout, accumulation, config.preference_stage)
+    semi = semi_auto(layout, config.mindformers)
+    per_rank = rows_per_step(layout, semi, t.batch_size, t.gradient_accumulation_steps)
+    accumulation = t.gradient_accumulation_steps if semi else 1  # MindFormers' own accumulation cell
+    per_token = per_token_loss(layout, semi, accumulation, config.preference_stage)
     steps_per_epoch = max(1, num_rows // t.batch_size) if num_rows else 1
     ascend = device != "CPU"
     settings, _overridden = model_settings(config.model.model_config, device)
@@ -77,7 +75,7 @@ def mindformers_config(config: TrainConfig, device: str, layout: Layout,
         # weights through MindFormers' own loading; where the layout splits them, each rank transforms and reads
         # only its slice (``auto_trans_ckpt``), never the whole init
         "load_checkpoint": str(init_checkpoint(config)),
-        "auto_trans_ckpt": semi_auto(layout),
+        "auto_trans_ckpt": semi,
         "resume_training": False,
         "run_mode": "train",
         # the top-level key is the one MindFormers' Trainer copies into its wrappers and loss monitor

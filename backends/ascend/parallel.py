@@ -20,7 +20,7 @@ from mindcode.parallel import Layout
 # Whether MindSpore builds its parallel optimizer for an optimizer type in data-parallel mode: ``nn/optim/optimizer.py``
 # refuses any optimizer class without ``_support_parallel_optimizer = True`` there (semi-auto parallel shards any
 # optimizer in the compiler). mindcode's AdamW is MindFormers' ``AdamW``, which lacks it; a test checks this table
-# against the class MindFormers builds.
+# against the class MindFormers builds. So a job with the parallel optimizer runs semi-auto (``semi_auto``).
 PARALLEL_OPTIMIZER_IN_DATA_PARALLEL = {"AdamW": False}
 
 # MindFormers writes each rank's strategy as OUTPUT_DIR/mindformers/strategy/ckpt_strategy_rank_N.ckpt (its output
@@ -28,42 +28,39 @@ PARALLEL_OPTIMIZER_IN_DATA_PARALLEL = {"AdamW": False}
 STRATEGY_FILE = "ckpt_strategy.ckpt"
 
 
-def semi_auto(layout: Layout) -> bool:
-    return layout.model_parallel > 1 or layout.pipeline_stage > 1
+def semi_auto(layout: Layout, section: Any) -> bool:
+    """Whether the job runs MindFormers' semi-auto parallel: wherever the layout splits the model, and, as
+    MindFormers' own Llama2-7B finetune on 8 devices runs (dp8, ``parallel_mode: 1``), wherever the parallel optimizer
+    shards weights and AdamW state over data-parallel ranks; otherwise MindSpore's data-parallel mode."""
+    sharded = layout.data_parallel > 1 and bool(section and section.enable_parallel_optimizer)
+    return layout.model_parallel > 1 or layout.pipeline_stage > 1 or sharded
 
 
 def strategy_dir(output_dir: str | Path) -> Path:
     return Path(output_dir) / "mindformers" / "strategy"
 
 
-def check_target(layout: Layout, device: str, where: str, tied: bool = False) -> None:
+def check_target(layout: Layout, semi: bool, device: str, where: str, tied: bool = False) -> None:
     """On MindSpore's CPU target only data parallelism runs (semi-auto parallel is refused at graph compile)."""
-    if tied and semi_auto(layout):
-        raise MindcodeError(f"{where}: tie_word_embeddings with model_parallel/pipeline_stage > 1 is not supported on "
-                            f"ascend (not verified on Atlas); train it data parallel")
-    if device == "CPU" and semi_auto(layout):
-        key = "model_parallel" if layout.model_parallel > 1 else "pipeline_stage"
-        raise MindcodeError(f"{where}.{key} {getattr(layout, key)}: MindSpore's semi-auto parallel needs Ascend "
+    if tied and semi:
+        raise MindcodeError(f"{where}: tie_word_embeddings under semi-auto parallel is not supported on ascend (not "
+                            f"verified on Atlas); train it data parallel")
+    if device == "CPU" and semi:
+        key = "model_parallel" if layout.model_parallel > 1 else "pipeline_stage" if layout.pipeline_stage > 1 \
+            else "data_parallel"
+        why = "" if key != "data_parallel" else " (with mindformers.enable_parallel_optimizer)"
+        raise MindcodeError(f"{where}.{key} {getattr(layout, key)}{why}: MindSpore's semi-auto parallel needs Ascend "
                             f"(or GPU) devices; on its CPU target only data_parallel runs")
 
 
-def check_parallel_optimizer(layout: Layout, section: Any, optimizer: str, where: str) -> None:
-    """The parallel optimizer only where MindSpore can build it (see ``PARALLEL_OPTIMIZER_IN_DATA_PARALLEL``)."""
-    if section.enable_parallel_optimizer and not semi_auto(layout) and layout.world_size > 1 \
-            and not PARALLEL_OPTIMIZER_IN_DATA_PARALLEL.get(optimizer, False):
-        raise MindcodeError(f"{where}: MindSpore builds no parallel optimizer for {optimizer} in data-parallel mode "
-                            f"(the class lacks _support_parallel_optimizer); set it false, or use model_parallel "
-                            f"or pipeline_stage > 1")
-
-
-def per_token_loss(layout: Layout, accumulation: int, preference: bool) -> bool:
+def per_token_loss(layout: Layout, semi: bool, accumulation: int, preference: bool) -> bool:
     """MindFormers' ``calculate_per_token_loss``: where its cells split a step into micro-batches (pipeline, or
     accumulation in semi-auto mode), the loss is the mean over every trained token of the step rather than the
     mean of the micro-batches' means. Preference losses are per pair (every micro-batch holds as many pairs)."""
-    return semi_auto(layout) and (layout.pipeline_stage > 1 or accumulation > 1) and not preference
+    return semi and (layout.pipeline_stage > 1 or accumulation > 1) and not preference
 
 
-def reported_loss(loss: float, layout: Layout, accumulation: int, per_token: bool) -> float:
+def reported_loss(loss: float, layout: Layout, semi: bool, accumulation: int, per_token: bool) -> float:
     """The step's loss from what MindFormers' step cell returns, as its ``MFLossMonitor`` reports it: pipeline and
     accumulation cells sum their micro-batches' losses unless the loss is per token (then the cell divides). The
     value is the last stage's: with ``pipeline_result_broadcast`` every rank holds it."""
@@ -71,21 +68,21 @@ def reported_loss(loss: float, layout: Layout, accumulation: int, per_token: boo
         return loss
     if layout.pipeline_stage > 1:
         loss /= layout.micro_batch_num
-    if semi_auto(layout) and accumulation > 1:
+    if semi and accumulation > 1:
         loss /= accumulation
     return loss
 
 
-def data_shard(layout: Layout, rank: int) -> tuple[int, int]:
+def data_shard(layout: Layout, semi: bool, rank: int) -> tuple[int, int]:
     """Which slice of each global batch a rank is fed: semi-auto parallel feeds every rank all of it."""
-    return (0, 1) if semi_auto(layout) else (layout.coords(rank).data, layout.data_parallel)
+    return (0, 1) if semi else (layout.coords(rank).data, layout.data_parallel)
 
 
-def rows_per_step(layout: Layout, batch_size: int, accumulation: int) -> int:
+def rows_per_step(layout: Layout, semi: bool, batch_size: int, accumulation: int) -> int:
     """MindFormers' ``batch_size``: rows of one data-parallel slice of one micro-batch. Semi-auto parallel splits
     the batch into MindFormers' own micro-batches (pipeline ``micro_batch_num``, gradient accumulation); data
     parallelism feeds each rank its slice whole (mindcode's token-weighted cell splits it, see ``train.py``)."""
-    if not semi_auto(layout):
+    if not semi:
         return batch_size // layout.data_parallel
     return batch_size // layout.data_parallel // layout.micro_batch_num // accumulation
 
@@ -98,10 +95,9 @@ def mindformers_sections(layout: Layout, section: Any, output_dir: str | Path, d
                  "parallel_optimizer_comm_recompute": False, "mp_comm_recompute": True,
                  "recompute_slice_activation": True}
     common = {"parallel_config": parallel_config, "recompute_config": recompute, "micro_batch_interleave_num": 1}
-    if not semi_auto(layout):  # MindSpore's data-parallel mode (mindcode's own run sets it up before the Trainer)
-        optimizer = section.enable_parallel_optimizer and device != "CPU"
+    if not semi_auto(layout, section):  # MindSpore's data-parallel mode (mindcode's run sets it up before the Trainer)
         return {"use_parallel": layout.world_size > 1,
-                "parallel": {"parallel_mode": 0, "gradients_mean": True, "enable_parallel_optimizer": optimizer},
+                "parallel": {"parallel_mode": 0, "gradients_mean": True, "enable_parallel_optimizer": False},
                 **common}
     return {
         "use_parallel": True,

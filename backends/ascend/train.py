@@ -46,19 +46,17 @@ class Trainer:
         where = f"{config.source}: parallel_config"
         self.layout = resolve(config.parallel_config, world_size, where)
         check_model(self.layout, config.model.shape(), config.model.seq_length, t.batch_size, where)
-        check_target(self.layout, self.device, where, tied=config.model.shape().tie_word_embeddings)
+        self.semi_auto = semi_auto(self.layout, config.mindformers)
+        check_target(self.layout, self.semi_auto, self.device, where, tied=config.model.shape().tie_word_embeddings)
         self.rank, self.world_size = rank, world_size
-        self.semi_auto = semi_auto(self.layout)
-        self.data_shard = data_shard(self.layout, rank)
+        self.data_shard = data_shard(self.layout, self.semi_auto, rank)
         self.accumulation = t.gradient_accumulation_steps if self.semi_auto else 1  # MindFormers' accumulation
-        self.per_token = per_token_loss(self.layout, self.accumulation, config.preference_stage)
+        self.per_token = per_token_loss(self.layout, self.semi_auto, self.accumulation, config.preference_stage)
         if world_size > 1 and not self.semi_auto:  # msrun, data parallel: the step cell's reducer averages ranks
             from mindspore import ParallelMode
 
             ms.set_auto_parallel_context(parallel_mode=ParallelMode.DATA_PARALLEL, gradients_mean=True,
-                                         device_num=world_size,
-                                         enable_parallel_optimizer=config.mindformers.enable_parallel_optimizer
-                                         and self.device != "CPU")
+                                         device_num=world_size)
         runtime.mindformers()
         from backends.ascend import cells
 
@@ -210,7 +208,8 @@ class Trainer:
         loss, overflow, _scale, lr, grad_norm = outputs
         if self._all_sum is not None:  # each rank holds its share (times the rank count) of the global mean
             loss = self._all_sum(loss.reshape((1,))) / self.world_size
-        loss = reported_loss(float(loss.asnumpy().reshape(-1)[0]), self.layout, self.accumulation, self.per_token)
+        loss = reported_loss(float(loss.asnumpy().reshape(-1)[0]), self.layout, self.semi_auto, self.accumulation,
+                             self.per_token)
         result = {"loss": loss, "lr": float(lr.asnumpy()),
                   "grad_norm": float(grad_norm.asnumpy().reshape(-1)[0]), "skipped": bool(overflow.asnumpy()),
                   "tokens": self._steps.tokens.pop(step)}

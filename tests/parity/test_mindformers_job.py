@@ -70,8 +70,11 @@ def dry_run(name: str, out: Path) -> dict:
 def test_every_codellama_job_loads_saves_and_reports_as_mindformers_does(tmp_path, name):
     config = load_config(ROOT / f"configs/ascend/{name}.yaml")
     job = dry_run(name, tmp_path)
+    from backends.ascend.parallel import semi_auto
+
     layout = resolve(config.parallel_config, resolve(config.parallel_config).world_size)
-    split = layout.model_parallel > 1 or layout.pipeline_stage > 1
+    split = semi_auto(layout, config.mindformers)  # model or pipeline parallel, or the parallel optimizer's shards
+    assert split is (layout.model_parallel > 1 or layout.pipeline_stage > 1 or config.mindformers.enable_parallel_optimizer)
     assert job["load_checkpoint"].endswith(("model.ckpt", "model_qkv_concat.ckpt"))
     assert job["auto_trans_ckpt"] is split  # each rank reads and casts its slice only
     monitor = next(c for c in job["callbacks"] if c["type"] == "CheckpointMonitor")
@@ -87,26 +90,29 @@ def test_every_codellama_job_loads_saves_and_reports_as_mindformers_does(tmp_pat
 
 def test_a_parallel_optimizer_only_where_mindspore_builds_it(tmp_path):
     """In data-parallel mode MindSpore refuses the parallel optimizer for an optimizer class without
-    ``_support_parallel_optimizer``: read it off the optimizer MindFormers really builds, for every shipped job."""
+    ``_support_parallel_optimizer`` (read off the optimizer MindFormers really builds); so a job with it runs
+    MindFormers' semi-auto parallel, as MindFormers' own Llama2-7B finetune does with dp8, and no shipped job has it
+    in data-parallel mode. CodeLlama-7B full fine-tune is that dp8 job."""
     import mindspore as ms
     from mindformers.core.optim import AdamW
 
+    from backends.ascend.mindformers_config import mindformers_config
     from backends.ascend.parallel import PARALLEL_OPTIMIZER_IN_DATA_PARALLEL
 
     built = AdamW([ms.Parameter(ms.Tensor(np.ones((2, 2), np.float32)), name="w")])
     supported = bool(getattr(type(built), "_support_parallel_optimizer", False))
-    assert PARALLEL_OPTIMIZER_IN_DATA_PARALLEL == {"AdamW": supported}
+    assert PARALLEL_OPTIMIZER_IN_DATA_PARALLEL == {"AdamW": supported} == {"AdamW": False}
     for name in CODELLAMA:
         job = dry_run(name, tmp_path / name)
-        if job["parallel"]["parallel_mode"] == 0 and job["parallel"]["enable_parallel_optimizer"]:
-            assert supported, name
-    lora = ROOT / "configs/ascend/codellama_7b_lora.yaml"
-    from mindcode.errors import MindcodeError
-    from backends.ascend.mindformers_config import mindformers_config
-
-    config = load_config(lora, ["mindformers.enable_parallel_optimizer=true"])
-    with pytest.raises(MindcodeError, match="enable_parallel_optimizer: MindSpore builds no parallel optimizer for AdamW"):
-        mindformers_config(config, "Ascend", resolve(config.parallel_config, 8))
+        if job["parallel"]["enable_parallel_optimizer"]:
+            assert job["parallel"]["parallel_mode"] == 1 and job["parallel"]["full_batch"], name
+    job = dry_run("codellama_7b_finetune", tmp_path / "7b")
+    assert (job["parallel_config"]["data_parallel"], job["parallel_config"]["model_parallel"]) == (8, 1)
+    assert job["parallel"]["parallel_mode"] == 1 and job["auto_trans_ckpt"] is True
+    lora = load_config(ROOT / "configs/ascend/codellama_7b_lora.yaml")  # dp8 without it: data-parallel mode
+    assert mindformers_config(lora, "Ascend", resolve(lora.parallel_config, 8))["parallel"]["parallel_mode"] == 0
+    sharded = load_config(ROOT / "configs/ascend/codellama_7b_lora.yaml", ["mindformers.enable_parallel_optimizer=true"])
+    assert mindformers_config(sharded, "Ascend", resolve(sharded.parallel_config, 8))["parallel"]["parallel_mode"] == 1
 
 
 def spied_trainer(layout: ParallelConfig, world_size: int, **fields):
@@ -117,10 +123,10 @@ def spied_trainer(layout: ParallelConfig, world_size: int, **fields):
 
     trainer = Trainer.__new__(Trainer)
     trainer.layout = resolve(layout, world_size)
-    trainer.semi_auto = semi_auto(trainer.layout)
+    trainer.semi_auto = semi_auto(trainer.layout, fields["config"].mindformers if "config" in fields else None)
     trainer.rank, trainer.world_size, trainer.frozen = 0, world_size, set()
     trainer.accumulation = 1
-    trainer.per_token = per_token_loss(trainer.layout, 1, False)
+    trainer.per_token = per_token_loss(trainer.layout, trainer.semi_auto, 1, False)
     trainer.__dict__.update(fields)
     return trainer
 
@@ -234,7 +240,7 @@ def test_the_logged_loss_is_divided_as_mindformers_loss_monitor_divides_it(layou
     trainer._steps = type("Steps", (), {"tokens": {0: 10}})()
     outputs = (ms.Tensor(raw, ms.float32), ms.Tensor(False), ms.Tensor(1.0), ms.Tensor(1e-4), ms.Tensor(1.0))
     assert trainer.step_result(0, outputs)["loss"] == pytest.approx(logged)
-    assert reported_loss(raw, trainer.layout, accumulation, per_token=True) == raw  # the cell divided already
+    assert reported_loss(raw, trainer.layout, trainer.semi_auto, accumulation, per_token=True) == raw  # divided already
 
 
 def conformance_rows(section: str = "## Training") -> list[tuple[str, str, str, str]]:
