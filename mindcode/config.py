@@ -128,6 +128,7 @@ class MindFormersSection:
     load_in_4bit = False  # no QLoRA on ascend
     pipeline_schedule = "1f1b"  # MindFormers' pipeline
     pipeline_receive_buffers = False  # MindSpore's graph-mode pipeline: its send/receive buffers are not modelled
+    checkpoint_every = 1  # MindFormers' recompute: every decoder layer
     gathers_sharded_layers = False  # the parallel optimizer's sharded weights are not modelled as gathered copies
     init_read_whole = True  # the init is read whole: by one process per node that slices it (``auto_trans_ckpt``)
     # or, in data-parallel mode, by every rank (``mindcode.plan.memory``'s module docstring)
@@ -162,6 +163,7 @@ class TorchSection:
     load_in_4bit: bool = False  # QLoRA: the frozen base weights in 4-bit NF4 (bitsandbytes, CUDA only; needs lora)
     distributed: str = "ddp"  # data parallel by ddp | fsdp (FSDP2: weights, gradients, AdamW state sharded)
     gradient_checkpointing: bool = False  # activation checkpointing per decoder layer
+    checkpoint_every: int = 1  # with it: every Nth decoder layer (0, N, 2N, ...) only (torchtitan's selective AC)
     compile: bool = False
     pipeline_schedule: str = "1f1b"  # 1f1b | gpipe (with parallel_config.pipeline_stage > 1)
 
@@ -334,6 +336,8 @@ def validate(config: TrainConfig) -> None:
         raise MindcodeError(f"{where}: schedule.type {config.schedule.type!r}; supported: CosineWithWarmUpLR")
     if config.training.on_nan not in ("stop", "skip"):
         raise MindcodeError(f"{where}: training.on_nan {config.training.on_nan!r}; choose stop or skip")
+    if config.torch is not None and config.torch.checkpoint_every < 1:
+        raise MindcodeError(f"{where}: torch.checkpoint_every must be >= 1 (1: every decoder layer)")
     if config.training.save_total_limit < 0:
         raise MindcodeError(f"{where}: training.save_total_limit must be >= 0 (0: keep every checkpoint)")
     if config.training.batch_size < 1 or config.training.max_steps < 1:

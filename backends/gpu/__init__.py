@@ -114,7 +114,8 @@ class GpuBackend:
             "data_parallel": config.torch.distributed if layout.data_parallel > 1 else None,
             "tensor_parallel": TENSOR_PARALLEL if layout.model_parallel > 1 else None,
             "pipeline_schedule": config.torch.pipeline_schedule if layout.pipeline_stage > 1 else None,
-            "activation_checkpointing": config.torch.gradient_checkpointing,
+            "activation_checkpointing": {"every": config.torch.checkpoint_every}
+            if config.torch.gradient_checkpointing else None,
             "precision_on_cuda": vars(self.training_precision(config, "cuda")),
             "ranks": describe_ranks(layout, config.model.shape()),
         }

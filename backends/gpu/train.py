@@ -41,6 +41,14 @@ def _pairs(values: Any) -> np.ndarray:
     return as_pairs(values.float().cpu().numpy())
 
 
+def checkpoint_layers(model: Any, every: int) -> None:
+    """Activation checkpointing (non-reentrant) of every ``every``-th decoder layer, counted from layer 0: with 1
+    every layer, else torchtitan's selective activation checkpointing by layer (the others keep their activations)."""
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    for index, layer in enumerate(decoder_layers(model)):
+        layer.gradient_checkpointing = index % every == 0
+
+
 def compile_layers(model: Any) -> None:
     """``torch.compile`` each decoder layer on its own (torchtitan's way): one graph serves every layer, inside
     FSDP2's per-layer units and pipeline stages."""
@@ -119,7 +127,7 @@ class Trainer:
         if config.torch.load_in_4bit:  # QLoRA: bitsandbytes quantizes while loading, on this rank's GPU
             model = build_model(shape, t.init, device, load_in_4bit=True)
             if config.torch.gradient_checkpointing:
-                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+                checkpoint_layers(model, config.torch.checkpoint_every)
             model = add_lora(model, lora)
             set_adapter(model, adapter)
             if config.torch.compile:
@@ -127,7 +135,7 @@ class Trainer:
         else:
             model = empty_model(shape)
             if config.torch.gradient_checkpointing:
-                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+                checkpoint_layers(model, config.torch.checkpoint_every)
             if lora is not None:
                 model = add_lora(model, lora)
                 frozen = getattr(torch, self.precision.frozen)

@@ -181,12 +181,17 @@ def train_terms(config: Any, layout: Layout, rank: int, device: Device) -> dict[
     else:
         in_flight = min(layout.micro_batch_num, stages - coords.pipeline)
     tokens = rows * seq
-    layers = len(stage_layers(shape.num_layers, stages, coords.pipeline))
+    stage = stage_layers(shape.num_layers, stages, coords.pipeline)
+    layers = len(stage)
     per_layer = _per_token_layer(config, layout, _flash(config, device), seq) * compute
     h = shape.hidden_size
     kept = h / (layout.model_parallel if layout.use_seq_parallel else 1) * compute
     full_acts = tokens * in_flight * layers * per_layer
-    recomputed = tokens * (in_flight * layers * kept + per_layer)
+    # recomputed layers keep their input only and are recomputed one at a time; the others keep everything
+    every = config.backend_section.checkpoint_every
+    checkpointed = sum(1 for i in stage if i % every == 0)
+    recomputed = tokens * (in_flight * (checkpointed * kept + (layers - checkpointed) * per_layer)
+                           + (per_layer if checkpointed else 0))
     terms["activations"] = recomputed if config.backend_section.recompute else full_acts
     if coords.pipeline == 0:
         terms["activations"] += tokens * in_flight * h * compute  # the embedding's output

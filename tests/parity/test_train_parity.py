@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mindcode.config import load_config
@@ -184,3 +185,44 @@ def test_torch_compile_compiles_each_decoder_layer_and_changes_no_number(run_inp
     layers = list(decoder_layers(trainer.model))
     assert layers and all(layer._compiled_call_impl is not None for layer in layers)
     assert trainer.model._compiled_call_impl is None  # the layers, not the whole model
+
+
+def test_selective_checkpointing_recomputes_every_nth_layer_and_changes_no_number(run_inputs):
+    """`torch.checkpoint_every: 2` with gradient checkpointing on 3 decoder layers: layers 0 and 2 run their forward
+    again in the backward (recomputed), layer 1 keeps its activations; the steps equal no checkpointing and full
+    checkpointing, and `mindcode plan` counts the one kept layer in full."""
+    from backends.gpu.parallel import decoder_layers
+    from backends.gpu.train import Trainer
+    from mindcode.plan.devices import get_device
+    from mindcode.plan.memory import plan
+
+    shape = {"model.model_config.num_layers": 3, "training.init": "''", "training.max_steps": 3}
+    runs = {}
+    for name, extra in {"none": {}, "every1": {"torch.gradient_checkpointing": True},
+                        "every2": {"torch.gradient_checkpointing": True, "torch.checkpoint_every": 2}}.items():
+        config = load_config(ROOT / "configs/gpu/tiny_cpu.yaml", overrides(run_inputs, "gpu", f"sac_{name}",
+                                                                           **shape, **extra))
+        train(config, progress=False)
+        runs[name] = losses(run_inputs / f"sac_{name}" / "gpu")
+        if name == "every2":
+            trainer = Trainer(config)
+            calls = [0, 0, 0]
+            for i, layer in enumerate(decoder_layers(trainer.model)):  # counted in forward itself: module hooks
+                layer.mlp.forward = counted(layer.mlp.forward, calls, i)  # do not fire while checkpoint recomputes
+            trainer.step(*trainer.batches(np.arange(config.training.batch_size)))
+            assert calls[1] == 1 and calls[0] > 1 and calls[2] > 1, calls  # layers 0 and 2 recomputed
+            device = get_device("cpu", "gpu")
+            terms = {n: plan(load_config(ROOT / "configs/gpu/tiny_cpu.yaml", overrides(run_inputs, "gpu", n, **shape,
+                                                                                        **e)), device)
+                     ["rank_shapes"][0]["terms"]["activations"] for n, e in
+                     (("full", {"torch.gradient_checkpointing": True}), ("sac", extra), ("none", {}))}
+            assert terms["full"] < terms["sac"] < terms["none"]
+    for name in ("every1", "every2"):
+        assert max(abs(a - b) / abs(b) for a, b in zip(runs[name], runs["none"])) <= 1e-6, name
+
+
+def counted(forward, calls, index):
+    def wrapper(*args, **kwargs):
+        calls[index] += 1
+        return forward(*args, **kwargs)
+    return wrapper
