@@ -61,9 +61,10 @@ def build_model(config: ModelConfig, seq_length: int, checkpoint: str | Path | N
     """``rows``: build for MindFormers' incremental inference, with a KV cache for ``rows`` sequences of
     ``seq_length`` tokens (``backends/ascend/session.py``); without it, for training and whole-sequence forwards."""
     mindformers = runtime.mindformers()
-    if rows is not None:
+    if rows is not None:  # prediction: the context MindFormers' predict runs with
         from backends.ascend.session import cache_settings
 
+        runtime.predict_context()
         extra = {**extra, **cache_settings(rows, seq_length, runtime.device_target())}
         if runtime.device_target() == "CPU":
             from backends.ascend import cpu_kernels

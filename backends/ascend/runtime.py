@@ -12,6 +12,11 @@ from typing import Any
 from mindcode.env import package_versions
 
 _CONFIGURED = False
+_PREDICT_CONTEXT = False
+# The context MindFormers' CodeLlama-34B prediction runs with (its predict_codellama_34b.yaml): graph mode; on an NPU
+# a memory cap below the 910B's 64 GB and the matrix units kept in the model's own dtype.
+PREDICT_CONTEXT = {"mode": 0, "max_call_depth": 10000, "save_graphs": False}
+ASCEND_PREDICT_CONTEXT = {"max_device_memory": "57GB", "ascend_config": {"precision_mode": "must_keep_origin_dtype"}}
 
 
 def ascend_device_count() -> int:
@@ -50,6 +55,22 @@ def mindformers() -> ModuleType:
         if type(handler).__name__ == "LimitedRepeatHandler" or not isinstance(handler, logging.FileHandler):
             handler.setLevel(logging.WARNING)
     return mindformers
+
+
+def predict_context() -> dict[str, Any]:
+    """Set the execution context for prediction through MindFormers' own ``build_context`` (once; one process), with
+    its predict card's keys on Ascend; the context given."""
+    global _PREDICT_CONTEXT
+    mindformers()
+    device = device_target()
+    context = {**PREDICT_CONTEXT, "device_target": device, "device_id": int(os.environ.get("DEVICE_ID", 0)),
+               **(ASCEND_PREDICT_CONTEXT if device == "Ascend" else {})}
+    if not _PREDICT_CONTEXT:
+        from mindformers import MindFormerConfig, build_context
+
+        build_context(MindFormerConfig(context=context, use_parallel=False, parallel={}, parallel_config={}))
+        _PREDICT_CONTEXT = True
+    return context
 
 
 def info() -> dict[str, Any]:

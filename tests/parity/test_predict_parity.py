@@ -296,3 +296,21 @@ def test_predict_from_an_hf_directory_needs_no_config(checkpoint, generators, tm
                                "--input", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "x.jsonl")],
                               cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert done.returncode == 1 and message in done.stderr.strip().splitlines()[-1], done.stderr[-500:]
+
+
+def test_prediction_sets_its_context_through_mindformers_build_context(monkeypatch):
+    """Prediction on ascend sets MindSpore's context through MindFormers' own ``build_context``, once per process,
+    with MindFormers' predict card's keys on an Atlas host (the device stubbed: this host has none)."""
+    import mindformers
+
+    from backends.ascend import runtime
+
+    seen = []
+    monkeypatch.setattr(runtime, "_PREDICT_CONTEXT", False)
+    monkeypatch.setattr(runtime, "device_target", lambda: "Ascend")
+    monkeypatch.setattr(mindformers, "build_context", lambda config: seen.append(dict(config.context)))
+    runtime.predict_context()
+    runtime.predict_context()
+    assert len(seen) == 1 and seen[0]["device_target"] == "Ascend" and seen[0]["mode"] == 0
+    assert seen[0]["max_device_memory"] == "57GB"  # predict_codellama_34b.yaml's
+    assert dict(seen[0]["ascend_config"]) == {"precision_mode": "must_keep_origin_dtype"}
