@@ -125,11 +125,24 @@ def _flash(config: Any, device: Device) -> bool:
 
 
 def train_terms(config: Any, layout: Layout, rank: int, device: Device) -> dict[str, Any]:
+    """Rank ``rank``'s training terms (bytes) and what they were computed from (see the module docstring)."""
     precision = get_backend(config.backend).training_precision(config, device.kind)
     shard_weights, shard_moments = data_parallel_sharding(config, layout, device.kind)
-    sharded = rank_tensors(config, layout, rank, shard=True)
     whole = rank_tensors(config, layout, rank, shard=False)
-    master, compute = BYTES[precision.master], BYTES[precision.compute]
+    terms = _state_terms(rank_tensors(config, layout, rank, shard=True), whole, precision, shard_weights,
+                         shard_moments)
+    terms.update(_copy_terms(config, layout, whole, precision, shard_weights))
+    activations = _activation_terms(config, layout, rank, device, precision, shard_weights)
+    terms.update(activations.pop("terms"))
+    terms["runtime"] = device.reserved
+    return {"terms": terms, **activations}
+
+
+def _state_terms(sharded: list[dict], whole: list[dict], precision: Any, shard_weights: bool,
+                 shard_moments: bool) -> dict[str, float]:
+    """Weights (trained ones in the master dtype, a frozen base in its own, a 4-bit base quantized), their
+    gradients and AdamW's two moments, each held whole or as this rank's data-parallel shard."""
+    master = BYTES[precision.master]
     held = sharded if shard_weights else whole
 
     def weight_bytes(t: dict) -> float:
@@ -137,15 +150,20 @@ def train_terms(config: Any, layout: Layout, rank: int, device: Device) -> dict[
             return t["numel"] * QUANTIZED_BYTES
         return t["numel"] * (master if t["trainable"] else BYTES[precision.frozen])
 
-    terms = {
+    return {
         "weights": sum(weight_bytes(t) for t in held),
         "gradients": sum(t["numel"] * master for t in held if t["trainable"]),
         "optimizer": sum(2 * t["numel"] * BYTES[precision.moments]
                          for t in (sharded if shard_moments else whole) if t["trainable"]),
     }
-    # compute copies
+
+
+def _copy_terms(config: Any, layout: Layout, whole: list[dict], precision: Any, shard_weights: bool) -> dict:
+    """``unsharded_gradients`` and ``compute_copies``: FSDP2's gathered layers (and the float32 gradients it keeps
+    unsharded between micro-batches), or autocast's compute-dtype copies of matrices stored in another dtype."""
+    compute = BYTES[precision.compute]
     full = {t["name"]: t["numel"] for t in whole}
-    terms["unsharded_gradients"] = 0.0
+    trainable = sum(t["numel"] for t in whole if t["trainable"])
     if config.backend_section.gathers_sharded_layers and shard_weights:
         stage_layers_ = {int(n.split(".")[2]) for n in full if ".layers." in n}
         per_layer = sum(n for name, n in full.items() if ".layers." in name) / max(1, len(stage_layers_))
@@ -153,27 +171,28 @@ def train_terms(config: Any, layout: Layout, rank: int, device: Device) -> dict[
         if layout.pipeline_stage > 1:
             # pipelined FSDP2 keeps the stage gathered through the step and accumulates its micro-batches'
             # gradients unsharded in float32 until the step's reduce-scatter (torch's PipelineStage)
-            terms["compute_copies"] = sum(full.values()) * compute
-            terms["unsharded_gradients"] = sum(t["numel"] for t in whole if t["trainable"]) * 4
-        else:
-            terms["compute_copies"] = (min(2, len(stage_layers_)) * per_layer + root) * compute
-            if config.training.gradient_accumulation_steps > 1:
-                # gradient sync is off until the step's last micro-batch: FSDP2 keeps every parameter's unsharded
-                # gradient (in float32, its reduce dtype) from the first micro-batch's backward until then
-                terms["unsharded_gradients"] = sum(t["numel"] for t in whole if t["trainable"]) * 4
-    elif precision.compute != precision.master:
+            return {"unsharded_gradients": trainable * 4, "compute_copies": sum(full.values()) * compute}
+        # gradient sync is off until the step's last micro-batch: FSDP2 keeps every parameter's unsharded gradient
+        # (in float32, its reduce dtype) from the first micro-batch's backward until then
+        accumulating = config.training.gradient_accumulation_steps > 1
+        return {"unsharded_gradients": trainable * 4 if accumulating else 0.0,
+                "compute_copies": (min(2, len(stage_layers_)) * per_layer + root) * compute}
+    copies = 0.0
+    if precision.compute != precision.master:
         # autocast's bf16 copies of the matrices stored in another dtype (a LoRA base stored in bf16 needs none)
         stored = {t["name"]: precision.master if t["trainable"] else precision.frozen for t in whole}
-        terms["compute_copies"] = sum(n for name, n in full.items()
-                                      if name.endswith("_proj.weight") and stored[name] != precision.compute) * compute
-    else:
-        terms["compute_copies"] = 0.0
+        copies = sum(n for name, n in full.items()
+                     if name.endswith("_proj.weight") and stored[name] != precision.compute) * compute
+    return {"unsharded_gradients": 0.0, "compute_copies": copies}
 
-    shape = config.model.shape()
-    seq = config.model.seq_length
-    coords = layout.coords(rank)
+
+def _activation_terms(config: Any, layout: Layout, rank: int, device: Device, precision: Any,
+                      shard_weights: bool) -> dict[str, Any]:
+    """``activations`` (with the config's recomputation), the pipeline's receive buffers and the logits of one
+    step's micro-batches in flight on this rank's stage; and what they were computed from."""
+    shape, seq, compute = config.model.shape(), config.model.seq_length, BYTES[precision.compute]
+    coords, stages = layout.coords(rank), layout.pipeline_stage
     rows = _rows_per_micro(config, layout)
-    stages = layout.pipeline_stage
     if stages == 1:
         in_flight = 1
     elif config.backend_section.pipeline_schedule == "gpipe":
@@ -192,23 +211,22 @@ def train_terms(config: Any, layout: Layout, rank: int, device: Device) -> dict[
     checkpointed = sum(1 for i in stage if i % every == 0)
     recomputed = tokens * (in_flight * (checkpointed * kept + (layers - checkpointed) * per_layer)
                            + (per_layer if checkpointed else 0))
-    terms["activations"] = recomputed if config.backend_section.recompute else full_acts
+    activations = recomputed if config.backend_section.recompute else full_acts
     if coords.pipeline == 0:
-        terms["activations"] += tokens * in_flight * h * compute  # the embedding's output
-    terms["pipeline_buffers"] = 0.0
+        activations += tokens * in_flight * h * compute  # the embedding's output
+    buffers = 0.0
     if stages > 1 and config.backend_section.pipeline_receive_buffers:
         # a receive buffer for every micro-batch, allocated up front: activations on every stage but the first,
         # their gradients on every stage but the last (torch's PipelineStage; measured equal on gloo)
         sides = (coords.pipeline > 0) + (coords.pipeline < stages - 1)
-        terms["pipeline_buffers"] = sides * layout.micro_batch_num * tokens * h * BYTES[_stream_dtype(precision, shard_weights)]
+        buffers = sides * layout.micro_batch_num * tokens * h * BYTES[_stream_dtype(precision, shard_weights)]
     logits = 0.0
     if coords.pipeline == stages - 1:
         split = config.backend_section.splits_logits(layout, config.preference_stage)
         vocab = shape.vocab_size / (layout.model_parallel if split else 1)
         logits = tokens * vocab * (compute + 4 + 4) + tokens * 2 * h * compute
-    terms["logits"] = logits
-    terms["runtime"] = device.reserved
-    return {"terms": terms, "activations_without_recompute": full_acts, "micro_batch_rows": rows,
+    return {"terms": {"activations": activations, "pipeline_buffers": buffers, "logits": logits},
+            "activations_without_recompute": full_acts, "micro_batch_rows": rows,
             "micro_batches_in_flight": in_flight, "layers": layers}
 
 
@@ -287,40 +305,26 @@ def plan(config: Any, device: Device, world_size: int | None = None, task: str =
         per_rank = [predict_terms(config, layout, r, device, batch, length, checkpoint_dtype)
                     for r in range(layout.world_size)]
         precision = {"weights": per_rank[0]["dtype"]}
-    shapes: dict[tuple, dict[str, Any]] = {}
-    for rank, entry in enumerate(per_rank):
-        key = tuple(sorted(entry["terms"].items()))
-        if key not in shapes:
-            peak = sum(entry["terms"].values())
-            shapes[key] = {"ranks": [], "stage": layout.coords(rank).pipeline, **entry, "peak": peak}
-        shapes[key]["ranks"].append(rank)
-    groups = sorted(shapes.values(), key=lambda g: -g["peak"])
+    groups = _rank_shapes(per_rank, layout)
     worst = groups[0]
     load = None
     if task == "train":
         load = load_terms(config, layout, device, max(g["terms"]["weights"] for g in groups), checkpoint_dtype)
     fits = worst["peak"] <= device.capacity and (load is None or (
         load["device_bytes"] <= device.capacity and load["host_bytes_per_node"] <= device.host_per_node))
-    biggest = max((k for k in worst["terms"] if k != "runtime"), key=lambda k: worst["terms"][k])
     result = {
         "task": task, "backend": config.backend, "config": config.source,
         "device": {"name": device.name, "capacity": device.capacity, "reserved": device.reserved, "what": device.what},
         "layout": layout.as_dict(), "world_size": layout.world_size, "precision": precision,
         "rank_shapes": groups, "peak": worst["peak"], "peak_ranks": worst["ranks"], "fits": fits,
-        "biggest_term": biggest,
+        "biggest_term": max((k for k in worst["terms"] if k != "runtime"), key=lambda k: worst["terms"][k]),
     }
     if load is not None:
         result["load"] = load
     if task != "train":
         result.update(batch=batch, length=length)
-    if not fits and load is not None and load["host_bytes_per_node"] > device.host_per_node:
-        result["advice"] = (f"loading the init needs {load['host_bytes_per_node'] / GIB:.0f} GiB of host memory per "
-                            f"node (of {device.host_per_node / GIB:.0f} GiB): split the weights over more devices "
-                            "(model_parallel / pipeline_stage), so that each rank reads its slice only")
-    elif not fits:
-        result["advice"] = (f"rank {worst['ranks'][0]} needs {worst['peak'] / GIB:.1f} GiB of {device.name}'s "
-                            f"{device.capacity / GIB:.1f} GiB; the biggest term is {biggest} "
-                            f"({worst['terms'][biggest] / GIB:.1f} GiB): {ADVICE[biggest]}")
+    if not fits:
+        result["advice"] = _advice(worst, result["biggest_term"], load, device)
     if not fits and suggest:
         found = suggest_layout(config, device, layout.world_size, task, plan, batch=batch, length=length,
                                checkpoint_dtype=checkpoint_dtype)
@@ -332,3 +336,26 @@ def plan(config: Any, device: Device, world_size: int | None = None, task: str =
         else:
             result["advice"] += f"; no layout of {layout.world_size} devices fits (try --nnodes/--nproc_per_node)"
     return result
+
+
+def _rank_shapes(per_rank: list[dict[str, Any]], layout: Layout) -> list[dict[str, Any]]:
+    """Ranks with the same terms as one shape (its ranks, stage, terms and peak), the largest peak first."""
+    shapes: dict[tuple, dict[str, Any]] = {}
+    for rank, entry in enumerate(per_rank):
+        key = tuple(sorted(entry["terms"].items()))
+        if key not in shapes:
+            peak = sum(entry["terms"].values())
+            shapes[key] = {"ranks": [], "stage": layout.coords(rank).pipeline, **entry, "peak": peak}
+        shapes[key]["ranks"].append(rank)
+    return sorted(shapes.values(), key=lambda g: -g["peak"])
+
+
+def _advice(worst: dict[str, Any], biggest: str, load: dict[str, float] | None, device: Device) -> str:
+    """What makes a job that does not fit fit: host memory while loading, else the largest term's remedy."""
+    if load is not None and load["host_bytes_per_node"] > device.host_per_node:
+        return (f"loading the init needs {load['host_bytes_per_node'] / GIB:.0f} GiB of host memory per node (of "
+                f"{device.host_per_node / GIB:.0f} GiB): split the weights over more devices (model_parallel / "
+                "pipeline_stage), so that each rank reads its slice only")
+    return (f"rank {worst['ranks'][0]} needs {worst['peak'] / GIB:.1f} GiB of {device.name}'s "
+            f"{device.capacity / GIB:.1f} GiB; the biggest term is {biggest} "
+            f"({worst['terms'][biggest] / GIB:.1f} GiB): {ADVICE[biggest]}")
