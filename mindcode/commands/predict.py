@@ -121,33 +121,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     backend = chosen_backend(args)
     check_tokenizer(args)
     max_length = args.max_length  # 0: sized by the prompts (mindcode.predict.run.length_bucket)
-    stop = list(args.stop)
-    rows: list[dict[str, Any]]
+    problems: list[dict[str, Any]] = []
     if args.task:
-        from mindcode.eval.humaneval import default_problem_file, read_problems
-
-        pack_only = args.task != "humaneval"  # HumanEvalPack's fields needed
-        if not args.problem_file and (pack_only or args.language != "python"):
-            raise MindcodeError(f"{args.task} --language {args.language} needs --problem_file (HumanEvalPack JSONL)")
-        problems = [p for p in read_problems(args.problem_file or default_problem_file(), pack_only).values()
-                    if p["language"] == args.language]
-        if not problems:
-            raise MindcodeError(f"{args.problem_file}: no {args.language} problems")
-        problems = problems[: args.limit] if args.limit else problems
+        problems = task_problems(args)
         task = tasks.TASKS[(args.task, args.language)]
         rows = explain_rows(args, problems) if args.task == "humanevalexplain" else [
             {"id": p["task_id"], "prompt": task.prompt(p)} for p in problems]
-        stop += task.stop_words
-        if args.n_samples > 1 and not args.do_sample:
-            raise MindcodeError("--n_samples > 1 needs --do_sample true")
+        stop = [*args.stop, *task.stop_words]
     else:
-        if not args.input:
-            raise MindcodeError("give --input prompts.jsonl (or the humaneval task)")
-        rows = [r.data for r in read_records(args.input)]
-        keys = ("messages", "prompt") if args.chat else ("prompt",)
-        for i, row in enumerate(rows):
-            if "id" not in row or not any(k in row for k in keys):
-                raise MindcodeError(f"{args.input}: record {i}: needs 'id' and '{' or '.join(keys)}'")
+        rows, stop = input_rows(args), list(args.stop)
     config = GenerationConfig(max_new_tokens=args.max_new_tokens, do_sample=args.do_sample,
                               temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                               num_beams=args.num_beams,
@@ -166,19 +148,53 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                           tensor_parallel=world)
     out = predict_rows(generator, rows, config, args.batch_size, args.chat, args.template, interactive())
     if args.task:
-        samples = []
-        by_id = {p["task_id"]: p for p in problems}
-        for row in out:
-            task_id = row["id"].split("#")[0]  # explain's second half numbers each description: TASK#N
-            for text in row.get("completions", [row.get("completion")]):
-                if args.task == "humanevalexplain" and not args.descriptions:
-                    samples.append({"task_id": task_id, "description": tasks.clean_description(by_id[task_id], text)})
-                    continue
-                samples.append({"task_id": task_id, "completion": tasks.cut(args.language, text)})
-        out = samples
+        out = task_samples(args, problems, out)
     if rank == 0:  # every rank decoded the same tokens
         write_jsonl(args.output, out)
     return {"backend": backend, "output": args.output, **generator.stats}
+
+
+def task_problems(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The problems of ``--language`` a HumanEval task samples (``--limit`` of them)."""
+    from mindcode.eval.humaneval import default_problem_file, read_problems
+
+    pack_only = args.task != "humaneval"  # HumanEvalPack's fields needed
+    if not args.problem_file and (pack_only or args.language != "python"):
+        raise MindcodeError(f"{args.task} --language {args.language} needs --problem_file (HumanEvalPack JSONL)")
+    if args.n_samples > 1 and not args.do_sample:
+        raise MindcodeError("--n_samples > 1 needs --do_sample true")
+    problems = [p for p in read_problems(args.problem_file or default_problem_file(), pack_only).values()
+                if p["language"] == args.language]
+    if not problems:
+        raise MindcodeError(f"{args.problem_file}: no {args.language} problems")
+    return problems[: args.limit] if args.limit else problems
+
+
+def input_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """``--input``'s rows, each with an ``id`` and a ``prompt`` (or ``messages`` with ``--chat``)."""
+    if not args.input:
+        raise MindcodeError("give --input prompts.jsonl (or the humaneval task)")
+    rows = [r.data for r in read_records(args.input)]
+    keys = ("messages", "prompt") if args.chat else ("prompt",)
+    for i, row in enumerate(rows):
+        if "id" not in row or not any(k in row for k in keys):
+            raise MindcodeError(f"{args.input}: record {i}: needs 'id' and '{' or '.join(keys)}'")
+    return rows
+
+
+def task_samples(args: argparse.Namespace, problems: list[dict[str, Any]], out: list[dict]) -> list[dict]:
+    """The generations as ``eval``'s samples: completions cut where the harness cuts them, or (HumanEvalExplain's
+    first half) descriptions."""
+    samples = []
+    by_id = {p["task_id"]: p for p in problems}
+    for row in out:
+        task_id = row["id"].split("#")[0]  # explain's second half numbers each description: TASK#N
+        for text in row.get("completions", [row.get("completion")]):
+            if args.task == "humanevalexplain" and not args.descriptions:
+                samples.append({"task_id": task_id, "description": tasks.clean_description(by_id[task_id], text)})
+            else:
+                samples.append({"task_id": task_id, "completion": tasks.cut(args.language, text)})
+    return samples
 
 
 def explain_rows(args: argparse.Namespace, problems: list[dict[str, Any]]) -> list[dict[str, Any]]:
