@@ -52,14 +52,7 @@ def mindformers_config(config: TrainConfig, device: str, layout: Layout,
         model_config["calculate_per_token_loss"] = True
     if config.lora is not None:
         model_config["pet_config"] = pet_config(config.lora)
-    dataset = {
-        "data_loader": {"type": "MindDataset", "dataset_dir": config.data.mindrecord, "shuffle": config.data.shuffle},
-        # the network's inputs (MindFormers passes dataset columns by these names); for dpo/simpo mindcode feeds
-        # the pairs as rows plus their reference log-probabilities, from its preference MindRecord columns
-        "input_columns": ["input_ids", "labels"] + (["reference"] if config.preference_stage else []),
-        "num_parallel_workers": 8 if ascend else 1, "python_multiprocessing": False,
-        "drop_remainder": True, "batch_size": per_rank, "repeat": 1, "numa_enable": False, "prefetch_size": 1,
-    }
+    dataset = train_dataset(config, per_rank, ascend)
     schedule = {"type": "CosineWithWarmUpLR", "learning_rate": s.learning_rate, "lr_end": s.lr_end,
                 "warmup_lr_init": s.warmup_lr_init, "num_cycles": s.num_cycles, "total_steps": t.max_steps}
     schedule.update({"warmup_ratio": s.warmup_ratio} if s.warmup_ratio is not None else
@@ -101,6 +94,18 @@ def mindformers_config(config: TrainConfig, device: str, layout: Layout,
         ],
         "context": context,
         "model": {"arch": dict(config.model.arch), "model_config": model_config},
+    }
+
+
+def train_dataset(config: TrainConfig, per_rank: int, ascend: bool) -> dict[str, Any]:
+    """MindFormers' ``train_dataset``: the MindRecord file, ``per_rank`` rows a step."""
+    return {
+        "data_loader": {"type": "MindDataset", "dataset_dir": config.data.mindrecord, "shuffle": config.data.shuffle},
+        # the network's inputs (MindFormers passes dataset columns by these names); for dpo/simpo mindcode feeds
+        # the pairs as rows plus their reference log-probabilities, from its preference MindRecord columns
+        "input_columns": ["input_ids", "labels"] + (["reference"] if config.preference_stage else []),
+        "num_parallel_workers": 8 if ascend else 1, "python_multiprocessing": False,
+        "drop_remainder": True, "batch_size": per_rank, "repeat": 1, "numa_enable": False, "prefetch_size": 1,
     }
 
 
