@@ -71,8 +71,32 @@ def convert_hf_to_ms(input_path: str | Path, output_path: str | Path, dtype: str
     if fmt not in FORMATS:
         raise MindcodeError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
     config = read_hf_config(directory)
-    expected = expected_weights(config)
+    plan, dropped, dtypes = conversion_plan(directory, config, dtype)
+    merged = check_adapter(adapter, {source.name for _, source, _ in plan})
+    plan = [(name, replace(source, chunks=partial(merged_chunks, source.chunks, source.dtype, source.shape,
+                                                  adapter.delta(source.name))) if source.name in merged else source,
+             target) for name, source, target in plan]
+    if qkv_concat:
+        if config.qkv_bias:
+            raise MindcodeError(f"{directory}: --qkv_concat fuses weights only; this model's q/k/v biases (qwen2) "
+                                f"would need MindFormers' fused bias too: convert without --qkv_concat")
+        plan = fuse_plan(plan, config)
+    run = Run(total=sum(s.nbytes for _, s, _ in plan), desc="hf->ms", progress=progress)
+    with run.atomic_file(output_path) as tmp:
+        digests = _write(tmp, fmt, plan, run)
+        if verify:
+            run.verify(tmp, fmt, digests, {name: source for name, source, target in plan
+                                           if source.dtype == target and source.name not in merged})
+    summary = run.summary(input_path=str(directory), output_path=str(output_path), tensors=len(plan), dtypes=dtypes,
+                          dropped=dropped, format=fmt, verified=verify, qkv_concat=qkv_concat, **lora_summary(adapter))
+    log.info("converted %d tensors to %s", len(plan), output_path)
+    return summary
 
+
+def conversion_plan(directory: Path, config: ModelConfig, dtype: str | None) -> tuple[list, list[str], dict]:
+    """``[(MindFormers name, source tensor, target dtype)]`` for every weight of the model, each checked against its
+    ``config.json`` (name, shape, dtype); the HF names that have no MindFormers weight (dropped); target dtype counts."""
+    expected = expected_weights(config)
     plan, dropped, dtypes = [], [], {}
     for source in list_sources(directory):
         where = str(source.file)
@@ -95,22 +119,12 @@ def convert_hf_to_ms(input_path: str | Path, output_path: str | Path, dtype: str
     missing = sorted(set(expected) - {source.name for _, source, _ in plan})
     if missing:
         raise MindcodeError(f"{directory}: {len(missing)} weights missing, first {missing[0]!r}")
-    merged = check_adapter(adapter, {source.name for _, source, _ in plan})
-    plan = [(name, replace(source, chunks=partial(merged_chunks, source.chunks, source.dtype, source.shape,
-                                                  adapter.delta(source.name))) if source.name in merged else source,
-             target) for name, source, target in plan]
-    if qkv_concat:
-        if config.qkv_bias:
-            raise MindcodeError(f"{directory}: --qkv_concat fuses weights only; this model's q/k/v biases (qwen2) "
-                                f"would need MindFormers' fused bias too: convert without --qkv_concat")
-        plan = fuse_plan(plan, config)
+    return plan, dropped, dtypes
 
-    def out_bytes(item) -> int:
-        _, source, target = item
-        return source.nbytes // ckpt_io.MS_TYPES[ckpt_io.DTYPE_TO_MS[source.dtype]].itemsize * \
-            ckpt_io.MS_TYPES[ckpt_io.DTYPE_TO_MS[target]].itemsize
 
-    run = Run(total=sum(s.nbytes for _, s, _ in plan), desc="hf->ms", progress=progress)
+def _write(tmp: Path, fmt: str, plan: list, run: Run) -> dict:
+    """The converted tensors into ``tmp`` (``ckpt`` or ``safetensors``), streamed and cast chunk by chunk; their
+    digests."""
     by_name = {name: (source, target) for name, source, target in plan}
 
     def chunks(name: str):
@@ -119,22 +133,19 @@ def convert_hf_to_ms(input_path: str | Path, output_path: str | Path, dtype: str
             run.advance(len(chunk))
             yield chunk
 
-    with run.atomic_file(output_path) as tmp:
-        digests = {}
-        if fmt == "ckpt":
-            with tmp.open("wb") as f:
-                writer = ckpt_io.CkptWriter(f)
-                for name, source, target in plan:
-                    writer.write(name, source.shape, ckpt_io.DTYPE_TO_MS[target], chunks(name))
-                digests = writer.digests
-        else:
-            entries = [(name, target, source.shape, out_bytes((name, source, target))) for name, source, target in plan]
-            safetensors_io.write_safetensors(tmp, entries, lambda name: run.digest(name, chunks(name), digests),
-                                             metadata={"format": "ms"})
-        if verify:
-            run.verify(tmp, fmt, digests, {name: source for name, source, target in plan
-                                           if source.dtype == target and source.name not in merged})
-    summary = run.summary(input_path=str(directory), output_path=str(output_path), tensors=len(plan), dtypes=dtypes,
-                          dropped=dropped, format=fmt, verified=verify, qkv_concat=qkv_concat, **lora_summary(adapter))
-    log.info("converted %d tensors to %s", len(plan), output_path)
-    return summary
+    digests: dict = {}
+    if fmt == "ckpt":
+        with tmp.open("wb") as f:
+            writer = ckpt_io.CkptWriter(f)
+            for name, source, target in plan:
+                writer.write(name, source.shape, ckpt_io.DTYPE_TO_MS[target], chunks(name))
+            return writer.digests
+    entries = [(name, target, source.shape, source.nbytes // _itemsize(source.dtype) * _itemsize(target))
+               for name, source, target in plan]
+    safetensors_io.write_safetensors(tmp, entries, lambda name: run.digest(name, chunks(name), digests),
+                                     metadata={"format": "ms"})
+    return digests
+
+
+def _itemsize(dtype: str) -> int:
+    return ckpt_io.MS_TYPES[ckpt_io.DTYPE_TO_MS[dtype]].itemsize
