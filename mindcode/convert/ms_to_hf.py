@@ -83,36 +83,9 @@ def convert_ms_to_hf(input_path: str | Path, output_path: str | Path, config: st
         raise MindcodeError(f"{path}: converting a MindSpore checkpoint to HF needs --config "
                             "(config.json, YAML or preset)")
     model = resolve_config(config or str(path / "config.json"))
-    expected = expected_weights(model)
-    plan, dropped, dtypes = [], [], {}
-    for name, source_dtype, shape, nbytes, chunks in (index_hf(path) if from_hf else split_index(index_ms(path), model)):
-        if training_state(name) or (from_hf and hf_to_ms(name, source=str(path)) is None):
-            dropped.append(name)
-            continue
-        hf_name = name if from_hf else ms_to_hf(name, source=str(path))
-        want = expected.get(hf_name)
-        if want is None:
-            raise MindcodeError(f"{path}: {name} is not a weight of a {model.num_layers}-layer model")
-        if tuple(shape) != want:
-            raise MindcodeError(f"{path}: {name} has shape {list(shape)}, the config implies {list(want)}")
-        if source_dtype not in ckpt_io.DTYPE_TO_MS:
-            raise MindcodeError(f"{path}: {name} has dtype {source_dtype}; weights must be float32/16 or bf16")
-        target = DTYPE_FLAGS[dtype] if dtype else source_dtype
-        size = nbytes // ckpt_io.MS_TYPES[ckpt_io.DTYPE_TO_MS[source_dtype]].itemsize * \
-            ckpt_io.MS_TYPES[ckpt_io.DTYPE_TO_MS[target]].itemsize
-        dtypes[target] = dtypes.get(target, 0) + 1
-        plan.append((hf_name, source_dtype, target, tuple(shape), size, chunks, nbytes))
-    missing = sorted(set(expected) - {p[0] for p in plan})
-    if missing:
-        raise MindcodeError(f"{path}: {len(missing)} weights missing, first {missing[0]!r}")
+    plan, dropped, dtypes = conversion_plan(path, from_hf, model, dtype)
     merged = check_adapter(adapter, {p[0] for p in plan})
-
-    limit = parse_size(max_shard_size)
-    shards: list[list[tuple]] = [[]]
-    for item in plan:
-        if shards[-1] and sum(p[4] for p in shards[-1]) + item[4] > limit:
-            shards.append([])
-        shards[-1].append(item)
+    shards = _shards(plan, parse_size(max_shard_size))
     names = (["model.safetensors"] if len(shards) == 1 else
              [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))])
 
@@ -148,6 +121,45 @@ def convert_ms_to_hf(input_path: str | Path, output_path: str | Path, config: st
                            {n: _Uncast(by_name[n]) for n in found if by_name[n][1] == by_name[n][2] and n not in merged})
     return run.summary(input_path=str(path), output_path=str(out), tensors=len(plan), shards=len(shards),
                        dtypes=dtypes, dropped=dropped, verified=verify, **lora_summary(adapter))
+
+
+def conversion_plan(path: Path, from_hf: bool, model: ModelConfig, dtype: str | None) -> tuple[list, list, dict]:
+    """``[(HF name, source dtype, target dtype, shape, output bytes, chunks, source bytes)]`` for every weight of
+    ``model``, each checked (name, shape, dtype); the names dropped (training state, HF extras); target dtype
+    counts."""
+    expected = expected_weights(model)
+    plan, dropped, dtypes = [], [], {}
+    for name, source_dtype, shape, nbytes, chunks in (index_hf(path) if from_hf else split_index(index_ms(path), model)):
+        if training_state(name) or (from_hf and hf_to_ms(name, source=str(path)) is None):
+            dropped.append(name)
+            continue
+        hf_name = name if from_hf else ms_to_hf(name, source=str(path))
+        want = expected.get(hf_name)
+        if want is None:
+            raise MindcodeError(f"{path}: {name} is not a weight of a {model.num_layers}-layer model")
+        if tuple(shape) != want:
+            raise MindcodeError(f"{path}: {name} has shape {list(shape)}, the config implies {list(want)}")
+        if source_dtype not in ckpt_io.DTYPE_TO_MS:
+            raise MindcodeError(f"{path}: {name} has dtype {source_dtype}; weights must be float32/16 or bf16")
+        target = DTYPE_FLAGS[dtype] if dtype else source_dtype
+        size = nbytes // ckpt_io.MS_TYPES[ckpt_io.DTYPE_TO_MS[source_dtype]].itemsize * \
+            ckpt_io.MS_TYPES[ckpt_io.DTYPE_TO_MS[target]].itemsize
+        dtypes[target] = dtypes.get(target, 0) + 1
+        plan.append((hf_name, source_dtype, target, tuple(shape), size, chunks, nbytes))
+    missing = sorted(set(expected) - {p[0] for p in plan})
+    if missing:
+        raise MindcodeError(f"{path}: {len(missing)} weights missing, first {missing[0]!r}")
+    return plan, dropped, dtypes
+
+
+def _shards(plan: list, limit: int) -> list[list[tuple]]:
+    """The plan in consecutive shards of at most ``limit`` output bytes (a larger tensor alone in its shard)."""
+    shards: list[list[tuple]] = [[]]
+    for item in plan:
+        if shards[-1] and sum(p[4] for p in shards[-1]) + item[4] > limit:
+            shards.append([])
+        shards[-1].append(item)
+    return shards
 
 
 class _Uncast:
