@@ -156,31 +156,7 @@ def index_ckpt(path: str | Path) -> list[CkptTensor]:
             end = f.tell() + (value_len or 0)
             if value_len is None or end > size:
                 raise MindcodeError(f"{path}: truncated at offset {at}")
-            name, shape, ms_type, content = None, [], None, None
-            while f.tell() < end:
-                key = _read_varint(f)
-                if key == 0x0A:  # tag
-                    name = f.read(_read_varint(f)).decode()
-                elif key == 0x12:  # tensor
-                    tensor_end = f.tell() + _read_varint(f)
-                    while f.tell() < tensor_end:
-                        field_key = _read_varint(f)
-                        if field_key == 0x08:
-                            shape.append(_read_varint(f))
-                        elif field_key == 0x0A:  # packed dims
-                            dims_end = f.tell() + _read_varint(f)
-                            while f.tell() < dims_end:
-                                shape.append(_read_varint(f))
-                        elif field_key == 0x12:
-                            ms_type = f.read(_read_varint(f)).decode()
-                        elif field_key == 0x1A:
-                            length = _read_varint(f)
-                            content = (f.tell(), length)
-                            f.seek(length, 1)
-                        else:
-                            raise MindcodeError(f"{path}: unexpected field {field_key} in tensor {name!r}")
-                else:
-                    raise MindcodeError(f"{path}: {name!r} is not a plain tensor (map tensors are not supported)")
+            name, shape, ms_type, content = _read_entry(f, end, path)
             if name is None or ms_type is None or content is None:
                 raise MindcodeError(f"{path}: incomplete entry at offset {at}")
             if content[0] + content[1] > size:
@@ -197,6 +173,37 @@ def index_ckpt(path: str | Path) -> list[CkptTensor]:
             raise MindcodeError(f"{path}: tensor {tensor.name!r} has {tensor.nbytes} bytes, shape "
                                 f"{list(tensor.shape)} needs {expected}")
     return list(tensors.values())
+
+
+def _read_entry(f: IO[bytes], end: int, path: Path) -> tuple[str | None, list[int], str | None, tuple[int, int] | None]:
+    """One checkpoint entry's fields up to ``end``: (tag, shape, type, (offset, length) of its bytes), which are
+    skipped, not read."""
+    name, shape, ms_type, content = None, [], None, None
+    while f.tell() < end:
+        key = _read_varint(f)
+        if key == 0x0A:  # tag
+            name = f.read(_read_varint(f)).decode()
+        elif key == 0x12:  # tensor
+            tensor_end = f.tell() + _read_varint(f)
+            while f.tell() < tensor_end:
+                field_key = _read_varint(f)
+                if field_key == 0x08:
+                    shape.append(_read_varint(f))
+                elif field_key == 0x0A:  # packed dims
+                    dims_end = f.tell() + _read_varint(f)
+                    while f.tell() < dims_end:
+                        shape.append(_read_varint(f))
+                elif field_key == 0x12:
+                    ms_type = f.read(_read_varint(f)).decode()
+                elif field_key == 0x1A:
+                    length = _read_varint(f)
+                    content = (f.tell(), length)
+                    f.seek(length, 1)
+                else:
+                    raise MindcodeError(f"{path}: unexpected field {field_key} in tensor {name!r}")
+        else:
+            raise MindcodeError(f"{path}: {name!r} is not a plain tensor (map tensors are not supported)")
+    return name, shape, ms_type, content
 
 
 def read_chunks(path: str | Path, tensor: CkptTensor, chunk: int = CHUNK) -> Iterator[bytes]:
