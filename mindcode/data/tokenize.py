@@ -97,40 +97,7 @@ class ConversationEncoder:
 
     def encode_batch(self, conversations: list[list[Part]]) -> list[Sample]:
         # 1. Split every conversation into rounds (text between special tokens) and note where training switches.
-        plans: list[list[tuple]] = []  # per conversation: ("special", id, trained) | ("round", index)
-        rounds: list[str] = []
-        switches: list[list[tuple[int, bool]]] = []  # per round: [(char offset, trained from there on)]
-        no_space: set[int] = set()  # rounds encoded without the dummy prefix space
-        for parts in conversations:
-            plan: list[tuple] = []
-            text, marks = [], []
-            length = 0
-            space = True
-
-            def flush() -> None:
-                nonlocal text, marks, length
-                if text:
-                    if not space:
-                        no_space.add(len(rounds))
-                    plan.append(("round", len(rounds)))
-                    rounds.append("".join(text))
-                    switches.append(marks)
-                text, marks, length = [], [], 0
-
-            for part in parts:
-                if part.kind == "text":
-                    if not text:
-                        space = part.space
-                    if not marks or marks[-1][1] != part.trained:
-                        marks.append((length, part.trained))
-                    text.append(part.text)
-                    length += len(part.text)
-                else:
-                    flush()
-                    plan.append(("special", self.special_id(part.kind), part.trained))
-            flush()
-            plans.append(plan)
-
+        plans, rounds, switches, no_space = self._split_rounds(conversations)
         # 2. Encode all rounds, and the text before every switch, in two batched calls.
         round_ids = self.sp.encode(rounds, num_threads=self.threads)
         if no_space:
@@ -141,30 +108,55 @@ class ConversationEncoder:
         for key, ids in zip(prefixes, prefix_ids):  # a trailing lone space is the answer's first token
             if ids and ids[-1] == self.space and boundary[key] == len(ids) and _trained_from(switches[key[0]], key[1]):
                 boundary[key] -= 1
-
         # 3. Assemble: BOS, rounds with their labels, special tokens.
-        samples = []
-        for plan in plans:
-            ids, labels = [self.bos], [IGNORE]
-            if plan and plan[0][0] == "special" and plan[0][1] == self.bos:
-                plan = plan[1:]
-            while plan and plan[-1][0] == "special" and plan[-1][1] == self.bos:
-                plan = plan[:-1]  # a template's trailing <s> opens a turn that never comes
-            for step in plan:
-                if step[0] == "special":
-                    ids.append(step[1])
-                    labels.append(step[1] if step[2] else IGNORE)
-                    continue
-                r = step[1]
-                tokens = round_ids[r]
-                marks = switches[r]
-                cuts = [0 if off == 0 else boundary[(r, off)] for off, _ in marks] + [len(tokens)]
-                ids.extend(tokens)
-                for (_, trained), start, end in zip(marks, cuts, cuts[1:]):
-                    labels.extend(tokens[start:end] if trained else [IGNORE] * (end - start))
-            samples.append(Sample(ids, labels))
-        return samples
+        return [self._assemble(plan, round_ids, switches, boundary) for plan in plans]
 
+    def _split_rounds(self, conversations: list[list[Part]]) -> tuple[list[list[tuple]], list[str], list, set[int]]:
+        """Per conversation its plan (``("special", id, trained)`` | ``("round", index)``); every round's text, its
+        switches (``[(char offset, trained from there on)]``), and the rounds encoded without the dummy prefix
+        space."""
+        plans: list[list[tuple]] = []
+        rounds: list[str] = []
+        switches: list[list[tuple[int, bool]]] = []
+        no_space: set[int] = set()
+        for parts in conversations:
+            plan: list[tuple] = []
+            current: list[Part] = []
+            for part in [*parts, None]:  # None: the end closes the last round
+                if part is not None and part.kind == "text":
+                    current.append(part)
+                    continue
+                if current:
+                    if not current[0].space:
+                        no_space.add(len(rounds))
+                    plan.append(("round", len(rounds)))
+                    rounds.append("".join(p.text for p in current))
+                    switches.append(_switches(current))
+                    current = []
+                if part is not None:
+                    plan.append(("special", self.special_id(part.kind), part.trained))
+            plans.append(plan)
+        return plans, rounds, switches, no_space
+
+    def _assemble(self, plan: list[tuple], round_ids: list[list[int]], switches: list, boundary: dict) -> Sample:
+        ids, labels = [self.bos], [IGNORE]
+        if plan and plan[0][0] == "special" and plan[0][1] == self.bos:
+            plan = plan[1:]
+        while plan and plan[-1][0] == "special" and plan[-1][1] == self.bos:
+            plan = plan[:-1]  # a template's trailing <s> opens a turn that never comes
+        for step in plan:
+            if step[0] == "special":
+                ids.append(step[1])
+                labels.append(step[1] if step[2] else IGNORE)
+                continue
+            r = step[1]
+            tokens = round_ids[r]
+            marks = switches[r]
+            cuts = [0 if off == 0 else boundary[(r, off)] for off, _ in marks] + [len(tokens)]
+            ids.extend(tokens)
+            for (_, trained), start, end in zip(marks, cuts, cuts[1:]):
+                labels.extend(tokens[start:end] if trained else [IGNORE] * (end - start))
+        return Sample(ids, labels)
 
     def _encode_without_space(self, rounds: list[str], round_ids: list[list[int]], which: list[int]) -> None:
         k = len(self.newline)
@@ -214,6 +206,17 @@ def make_encoder(model_file: str, template: str, threads: int = -1) -> Conversat
 
 def _trained_from(marks: list[tuple[int, bool]], offset: int) -> bool:
     return next(trained for off, trained in marks if off == offset)
+
+
+def _switches(parts: list[Part]) -> list[tuple[int, bool]]:
+    """Where training switches within one round's text parts: ``[(char offset, trained from there on)]``."""
+    marks: list[tuple[int, bool]] = []
+    length = 0
+    for part in parts:
+        if not marks or marks[-1][1] != part.trained:
+            marks.append((length, part.trained))
+        length += len(part.text)
+    return marks
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
