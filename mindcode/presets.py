@@ -172,33 +172,7 @@ class ModelConfig:
                                 f"DeepSeek-Coder, SmolLM2) and 'qwen2' (Qwen2.5-Coder)")
         required_values = {**HF_REQUIRED, **QWEN2_REQUIRED} if model_type == "qwen2" else HF_REQUIRED
         for key, value in config.items():
-            if key == "rope_scaling" and value is not None:
-                kind = value.get("rope_type", value.get("type")) if isinstance(value, dict) else None
-                if kind != "linear" or not isinstance(value.get("factor"), (int, float)) or \
-                        set(value) - {"type", "rope_type", "factor"}:
-                    raise MindcodeError(f"config.json: rope_scaling={json.dumps(value)} is not supported (linear "
-                                        f"scaling with a factor is; both backends compute it)")
-                continue
-            if key in HF_MAPPED or key in HF_NO_EFFECT or key.startswith("_"):
-                continue  # a leading underscore: transformers' bookkeeping (``_name_or_path``, GGUF's model name)
-            if model_type == "qwen2" and key in QWEN2_UNUSED:
-                continue
-            if key == "layer_types":
-                if not isinstance(value, list) or set(value) - {"full_attention"}:
-                    raise MindcodeError("config.json: layer_types other than full_attention are not supported "
-                                        "(both backends compute full causal attention in every layer)")
-                continue
-            if key not in required_values:
-                raise MindcodeError(f"config.json: field {key!r} is not one mindcode knows; it may change the "
-                                    f"computation, so the checkpoint is refused (docs/models.md lists the fields)")
-            required = required_values[key]
-            if key == "head_dim":
-                if not isinstance(config.get("hidden_size"), int) or not config.get("num_attention_heads"):
-                    continue  # the missing field is named below
-                required = config["hidden_size"] // config["num_attention_heads"]
-            if value != required:
-                raise MindcodeError(f"config.json: {key}={json.dumps(value)} is not supported (both backends compute "
-                                    f"with {key}={json.dumps(required)})")
+            _check_hf_field(config, key, value, required_values, model_type)
         try:
             heads = config["num_attention_heads"]
             kv = config.get("num_key_value_heads", heads)
@@ -224,6 +198,39 @@ class ModelConfig:
 
     def replace(self, **changes: Any) -> ModelConfig:
         return dataclasses.replace(self, **changes)
+
+
+def _check_hf_field(config: dict[str, Any], key: str, value: Any, required_values: dict[str, Any],
+                    model_type: str) -> None:
+    """One ``config.json`` field: mapped, without effect, or at the value both backends compute with (see
+    ``ModelConfig.from_hf_config``); anything else raises one line naming it."""
+    if key == "rope_scaling" and value is not None:
+        kind = value.get("rope_type", value.get("type")) if isinstance(value, dict) else None
+        if kind != "linear" or not isinstance(value.get("factor"), (int, float)) or \
+                set(value) - {"type", "rope_type", "factor"}:
+            raise MindcodeError(f"config.json: rope_scaling={json.dumps(value)} is not supported (linear "
+                                f"scaling with a factor is; both backends compute it)")
+        return
+    if key in HF_MAPPED or key in HF_NO_EFFECT or key.startswith("_"):
+        return  # a leading underscore: transformers' bookkeeping (``_name_or_path``, GGUF's model name)
+    if model_type == "qwen2" and key in QWEN2_UNUSED:
+        return
+    if key == "layer_types":
+        if not isinstance(value, list) or set(value) - {"full_attention"}:
+            raise MindcodeError("config.json: layer_types other than full_attention are not supported "
+                                "(both backends compute full causal attention in every layer)")
+        return
+    if key not in required_values:
+        raise MindcodeError(f"config.json: field {key!r} is not one mindcode knows; it may change the "
+                            f"computation, so the checkpoint is refused (docs/models.md lists the fields)")
+    required = required_values[key]
+    if key == "head_dim":
+        if not isinstance(config.get("hidden_size"), int) or not config.get("num_attention_heads"):
+            return  # the missing field is named by from_hf_config
+        required = config["hidden_size"] // config["num_attention_heads"]
+    if value != required:
+        raise MindcodeError(f"config.json: {key}={json.dumps(value)} is not supported (both backends compute "
+                            f"with {key}={json.dumps(required)})")
 
 
 # transformers LlamaConfig fields (config.json): read into ModelConfig ...

@@ -115,9 +115,8 @@ def apply_tensor_parallel(model: Any, layout: Layout, tp_mesh: Any, vocab_parall
     with ``vocab_parallel_loss`` the head's logits stay split by vocabulary (a DTensor) for ``loss_parallel``'s cross
     entropy, instead of every rank gathering ``[rows, seq, vocab]``."""
     from torch.distributed.tensor import Replicate, Shard
-    from torch.distributed.tensor.parallel import (ColwiseParallel, PrepareModuleInput, PrepareModuleInputOutput,
-                                                   PrepareModuleOutput, RowwiseParallel, SequenceParallel,
-                                                   parallelize_module)
+    from torch.distributed.tensor.parallel import (ColwiseParallel, PrepareModuleInput, RowwiseParallel,
+                                                   SequenceParallel, parallelize_module)
 
     sp = layout.use_seq_parallel
     inner, top = _llama(model)
@@ -153,22 +152,29 @@ def apply_tensor_parallel(model: Any, layout: Layout, tp_mesh: Any, vocab_parall
                                           use_local_output=True),
             })
         parallelize_module(layer, tp_mesh, plan)
-        if not sp:
-            continue
-        split = i == 0  # the stage's input: the full sequence -> this rank's part of it
-        join = i == len(layers) - 1 and top.lm_head is None  # a stage that sends on: back to the full sequence
-        inputs = {"input_layouts": (Replicate(),), "desired_input_layouts": (Shard(1),)}
-        outputs = {"output_layouts": (Shard(1),), "desired_output_layouts": (Replicate(),)}
-        if split and join:
-            parallelize_module(layer, tp_mesh, PrepareModuleInputOutput(**inputs, **outputs,
-                                                                        use_local_input=True, use_local_output=True))
-        elif split:
-            parallelize_module(layer, tp_mesh, PrepareModuleInput(**inputs, use_local_output=True))
-        elif join:
-            parallelize_module(layer, tp_mesh, PrepareModuleOutput(**outputs, use_local_output=True))
+        if sp:  # the stage's input: the full sequence -> this rank's part; a stage that sends on: back to it
+            _sequence_parallel_ends(layer, tp_mesh, split=i == 0, join=i == len(layers) - 1 and top.lm_head is None)
     for name, param in model.named_parameters():  # SequenceParallel makes new (trainable) parameters of the norms
         if name in frozen:
             param.requires_grad_(False)
+
+
+def _sequence_parallel_ends(layer: Any, tp_mesh: Any, split: bool, join: bool) -> None:
+    """Under sequence parallel: the stage's first layer takes the full sequence and splits it (``split``), its last
+    gives the full sequence back when the stage sends it on (``join``)."""
+    from torch.distributed.tensor import Replicate, Shard
+    from torch.distributed.tensor.parallel import (PrepareModuleInput, PrepareModuleInputOutput, PrepareModuleOutput,
+                                                   parallelize_module)
+
+    inputs = {"input_layouts": (Replicate(),), "desired_input_layouts": (Shard(1),)}
+    outputs = {"output_layouts": (Shard(1),), "desired_output_layouts": (Replicate(),)}
+    if split and join:
+        parallelize_module(layer, tp_mesh, PrepareModuleInputOutput(**inputs, **outputs, use_local_input=True,
+                                                                    use_local_output=True))
+    elif split:
+        parallelize_module(layer, tp_mesh, PrepareModuleInput(**inputs, use_local_output=True))
+    elif join:
+        parallelize_module(layer, tp_mesh, PrepareModuleOutput(**outputs, use_local_output=True))
 
 
 def _linear_plan(module: Any, path: str, split: str, rowwise: dict[str, Any]) -> dict[str, Any]:
