@@ -77,6 +77,35 @@ class StepTrainer(Protocol):
         """The trained weights (or LoRA adapters) in the backend's native inference format."""
 
 
+class BackendSection(Protocol):
+    """A config's own section of a backend (``mindformers:`` / ``torch:``, ``mindcode/config.py``): how the backend
+    maps the shared ``parallel_config`` and precision onto its framework, as ``mindcode plan`` and the trainers ask
+    (the framework-neutral core reads these, never the backend's name)."""
+
+    recompute: bool  # activation recomputation on
+    checkpoint_every: int  # with it, every Nth decoder layer recomputed (1: every layer)
+    load_in_4bit: bool  # the frozen base quantized (QLoRA)
+    pipeline_schedule: str  # "1f1b" or "gpipe"
+    pipeline_receive_buffers: bool  # a pipeline stage allocates a receive buffer per micro-batch up front
+    gathers_sharded_layers: bool  # data-parallel shards of a layer are gathered to compute it (FSDP2)
+
+    def data_parallel_sharding(self, device_kind: str) -> tuple[bool, bool]:
+        """(weights and gradients, AdamW moments) sharded over the data-parallel ranks on a device of that kind."""
+
+    def rows_per_forward(self, rows: int, accumulation: int, layout: Any) -> int:
+        """Sequences one forward holds of a rank's ``rows`` a step."""
+
+    def init_reading(self, layout: Any) -> str:
+        """How each node reads the init: ``stream`` (a tensor at a time), ``sliced`` (one process reads it whole and
+        writes each rank's slice) or ``whole`` (every rank reads it whole)."""
+
+    def flash_attention(self, device_kind: str, model_config: dict[str, Any]) -> bool:
+        """Whether attention runs fused (no scores kept)."""
+
+    def splits_logits(self, layout: Any, preference: bool) -> bool:
+        """Whether each rank holds only its vocabulary slice of the logits."""
+
+
 class Backend(Protocol):
     name: str
     # facts the framework-neutral core asks the backend for, instead of comparing its name

@@ -13,13 +13,16 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from mindcode.errors import MindcodeError
 from mindcode.parallel import ParallelConfig, resolve
 from mindcode.presets import FROM_MINDFORMERS, ModelConfig
+
+if TYPE_CHECKING:
+    from backends.base import BackendSection
 
 
 # MindFormers LlamaConfig keys a model_config may carry besides the shape (FROM_MINDFORMERS): they only matter on
@@ -130,13 +133,25 @@ class MindFormersSection:
     pipeline_receive_buffers = False  # MindSpore's graph-mode pipeline: its send/receive buffers are not modelled
     checkpoint_every = 1  # MindFormers' recompute: every decoder layer
     gathers_sharded_layers = False  # the parallel optimizer's sharded weights are not modelled as gathered copies
-    init_read_whole = True  # the init is read whole: by one process per node that slices it (``auto_trans_ckpt``)
-    # or, in data-parallel mode, by every rank (``mindcode.plan.memory``'s module docstring)
+
+    def semi_auto(self, layout: Any) -> bool:
+        """Whether the job runs MindFormers' semi-auto parallel: wherever the layout splits the model, and, as
+        MindFormers' own Llama2-7B finetune on 8 devices runs (dp8, ``parallel_mode: 1``), wherever the parallel
+        optimizer shards weights and AdamW state over data-parallel ranks (MindSpore builds no parallel optimizer
+        for MindFormers' AdamW in data-parallel mode); otherwise MindSpore's data-parallel mode."""
+        sharded = layout.data_parallel > 1 and self.enable_parallel_optimizer
+        return layout.model_parallel > 1 or layout.pipeline_stage > 1 or sharded
+
+    def init_reading(self, layout: Any) -> str:
+        """How the init is read: ``sliced`` (semi-auto: one process per node reads it whole and writes each rank's
+        slice, ``auto_trans_ckpt``, then every rank reads its slice) or ``whole`` (data-parallel mode: every rank
+        reads it whole, MindSpore's ``load_checkpoint``)."""
+        return "sliced" if self.semi_auto(layout) else "whole"
 
     def rows_per_forward(self, rows: int, accumulation: int, layout: Any) -> int:
         """Sequences one forward holds of a rank's ``rows``: in data-parallel mode one graph differentiates all of
         the rank's micro-batches at once; under semi-auto parallel a micro-batch of each accumulation step."""
-        if layout.model_parallel == layout.pipeline_stage == 1:
+        if not self.semi_auto(layout):
             return rows
         return max(1, rows // accumulation // layout.micro_batch_num)
 
@@ -169,7 +184,10 @@ class TorchSection:
 
     pipeline_receive_buffers = True  # torch's PipelineStage allocates one per micro-batch up front
     gathers_sharded_layers = True  # FSDP2 all-gathers a layer's sharded weights (and prefetches the next) to use it
-    init_read_whole = False  # each process streams the init a tensor at a time, keeping its own shard
+
+    def init_reading(self, layout: Any) -> str:
+        """``stream``: each process reads the init a tensor at a time, keeping its own shard."""
+        return "stream"
 
     def rows_per_forward(self, rows: int, accumulation: int, layout: Any) -> int:
         """Sequences one forward holds of a rank's ``rows``: a micro-batch of each accumulation step."""
@@ -218,9 +236,9 @@ class TrainConfig:
     STAGES = ("sft", "dpo", "simpo")
 
     @property
-    def backend_section(self) -> TorchSection | MindFormersSection:
-        """This backend's own section (``torch`` or ``mindformers``), which both answer alike: ``recompute``,
-        ``load_in_4bit``, ``pipeline_schedule``, ``data_parallel_sharding``, ``flash_attention``, ``splits_logits``."""
+    def backend_section(self) -> BackendSection:
+        """This backend's own section (``torch`` or ``mindformers``), which both answer alike (``BackendSection`` in
+        ``backends/base.py``)."""
         return getattr(self, BACKEND_SECTIONS[self.backend][0])
 
     @property

@@ -25,8 +25,9 @@ from mindcode.presets import PRESETS  # noqa: E402
 RUNS = {
     # name: (preset, devices, parallel_config, batch_size, max_steps, learning_rate, what)
     # 7B: weights and AdamW state sharded over all 8 devices, no model parallel (torchtitan's FSDP2 choice; on ascend
-    # MindFormers' own Llama2-7B finetune layout: dp8 with the parallel optimizer, semi-auto mode). 13B: dp8 does not
-    # fit a 910B (`mindcode plan`), whose cheapest fitting layout of 8 devices is dp4 x mp2 with sequence parallel
+    # MindFormers' own Llama2-7B finetune layout: dp8 with the parallel optimizer, semi-auto mode). 13B: dp8 fits a
+    # 910B only with 8 accumulation steps, where FSDP2's unsharded gradients between micro-batches overflow an H100
+    # (`mindcode plan`); the twins share one training section, so dp4 x mp2 with sequence parallel
     "codellama_7b_finetune": ("codellama-7b", 8, {"data_parallel": 8, "model_parallel": 1, "pipeline_stage": 1},
                               64, 2000, 2.0e-5, "CodeLlama-7B full fine-tune on 8 devices"),
     "codellama_13b_finetune": ("codellama-13b", 8, {"data_parallel": 4, "model_parallel": 2, "pipeline_stage": 1,

@@ -17,7 +17,7 @@ import numpy as np
 from backends.ascend import runtime
 from backends.ascend.checkpoint import load_checkpoint, save_checkpoint
 from backends.base import Session, StepTrainer
-from mindcode.plan.devices import DEVICES, Device
+from mindcode.plan.devices import DEFAULT, DEVICES, Device
 from mindcode.precision import Precision
 from mindcode.presets import ModelConfig
 
@@ -31,7 +31,7 @@ class AscendBackend:
     predict_parallel = False  # one process: MindFormers' model-parallel inference is not wired yet
 
     def accelerator(self) -> Device | None:
-        return DEVICES["ascend-910b"] if runtime.ascend_device_count() else None
+        return DEVICES[DEFAULT[self.name]] if runtime.ascend_device_count() else None
 
     def visible_devices(self) -> tuple[str, int]:
         return "ASCEND_RT_VISIBLE_DEVICES", runtime.ascend_device_count()
@@ -93,10 +93,10 @@ class AscendBackend:
         return [str(path)]
 
     def session(self, model: Any, prompts: list[list[int]], max_rows: int, length: int) -> Session:
-        from backends.ascend.session import Session
+        from backends.ascend.session import Session as AscendSession
 
         # rows are padded with the model's pad id, which MindFormers' attention masks (never a text token)
-        return Session(model, prompts, length=length, max_rows=max_rows, pad_id=int(model.config.pad_token_id))
+        return AscendSession(model, prompts, length=length, max_rows=max_rows, pad_id=int(model.config.pad_token_id))
 
     def trainer(self, config: Any, rank: int = 0, world_size: int = 1) -> StepTrainer:
         from backends.ascend.train import Trainer

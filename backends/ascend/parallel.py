@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from mindcode.config import MindFormersSection
 from mindcode.errors import MindcodeError
 from mindcode.parallel import Layout
 
@@ -28,12 +29,10 @@ PARALLEL_OPTIMIZER_IN_DATA_PARALLEL = {"AdamW": False}
 STRATEGY_FILE = "ckpt_strategy.ckpt"
 
 
-def semi_auto(layout: Layout, section: Any) -> bool:
-    """Whether the job runs MindFormers' semi-auto parallel: wherever the layout splits the model, and, as
-    MindFormers' own Llama2-7B finetune on 8 devices runs (dp8, ``parallel_mode: 1``), wherever the parallel optimizer
-    shards weights and AdamW state over data-parallel ranks; otherwise MindSpore's data-parallel mode."""
-    sharded = layout.data_parallel > 1 and bool(section and section.enable_parallel_optimizer)
-    return layout.model_parallel > 1 or layout.pipeline_stage > 1 or sharded
+def semi_auto(layout: Layout, section: MindFormersSection | None) -> bool:
+    """Whether the job runs MindFormers' semi-auto parallel (``MindFormersSection.semi_auto``: the one rule, which
+    ``mindcode plan`` follows too)."""
+    return (section or MindFormersSection()).semi_auto(layout)
 
 
 def strategy_dir(output_dir: str | Path) -> Path:

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from mindcode.env import package_versions
 from backends.base import Session, StepTrainer
+from mindcode.env import package_versions
 from mindcode.plan.devices import GIB, Device
 from mindcode.precision import Precision
 from mindcode.presets import ModelConfig
@@ -124,9 +124,9 @@ class GpuBackend:
         return [str(path)]
 
     def session(self, model: Any, prompts: list[list[int]], max_rows: int, length: int) -> Session:
-        from backends.gpu.session import Session
+        from backends.gpu.session import Session as GpuSession
 
-        return Session(model, prompts)
+        return GpuSession(model, prompts)
 
     def trainer(self, config: Any, rank: int = 0, world_size: int = 1) -> StepTrainer:
         from backends.gpu.train import Trainer

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from backends import get_backend
+from backends import BACKENDS, get_backend
 from mindcode.terminal import interactive
 from mindcode.data.io import read_records, write_jsonl
 from mindcode.errors import MindcodeError
@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "humanevalexplain: descriptions, or with --descriptions the code written from them")
     parser.add_argument("--config", help="a training config (its backend and model shape); not needed with --backend "
                                          "and an HF checkpoint directory (its config.json has the shape)")
-    parser.add_argument("--backend", choices=["ascend", "gpu"], help="override the config's backend")
+    parser.add_argument("--backend", choices=list(BACKENDS), help="override the config's backend")
     parser.add_argument("--checkpoint", required=True, help="HF directory or MindSpore .ckpt (either backend)")
     parser.add_argument("--tokenizer", help=TOKENIZER_HELP)
     parser.add_argument("--input", help='JSONL of {"id", "prompt"}; with --chat, "messages" or a TRL prompt (a '
@@ -203,7 +203,8 @@ def explain_rows(args: argparse.Namespace, problems: list[dict[str, Any]]) -> li
         for p in problems:
             if not isinstance(p.get("canonical_solution"), str):
                 raise MindcodeError(f"{args.problem_file}: {p['task_id']}: no 'canonical_solution' to describe")
-        return [{"id": p["task_id"], "prompt": tasks.describe_prompt(p)} for p in problems]
+        describe = tasks.TASKS[(args.task, args.language)].prompt
+        return [{"id": p["task_id"], "prompt": describe(p)} for p in problems]
     by_id = {p["task_id"]: p for p in problems}
     rows = []
     for number, record in enumerate(read_records(args.descriptions)):

@@ -9,6 +9,7 @@ import argparse
 import os
 from typing import Any
 
+from backends import BACKENDS
 from mindcode.commands.predict import TOKENIZER_HELP, check_predict_fits, check_tokenizer, chosen_backend
 from mindcode.predict.run import AUTO_TEMPLATE, Generator, chat_template
 from mindcode.serve.server import MindcodeServer
@@ -20,7 +21,7 @@ HELP = "serve a model over an OpenAI-compatible HTTP API, batching requests cont
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="a training config (its backend and model shape); not needed with --backend "
                                          "and an HF checkpoint directory")
-    parser.add_argument("--backend", choices=["ascend", "gpu"])
+    parser.add_argument("--backend", choices=list(BACKENDS))
     parser.add_argument("--checkpoint", required=True, help="HF directory or MindSpore .ckpt")
     parser.add_argument("--tokenizer", help=TOKENIZER_HELP)
     parser.add_argument("--host", default="127.0.0.1")

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from backends import get_backend
+from backends import BACKENDS, get_backend
 from mindcode.terminal import interactive
 from mindcode.commands.plan import summary as plan_summary
 from mindcode.config import check_data, load_config
@@ -29,7 +29,7 @@ HELP = "train on a config's backend (metrics.jsonl, checkpoints, resume)"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="configs/{ascend,gpu}/*.yaml")
-    parser.add_argument("--backend", choices=["ascend", "gpu"], help="override the config's backend")
+    parser.add_argument("--backend", choices=list(BACKENDS), help="override the config's backend")
     parser.add_argument("--output_dir", help="override training.output_dir")
     parser.add_argument("--max_steps", type=int, help="override training.max_steps")
     parser.add_argument("--save_steps", type=int, help="override training.save_steps")

@@ -31,6 +31,11 @@ MS_TYPES = {
     "UInt8": np.dtype("u1"), "Bool": np.dtype("?"),
 }
 DTYPE_TO_MS = {"float32": "Float32", "float16": "Float16", "bfloat16": "BFloat16"}
+
+
+def itemsize(dtype: str) -> int:
+    """Bytes per element of ``float32``/``float16``/``bfloat16``."""
+    return MS_TYPES[DTYPE_TO_MS[dtype]].itemsize
 MS_TO_DTYPE = {v: k for k, v in DTYPE_TO_MS.items()}
 
 

@@ -140,12 +140,8 @@ def _write(tmp: Path, fmt: str, plan: list, run: Run) -> dict:
             for name, source, target in plan:
                 writer.write(name, source.shape, ckpt_io.DTYPE_TO_MS[target], chunks(name))
             return writer.digests
-    entries = [(name, target, source.shape, source.nbytes // _itemsize(source.dtype) * _itemsize(target))
+    entries = [(name, target, source.shape, source.nbytes // ckpt_io.itemsize(source.dtype) * ckpt_io.itemsize(target))
                for name, source, target in plan]
     safetensors_io.write_safetensors(tmp, entries, lambda name: run.digest(name, chunks(name), digests),
                                      metadata={"format": "ms"})
     return digests
-
-
-def _itemsize(dtype: str) -> int:
-    return ckpt_io.MS_TYPES[ckpt_io.DTYPE_TO_MS[dtype]].itemsize

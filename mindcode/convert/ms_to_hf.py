@@ -142,8 +142,7 @@ def conversion_plan(path: Path, from_hf: bool, model: ModelConfig, dtype: str | 
         if source_dtype not in ckpt_io.DTYPE_TO_MS:
             raise MindcodeError(f"{path}: {name} has dtype {source_dtype}; weights must be float32/16 or bf16")
         target = DTYPE_FLAGS[dtype] if dtype else source_dtype
-        size = nbytes // ckpt_io.MS_TYPES[ckpt_io.DTYPE_TO_MS[source_dtype]].itemsize * \
-            ckpt_io.MS_TYPES[ckpt_io.DTYPE_TO_MS[target]].itemsize
+        size = nbytes // ckpt_io.itemsize(source_dtype) * ckpt_io.itemsize(target)
         dtypes[target] = dtypes.get(target, 0) + 1
         plan.append((hf_name, source_dtype, target, tuple(shape), size, chunks, nbytes))
     missing = sorted(set(expected) - {p[0] for p in plan})

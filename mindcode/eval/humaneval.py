@@ -175,14 +175,18 @@ def read_samples(samples_path: str, problems: dict[str, dict[str, Any]], languag
     return samples
 
 
+def sample_languages(samples: list[dict], problems: dict[str, dict[str, Any]]) -> list[str]:
+    return sorted({problems[s["task_id"]]["language"] for s in samples})
+
+
 def run_samples(samples: list[dict], problems: dict[str, dict[str, Any]], timeout: float | None, fix: bool,
                 workers: int | None, limits: dict[str, Any] | None, progress: bool) -> tuple[list[dict], dict]:
     """Each sample's result (in order) from the sandbox pool, and the pool's ``protections`` with, where other
     languages than Python ran, how their verdicts were decided."""
-    languages = sorted({problems[s["task_id"]]["language"] for s in samples})
+    languages = sample_languages(samples, problems)
     toolchains = {lang: toolchain(lang).version for lang in languages if lang != "python"}  # missing: one line
     build_tests({t: problems[t] for t in {s["task_id"] for s in samples}}, workers, progress)
-    results: list[dict[str, Any]] = [{}] * len(samples)
+    results: list[Any] = [None] * len(samples)
     unsplit: dict[str, str] = {}  # problems whose test runs inside the program, and why
 
     def tasks():
@@ -221,7 +225,7 @@ def scores(ks: list[int], samples: list[dict], results: list[dict], problems: di
         groups[language][sample["task_id"]].append(result["passed"])
         if sample.get("source_lang"):
             groups[f"{sample['source_lang']}->{language}"][sample["task_id"]].append(result["passed"])
-    languages = sorted({problems[s["task_id"]]["language"] for s in samples})
+    languages = sample_languages(samples, problems)
     pairs = {name: g for name, g in sorted(groups.items()) if "->" in name}
     n = np.array([len(v) for v in per_task.values()])
     return {
@@ -254,7 +258,7 @@ def evaluate(samples_path: str, ks: list[int], workers: int | None = None, timeo
     results, protections = run_samples(samples, problems, timeout, fix, workers, limits, progress)
     out_file = f"{samples_path}_results.jsonl"
     write_jsonl(out_file, [{**s, "result": r["result"], "passed": r["passed"]} for s, r in zip(samples, results)])
-    languages = sorted({problems[s["task_id"]]["language"] for s in samples})
+    languages = sample_languages(samples, problems)
     seconds = time.perf_counter() - start
     return {
         **scores(ks, samples, results, problems),

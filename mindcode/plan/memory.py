@@ -276,9 +276,10 @@ def load_terms(config: Any, layout: Layout, device: Device, weights: float, file
     local = min(layout.world_size, device.per_node)
     precision = get_backend(config.backend).training_precision(config, device.kind)
     device_bytes = weights + largest * BYTES[precision.master]
-    if not config.backend_section.init_read_whole:
+    reading = config.backend_section.init_reading(layout)
+    if reading == "stream":
         host = local * largest * BYTES[file_dtype]
-    elif layout.model_parallel > 1 or layout.pipeline_stage > 1:
+    elif reading == "sliced":
         slices = max(sum(t["numel"] for t in rank_tensors(config, layout, r, shard=False))
                      for r in range(layout.world_size)) * BYTES[file_dtype]
         host = file_bytes + local * slices

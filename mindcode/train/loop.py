@@ -1,14 +1,10 @@
 """The training driver both backends share: data order, metrics, checkpoints, resume, NaN handling.
 
-The backend supplies a trainer (``backends.<name>.train.Trainer``): ``num_rows``, ``data_shard`` (this process's
-data-parallel rank and the data-parallel size: which slice of each global batch it reads), ``batches(indices) ->
-(input_ids, labels)``, ``fit(start, stop, batch_at, on_step)``, ``save(dir)``, ``load(dir)`` and ``export(dir)``
-(``save`` and ``export`` are called on every rank; each backend decides which ranks write what), and ``summary``
-(what the run's summary adds from the backend: the layout it ran, settings it changed, optimizer groups).
-``fit`` runs optimizer steps ``start..stop-1`` on the arrays ``batch_at(step)`` gives, however the backend drives
-its steps (the gpu backend in a Python loop, the ascend backend through MindFormers' Trainer), and calls
-``on_step(step, {"loss", "lr", "grad_norm", "tokens", "skipped"}, seconds)`` after each. Everything else lives here,
-once: data order, resume, and (``mindcode.train.recorder``) metrics, NaN policy, checkpoints.
+The backend supplies a trainer, the ``StepTrainer`` of ``backends/base.py`` (what it holds and does is stated
+there). ``save`` and ``export`` are called on every rank; each backend decides which ranks write what. ``fit`` runs
+the steps however the backend drives them (the gpu backend in a Python loop, the ascend backend through MindFormers'
+Trainer). Everything else lives here, once: data order, resume, and (``mindcode.train.recorder``) metrics, NaN
+policy, checkpoints.
 
 Preference stages (dpo, simpo): a batch of ``b`` pairs is ``2b`` rows, each chosen answer followed by its rejected
 one (``preference.pair_rows``);
@@ -23,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from backends.base import StepTrainer
 from mindcode.config import TrainConfig, check_data
 from mindcode.errors import MindcodeError
 from mindcode.train import preference
@@ -89,7 +86,7 @@ def train(config: TrainConfig, resume: str | bool | None = None, progress: bool 
     return summary
 
 
-def _resume(trainer: Any, out: Path, resume: str | bool | None) -> int:
+def _resume(trainer: StepTrainer, out: Path, resume: str | bool | None) -> int:
     """The step to start from: 0, or the step of the checkpoint ``resume`` names (True: the newest), loaded."""
     if not resume:
         return 0

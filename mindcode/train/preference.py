@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+from backends.base import StepTrainer
 from mindcode.terminal import progress_bar
 
 from mindcode.config import TrainConfig
@@ -58,7 +58,7 @@ def metrics(config: TrainConfig, logps: np.ndarray, counts: np.ndarray, referenc
     }
 
 
-def reference_logps(config: TrainConfig, trainer: Any, out: Path, rank: int, world_size: int,
+def reference_logps(config: TrainConfig, trainer: StepTrainer, out: Path, rank: int, world_size: int,
                     progress: bool) -> np.ndarray:
     """``[rows, 2]`` reference log-probabilities (chosen, rejected) of every pair.
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from backends.base import StepTrainer
 from mindcode.config import TrainConfig
 from mindcode.convert.progress import peak_rss_mb
 from mindcode.errors import MindcodeError
@@ -32,7 +33,7 @@ def latest_checkpoint(output_dir: Path) -> Path | None:
 class Recorder:
     """Used as a context manager around ``trainer.fit``: the metrics file is open (and the bar shown) inside it."""
 
-    def __init__(self, config: TrainConfig, trainer: Any, sampler: Sampler, out: Path, rank: int, start: int,
+    def __init__(self, config: TrainConfig, trainer: StepTrainer, sampler: Sampler, out: Path, rank: int, start: int,
                  reference: np.ndarray | None, progress: bool):
         self.config, self.trainer, self.sampler, self.out, self.rank = config, trainer, sampler, out, rank
         self.data_ranks = trainer.data_shard[1]
@@ -121,7 +122,7 @@ def _prune(out: Path, limit: int, written: list[str]) -> list[str]:
     return [p for p in written if Path(p).exists()]
 
 
-def _save(trainer: Any, out: Path, step: int, sampler: Sampler, rank: int) -> Path:
+def _save(trainer: StepTrainer, out: Path, step: int, sampler: Sampler, rank: int) -> Path:
     """Write ``checkpoints/step_N`` through a temp folder: a run killed mid-save leaves the previous one intact."""
     final = out / "checkpoints" / f"step_{step}"
     tmp = out / "checkpoints" / f".step_{step}.tmp"  # the same on every rank: sharded trainers write into it

@@ -36,7 +36,7 @@ def test_each_backend_has_the_protocols_signatures_and_facts(name):
         ours = inspect.signature(getattr(type(backend), method))
         assert [(p.name, p.kind, p.default) for p in ours.parameters.values()] == \
             [(p.name, p.kind, p.default) for p in inspect.signature(declared).parameters.values()], method
-    facts = {"launcher": str, "default_port": int, "native_checkpoint": str, "data_key": str}
+    facts = {"launcher": str, "default_port": int, "native_checkpoint": str, "data_key": str, "predict_parallel": bool}
     assert set(facts) <= set(Backend.__annotations__)
     for fact, kind in facts.items():
         assert isinstance(getattr(backend, fact), kind), fact
@@ -71,3 +71,24 @@ def test_each_backends_trainer_and_session_have_the_protocols_signatures(name):
         source = inspect.getsource(cls)
         for field in getattr(protocol, "__annotations__", {}):
             assert f"self.{field} = " in source, (path, field)
+
+
+@pytest.mark.parametrize("section", ["MindFormersSection", "TorchSection"])
+def test_each_backend_config_section_answers_what_the_protocol_says(section):
+    """The planner and trainers ask a config's backend section (``BackendSection`` in ``backends/base.py``); both
+    sections have its attributes and its methods with the same parameters."""
+    import inspect
+
+    import mindcode.config
+    from backends.base import BackendSection
+
+    cls = getattr(mindcode.config, section)
+    instance = cls()
+    for name in BackendSection.__annotations__:
+        assert hasattr(instance, name), (section, name)
+    for method, declared in inspect.getmembers(BackendSection, inspect.isfunction):
+        if method.startswith("_"):
+            continue
+        ours = inspect.signature(getattr(cls, method))
+        assert [(p.name, p.kind, p.default) for p in ours.parameters.values()] == \
+            [(p.name, p.kind, p.default) for p in inspect.signature(declared).parameters.values()], (section, method)

@@ -1,5 +1,5 @@
 """The trusted side's test programs: a problem's test, built once by the language's compiler from the problem's
-text alone and kept by content under ``~/.cache/mindcode/KIND`` (``test_step``); a test that does not build raises
+text alone and kept by content under ``~/.cache/mindcode/KIND`` (``built_test``); a test that does not build raises
 ``CannotSplit`` and that problem's samples run bigcode's way, judged by their exit status."""
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ _LOCK = threading.Lock()
 MISSING = re.compile(r"No such file or directory|cannot find package|package \S+ does not exist|can't find crate")
 
 
-def test_step(kind: str, salt: list[Any], argv: list[str], files: dict[str, str], env: dict[str, str],
-            run: list[str], parts: dict[str, str]) -> dict[str, Any]:
+def built_test(kind: str, salt: list[Any], argv: list[str], files: dict[str, str], env: dict[str, str],
+               run: list[str], parts: dict[str, str]) -> dict[str, Any]:
     """The test step of one problem, built once by ``argv`` from ``files`` (into ``test``: a binary, or Java's
     classes) and kept by content under ``~/.cache/mindcode/KIND``, run by ``run`` ("{test}": what was built);
     CannotSplit when it does not build."""

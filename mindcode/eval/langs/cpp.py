@@ -11,7 +11,7 @@ from typing import Any
 
 from mindcode.eval.langs.base import (
     Language, Toolchain, brace_postprocess, last_identifier, source, top_level, version_of, which)
-from mindcode.eval.langs.cache import test_step
+from mindcode.eval.langs.cache import built_test
 
 LANGUAGE = Language("cpp", "C++", "main.cpp", "g++ libssl-dev", compile_timeout=60.0)
 ENTRY_POINT = re.compile(r"^[^#/\n][^\n(]*?\b(\w+)\s*\([^\n]*\)\s*(?:const\s*)?\{\s*$", re.MULTILINE)
@@ -37,7 +37,7 @@ def toolchain() -> Toolchain:
 def _test(gxx: str, version: str, flags: list[str], parts: dict[str, str]) -> dict[str, Any]:
     """The compiled test program of one problem (cached); CannotSplit when it does not compile."""
     argv = [gxx, *flags, "test.cpp", "-o", "test", "-lcrypto", "-lssl"]
-    return test_step("cpp-tests", [version, flags], argv, {"test.cpp": parts["program"]}, {}, ["{test}"], parts)
+    return built_test("cpp-tests", [version, flags], argv, {"test.cpp": parts["program"]}, {}, ["{test}"], parts)
 
 
 def program(problem: dict[str, Any], code: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 from mindcode.eval.langs.base import (
     Language, MissingToolchain, Toolchain, brace_postprocess, cache_dir, publish, source, top_level, version_of, which)
-from mindcode.eval.langs.cache import test_step
+from mindcode.eval.langs.cache import built_test
 
 LANGUAGE = Language("go", "Go", "main_test.go", "golang-go golang-github-stretchr-testify-dev", compile_timeout=60.0,
                     processes=256)
@@ -50,7 +50,7 @@ def _test(go: str, version: str, env: dict[str, str], parts: dict[str, str]) -> 
     root = cache_dir("go-tests")
     env = {**env, "GOCACHE": str(root / "gocache"), "HOME": str(root)}
     argv = [go, "test", "-c", "-o", "test", "-vet=off", "main_test.go"]
-    return test_step("go-tests", [version], argv, {"main_test.go": parts["program"]}, env,
+    return built_test("go-tests", [version], argv, {"main_test.go": parts["program"]}, env,
                      ["{test}", "-test.count=1"], parts)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from mindcode.eval.langs.base import (
     Language, Toolchain, cut_after_function, last_identifier, outside_links, source, top_level, up_to_last_brace,
     version_of, which)
-from mindcode.eval.langs.cache import test_step
+from mindcode.eval.langs.cache import built_test
 
 LANGUAGE = Language("java", "Java", "Main.java", "default-jdk-headless", compile_timeout=60.0, processes=256)
 ENTRY_POINT = re.compile(r"^[^/\n][^\n(]*?\b(\w+)\s*\([^\n]*\)\s*(?:throws[^\n{]*)?\{\s*$", re.MULTILINE)
@@ -40,7 +40,7 @@ def _test(javac: str, version: str, compile_flags: list[str], run: list[str], pa
     """The test program of one problem (``javac -d test``, cached: its classes); CannotSplit when it does not
     compile. ``run``: the JVM's command line up to the class path."""
     argv = [javac, *compile_flags, "-d", "test", "Main.java"]
-    return test_step("java-tests", [version], argv, {"Main.java": parts["program"]}, {},
+    return built_test("java-tests", [version], argv, {"Main.java": parts["program"]}, {},
                      [*run, "-cp", "{test}", "Main"], parts)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from mindcode.eval.langs.base import (
     Language, MissingToolchain, Toolchain, brace_postprocess, cache_dir, publish, source, top_level, version_of, which)
-from mindcode.eval.langs.cache import test_step
+from mindcode.eval.langs.cache import built_test
 
 LANGUAGE = Language("rust", "Rust", "main.rs", "rustc librust-rand-dev librust-regex-dev librust-md5-dev",
                     compile_timeout=120.0, processes=128)
@@ -49,7 +49,7 @@ def toolchain() -> Toolchain:
 def _test(argv: list[str], version: str, parts: dict[str, str]) -> dict[str, Any]:
     """The test binary of one problem (``rustc --test`` against the crates, cached); CannotSplit when it does
     not compile (a type without a ``Wire`` implementation)."""
-    return test_step("rust-tests", [version], argv, {"main.rs": parts["program"]}, {},
+    return built_test("rust-tests", [version], argv, {"main.rs": parts["program"]}, {},
                      ["{test}", "--test-threads=1"], parts)
 
 

@@ -1,9 +1,10 @@
-// The Go half of mindcode.eval.split: a sample and its test in two test binaries, so that the verdict is never the
-// sample's to give. mindcode.eval.pack puts this file's imports and body into both programs (the imports renamed,
-// every name prefixed, so neither clashes with the sample's own). The candidate's program is the sample and a
-// TestMain that serves calls of its entry point: `mindcodeSplitServe(Entry)`. The test program is the problem's
-// text alone (trusted: its test setup, the prompt's helpers, the test) with Entry replaced by a proxy,
-// `mindcodeSplitCall(Entry, &result, &arg1, &arg2, ...)`, compiled once per problem; its exit status is the verdict.
+// The Go bridge (mindcode.eval.langs.go; Python's is mindcode.eval.sandbox.split): a sample and its test in two test
+// binaries, so that the verdict is never the sample's to give. go.py puts this file's imports and body into both
+// programs (the imports renamed, every name prefixed, so neither clashes with the sample's own). The candidate's
+// program is the sample and a TestMain that serves calls of its entry point: `mindcodeSplitServe(Entry)`. The test
+// program is the problem's text alone (trusted: its test setup, the prompt's helpers, the test) with Entry replaced by
+// a proxy, `mindcodeSplitCall(Entry, &result, &arg1, &arg2, ...)`, compiled once per problem; its exit status is the
+// verdict.
 //
 // Calls cross two pipes, fd 3 and 4 (each side reads on 3 and writes on 4), in
 // frames of a 4-byte little-endian length and a payload. Values are encoded by their static type (both sides know

@@ -1,8 +1,9 @@
-// The C++ half of mindcode.eval.split: a sample and its test in two programs, so that the verdict is never the
-// sample's to give. Included after the candidate's code, whose main() becomes `return mindcode_split::serve(ENTRY);`
-// (it answers calls of its entry point), and after the problem's own prompt helpers in the test program, whose
-// ENTRY is a proxy: `return mindcode_split::call<R>(args...);`. The test program is compiled from the problem's text
-// alone (trusted), so the candidate's macros, globals and exit() never reach it; its exit status is the verdict.
+// The C++ bridge (mindcode.eval.langs.cpp; Python's is mindcode.eval.sandbox.split): a sample and its test in two
+// programs, so that the verdict is never the sample's to give. Included after the candidate's code, whose main()
+// becomes `return mindcode_split::serve(ENTRY);` (it answers calls of its entry point), and after the problem's own
+// prompt helpers in the test program, whose ENTRY is a proxy: `return mindcode_split::call<R>(args...);`. The test
+// program is compiled from the problem's text alone (trusted), so the candidate's macros, globals and exit() never
+// reach it; its exit status is the verdict.
 //
 // Calls cross two pipes, fd 3 and 4 (each side reads on 3 and writes on 4), in
 // frames of a 4-byte length and a payload. Values are encoded by type (both programs use this file, so both sides

@@ -1,9 +1,9 @@
-// The Java half of mindcode.eval.split: a sample and its test in two JVMs, so that the verdict is never the sample's
-// to give. mindcode.eval.pack appends this class to both programs. The candidate's Main is generated from the
-// declaration: `MindcodeSplit.serve(a -> s.entry((T1) a[0], (T2) a[1]))`, so the compiler picks the method the
-// test would call. The test program is the problem's text alone (trusted: the prompt's class up to the entry point,
-// a proxy `return (R) MindcodeSplit.call(x, y);`, the test's Main), compiled once per problem; its exit status is
-// the verdict. Both JVMs run with `--add-opens java.base/java.io=ALL-UNNAMED` to reach fds 3 and 4.
+// The Java bridge (mindcode.eval.langs.java; Python's is mindcode.eval.sandbox.split): a sample and its test in two
+// JVMs, so that the verdict is never the sample's to give. java.py appends this class to both programs. The candidate's
+// Main is generated from the declaration: `MindcodeSplit.serve(a -> s.entry((T1) a[0], (T2) a[1]))`, so the compiler
+// picks the method the test would call. The test program is the problem's text alone (trusted: the prompt's class up to
+// the entry point, a proxy `return (R) MindcodeSplit.call(x, y);`, the test's Main), compiled once per problem; its
+// exit status is the verdict. Both JVMs run with `--add-opens java.base/java.io=ALL-UNNAMED` to reach fds 3 and 4.
 //
 // Calls cross two pipes, fd 3 and 4 (each side reads on 3 and writes on 4), in
 // frames of a 4-byte big-endian length and a payload. Values are tagged by their class: null, Boolean, the boxed

@@ -1,8 +1,9 @@
-// The JavaScript half of mindcode.eval.split: a sample and its test in two node processes, so that the verdict is
-// never the sample's to give. Run as `node -e <this file> candidate main.js ENTRY` (the untrusted program, which then
-// serves calls of its entry point) or `node -e <this file> test` (the problem's own prompt helpers and test, read as
-// JSON {prelude, test, entry_point} on stdin; the proxy of the entry point forwards each call). The test process
-// writes its verdict (`passed` / `failed: ...`) on stdout and exits 0 only when it passed; the sandbox reads both.
+// The JavaScript bridge (mindcode.eval.langs.js; Python's is mindcode.eval.sandbox.split): a sample and its test in two
+// node processes, so that the verdict is never the sample's to give. Run as `node -e <this file> candidate main.js
+// ENTRY` (the untrusted program, which then serves calls of its entry point) or `node -e <this file> test` (the
+// problem's own prompt helpers and test, read as JSON {prelude, test, entry_point} on stdin; the proxy of the entry
+// point forwards each call). The test process writes its verdict (`passed` / `failed: ...`) on stdout and exits 0 only
+// when it passed; the sandbox reads both.
 //
 // Calls cross two pipes, fd 3 and 4 (requests to the candidate, replies from it), in frames like split.py's: a
 // 4-byte little-endian length, then JSON. Values are tagged JSON: null, booleans, strings, finite numbers as

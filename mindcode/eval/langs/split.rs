@@ -1,11 +1,11 @@
-// The Rust half of mindcode.eval.split: a sample and its test in two test binaries, so that the verdict is never the
-// sample's to give. mindcode.eval.languages builds this file once into a library, `mindcode_split`, that both
-// programs link (`--extern`), so that neither compiles it again. The candidate's program is the sample
-// and one test, `mindcode_split_serve`, that answers calls of its entry point: arguments decoded into the owned form
-// of the declaration's types (`String` for `&str`, `Vec<T>` for `&[T]` and `&Vec<T>`) and lent as the entry point
-// takes them. The test program is the problem's text alone (trusted: the declaration's `use` lines, the prompt's
-// helpers, a proxy `mindcode_split::call((a.to_string(), b))` with the prompt's signature, the test module),
-// compiled once per problem with `rustc --test`; its exit status is the verdict.
+// The Rust bridge (mindcode.eval.langs.rust; Python's is mindcode.eval.sandbox.split): a sample and its test in two
+// test binaries, so that the verdict is never the sample's to give. rust.py builds this file once into a library,
+// `mindcode_split`, that both programs link (`--extern`), so that neither compiles it again. The candidate's program is
+// the sample and one test, `mindcode_split_serve`, that answers calls of its entry point: arguments decoded into the
+// owned form of the declaration's types (`String` for `&str`, `Vec<T>` for `&[T]` and `&Vec<T>`) and lent as the entry
+// point takes them. The test program is the problem's text alone (trusted: the declaration's `use` lines, the prompt's
+// helpers, a proxy `mindcode_split::call((a.to_string(), b))` with the prompt's signature, the test module), compiled
+// once per problem with `rustc --test`; its exit status is the verdict.
 //
 // Calls cross two pipes, fd 3 and 4 (each side reads on 3 and writes on 4), in frames of a 4-byte little-endian
 // length and a payload. Values are encoded by type (both sides know the declaration's): integers and floats as 8

@@ -2,12 +2,13 @@
 
 ``pool.SandboxPool`` starts one worker per core (``python -s -m mindcode.eval.sandbox.worker``); a worker reads one
 JSON task per line on stdin and answers one JSON line on stdout. At start it moves itself into an empty network
-namespace (children inherit it), becomes a subreaper and makes itself not dumpable. For each Python sample, in a fresh empty directory:
+namespace (children inherit it), becomes a subreaper and makes itself not dumpable. For each Python sample, in a
+fresh empty directory:
 
 1. it forks the *candidate process* as PID 1 of a new PID namespace (when it ends, the kernel kills every process it
-   left, whatever sessions they made); the candidate keeps the two pipe ends of the call protocol
-   (``split``) and its output file, nothing else (the worker's own stdin and stdout, which carry
-   verdicts, are replaced before the sample's first line runs);
+   left, whatever sessions they made); the candidate keeps the two pipe ends of the call protocol (``split``) and
+   its output file, nothing else (the worker's own stdin and stdout, which carry verdicts, are replaced before the
+   sample's first line runs);
 2. the candidate confines itself: rlimits (address space, CPU seconds, processes, file size, open files, no core),
    no-new-privs, Landlock (writes only in the sample's directory; reads only in the interpreter's prefix, the system
    libraries and that directory; with ABI >= 4 no TCP bind/connect; with ABI >= 6 no abstract UNIX sockets and no
