@@ -390,3 +390,24 @@ os._exit(0)
                "entry_point": "f", "timeout": 2.0}], lambda i, r: out.update(r))
     assert out["result"].startswith("failed: ") and not out["passed"], out
     assert run(pool, "assert 1 + 1 == 2")["result"] == "passed"
+
+
+def test_the_protections_report_follows_what_the_kernel_gave():
+    """The typed protections (control data for the sandbox) and the report they describe: every gap the kernel
+    leaves is named; the reads a compiled sample gets are widened and narrowed without touching the original."""
+    from mindcode.eval.sandbox.protections import Protections
+
+    full = Protections(network="namespace", landlock_abi=6, reads_allowed=("/usr/lib",), as_nobody=True,
+                       pid_namespace=True, pid_namespace_by_worker=True, sample_group="cgroup v2: bounded")
+    report = full.describe()
+    assert report["privileges"].startswith("nobody") and report["landlock_abi"] == 6
+    assert report["open"] == ["chmod/chown within the sample's directory (Landlock has no right for them)"]
+    bare = Protections(network="none", landlock_abi=0, reads_allowed=(), as_nobody=False, pid_namespace=False,
+                       pid_namespace_by_worker=False, sample_group="none")
+    gaps = " | ".join(bare.describe()["open"])
+    for gap in ("not per sample", "truncate", "TCP", "abstract UNIX sockets", "no Landlock", "no PID namespace"):
+        assert gap in gaps, gap
+    assert bare.describe()["filesystem_writes"] == "none" and bare.describe()["privileges"] == "unchanged (not root)"
+    wider = full.reading(["/opt/jdk", "/usr/lib"])
+    assert wider.reads_allowed == ("/opt/jdk", "/usr/lib") and full.reads_allowed == ("/usr/lib",)
+    assert wider.hiding(["/opt/jdk"]).reads_allowed == ("/usr/lib",)
