@@ -149,6 +149,8 @@ def test_the_reference_pass_is_shared_out_over_data_parallel_ranks(inputs, backe
     one = np.load(inputs / "ref1" / backend / "reference_logps.npy")
     two = np.load(inputs / "ref2" / backend / "reference_logps.npy")
     assert one.shape == two.shape == (48, 2) and (one < 0).all()  # every pair filled, by one rank or the other
-    assert np.abs(two - one).max() / np.abs(one).max() <= 1e-6
+    reference = np.abs(two - one).max() / np.abs(one).max()
     shared = [json.loads(line) for line in open(inputs / "ref2" / backend / "metrics.jsonl")]
+    print(f"\n{backend}: reference {reference:.2e}, loss {worst_relative(shared, single):.2e} (2 processes vs 1)")
+    assert reference <= 1e-6
     assert worst_relative(shared, single) <= 1e-5
