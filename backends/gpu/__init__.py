@@ -126,7 +126,7 @@ class GpuBackend:
     def session(self, model: Any, prompts: list[list[int]], max_rows: int, length: int) -> Session:
         from backends.gpu.session import Session as GpuSession
 
-        return GpuSession(model, prompts)
+        return GpuSession(model, prompts, max_rows=max_rows, length=length)
 
     def trainer(self, config: Any, rank: int = 0, world_size: int = 1) -> StepTrainer:
         from backends.gpu.train import Trainer

@@ -1,4 +1,5 @@
-"""KV-cached next-token logits for mindcode's decoder (transformers' DynamicCache, left-padded batches).
+"""KV-cached next-token logits for mindcode's decoder: left-padded batches in a cache allocated once for the
+session's rows and length (``kv_cache.FixedCache``: keys and values written in place, no per-token concatenation).
 
 ``add`` (new rows joining a running batch, for the server's continuous batching) prefills only the new rows, into
 a cache of their own, and joins it to the running one: both are left-padded to the longer of the two (padding keys
@@ -12,16 +13,18 @@ from typing import Any
 
 import numpy as np
 
+from backends.gpu.kv_cache import FixedCache
+
 
 class Session:
-    def __init__(self, model: Any, prompts: list[list[int]], pad_id: int = 0):
+    def __init__(self, model: Any, prompts: list[list[int]], max_rows: int, length: int, pad_id: int = 0):
         import torch
 
         self.torch, self.model, self.pad_id = torch, model, pad_id
         self.prefilled = 0
         self.rows = [list(p) for p in prompts]
         ids, self.mask = self._left_padded(self.rows)
-        self.cache, self._last = self._prefill(ids, self.mask)
+        self.cache, self._last = self._prefill(ids, self.mask, FixedCache(max(max_rows, len(prompts)), length))
 
     def _left_padded(self, prompts: list[list[int]]) -> tuple[Any, Any]:
         torch = self.torch
@@ -34,12 +37,10 @@ class Session:
             mask[i, width - len(p):] = 1
         return ids, mask
 
-    def _prefill(self, ids: Any, mask: Any) -> tuple[Any, Any]:
-        """One forward over left-padded rows into a new cache: (the cache, their last logits)."""
-        from transformers import DynamicCache
-
+    def _prefill(self, ids: Any, mask: Any, cache: Any) -> tuple[Any, Any]:
+        """One forward over left-padded rows into an empty ``cache``: (the cache, their last logits)."""
         self.prefilled += len(ids)
-        return self._forward(ids, mask, DynamicCache())
+        return self._forward(ids, mask, cache)
 
     def _forward(self, ids: Any, mask: Any, cache: Any) -> tuple[Any, Any]:
         torch = self.torch
@@ -59,21 +60,15 @@ class Session:
         torch = self.torch
         new = [list(p) for p in prompts]
         ids, mask = self._left_padded(new)
-        cache, last = self._prefill(ids, mask)
+        cache, last = self._prefill(ids, mask, DynamicCache())
+        self.cache.join(cache)
         width = max(self.mask.shape[1], mask.shape[1])
 
-        def left_pad(x: Any, dim: int) -> Any:
-            pad = width - x.shape[dim]
-            if not pad:
-                return x
-            shape = list(x.shape)
-            shape[dim] = pad
-            return torch.cat([torch.zeros(shape, dtype=x.dtype, device=x.device), x], dim=dim)
+        def left_pad(x: Any) -> Any:
+            pad = width - x.shape[1]
+            return torch.cat([torch.zeros((x.shape[0], pad), dtype=x.dtype, device=x.device), x], dim=1) if pad else x
 
-        joined = [(torch.cat([left_pad(k0, 2), left_pad(k1, 2)]), torch.cat([left_pad(v0, 2), left_pad(v1, 2)]))
-                  for (k0, v0), (k1, v1) in zip(self.cache.to_legacy_cache(), cache.to_legacy_cache())]
-        self.cache = DynamicCache.from_legacy_cache(tuple(joined))
-        self.mask = torch.cat([left_pad(self.mask, 1), left_pad(mask, 1)])
+        self.mask = torch.cat([left_pad(self.mask), left_pad(mask)])
         self._last = torch.cat([self._last, last])
         self.rows += new
 

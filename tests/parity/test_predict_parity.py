@@ -226,7 +226,7 @@ def test_the_gpu_prefill_computes_the_last_positions_logits_only(generators):
     seen = []
     hook = model.lm_head.register_forward_hook(lambda module, args, out: seen.append(tuple(out.shape)))
     try:
-        session = Session(model, prompts(3))
+        session = Session(model, prompts(3), max_rows=3, length=64)
         logits = session.logits()
     finally:
         hook.remove()
@@ -240,7 +240,7 @@ def test_a_request_joining_a_running_batch_does_not_rerun_the_running_rows_prefi
 
     model = generators["gpu"].model
     first, joining = prompts(3, seed=5), prompts(2, seed=6)
-    session = Session(model, first)
+    session = Session(model, first, max_rows=5, length=64)
     tokens = [[] for _ in range(5)]
     for step in range(10):
         if step == 4:
@@ -252,7 +252,7 @@ def test_a_request_joining_a_running_batch_does_not_rerun_the_running_rows_prefi
     assert session.prefilled == 5
     alone = []
     for p, n in zip(first + joining, [10, 10, 10, 6, 6]):
-        one = Session(model, [p])
+        one = Session(model, [p], max_rows=1, length=64)
         out = []
         for _ in range(n):
             token = one.logits().argmax(-1)
@@ -314,3 +314,38 @@ def test_prediction_sets_its_context_through_mindformers_build_context(monkeypat
     assert len(seen) == 1 and seen[0]["device_target"] == "Ascend" and seen[0]["mode"] == 0
     assert seen[0]["max_device_memory"] == "57GB"  # predict_codellama_34b.yaml's
     assert dict(seen[0]["ascend_config"]) == {"precision_mode": "must_keep_origin_dtype"}
+
+
+def test_the_gpu_cache_is_allocated_once_and_written_in_place(generators):
+    """The gpu session's KV cache is the session's size from the start (rows x length): decoding, dropping a row
+    and a longer row joining (the running rows move right) write into the same buffers, and every row's greedy
+    tokens equal its own decoding alone."""
+    from backends.gpu.session import Session
+
+    model = generators["gpu"].model
+    short, longer = [[1, 9, 10, 11]] * 2, [[1, *range(20, 40)]]
+    session = Session(model, [list(p) for p in short], max_rows=4, length=64)
+    layer = session.cache.layers[0]
+    buffers = (layer.key_buffer.data_ptr(), layer.value_buffer.data_ptr(), tuple(layer.key_buffer.shape))
+    assert layer.key_buffer.shape[0] == 4 and layer.key_buffer.shape[2] == 64
+    tokens: list[list[int]] = [[], []]
+    for step in range(6):
+        if step == 2:
+            session.select(np.array([1]))  # the first row finished
+            tokens = [tokens[1]]
+        if step == 3:
+            session.add(longer)  # 20 tokens join 4 + 3: the running row moves right
+            tokens.append([])
+        chosen = session.logits().argmax(-1)
+        for row, token in enumerate(chosen):
+            tokens[row].append(int(token))
+        session.append(chosen)
+    assert (layer.key_buffer.data_ptr(), layer.value_buffer.data_ptr(), tuple(layer.key_buffer.shape)) == buffers
+    for prompt, got in zip([short[1], longer[0]], tokens):
+        one = Session(model, [prompt], max_rows=1, length=64)
+        alone = []
+        for _ in range(len(got)):
+            token = one.logits().argmax(-1)
+            alone.append(int(token[0]))
+            one.append(token)
+        assert alone == got
