@@ -44,11 +44,13 @@ def check_target(layout: Layout, semi: bool, device: str, where: str, tied: bool
     if tied and semi:
         raise MindcodeError(f"{where}: tie_word_embeddings under semi-auto parallel is not supported on ascend (not "
                             f"verified on Atlas); train it data parallel")
+    if device == "CPU" and semi and layout.model_parallel == layout.pipeline_stage == 1:
+        raise MindcodeError(f"{where}: mindformers.enable_parallel_optimizer with data_parallel "
+                            f"{layout.data_parallel} runs MindSpore's semi-auto parallel, which needs Ascend (or GPU) "
+                            f"devices; on its CPU target set it false")
     if device == "CPU" and semi:
-        key = "model_parallel" if layout.model_parallel > 1 else "pipeline_stage" if layout.pipeline_stage > 1 \
-            else "data_parallel"
-        why = "" if key != "data_parallel" else " (with mindformers.enable_parallel_optimizer)"
-        raise MindcodeError(f"{where}.{key} {getattr(layout, key)}{why}: MindSpore's semi-auto parallel needs Ascend "
+        key = "model_parallel" if layout.model_parallel > 1 else "pipeline_stage"
+        raise MindcodeError(f"{where}.{key} {getattr(layout, key)}: MindSpore's semi-auto parallel needs Ascend "
                             f"(or GPU) devices; on its CPU target only data_parallel runs")
 
 
