@@ -61,3 +61,18 @@ def test_stage_layers_are_consecutive_and_cover_every_layer():
         assert [i for r in split for i in r] == list(range(layers))
         assert {len(r) for r in split} == {layers // stages}
     assert stage_layers(48, 2, 1) == range(24, 48)
+
+
+def test_the_ascend_parallel_optimizer_means_semi_auto_and_the_cpu_target_says_so():
+    """MindFormers' dp8 + parallel optimizer runs semi-auto parallel; MindSpore's CPU target refuses it with one line
+    naming the setting, and data parallel without it stays MindSpore's data-parallel mode."""
+    from backends.ascend.parallel import check_target, semi_auto
+    from mindcode.config import MindFormersSection
+
+    layout = resolve(ParallelConfig(data_parallel=2), 2)
+    assert semi_auto(layout, MindFormersSection(enable_parallel_optimizer=True))
+    assert not semi_auto(layout, MindFormersSection()) and not semi_auto(layout, None)
+    with pytest.raises(MindcodeError, match="enable_parallel_optimizer with data_parallel 2 runs MindSpore's semi-auto "
+                                            "parallel.*on its CPU target set it false"):
+        check_target(layout, True, "CPU", "c.yaml: parallel_config")
+    check_target(layout, False, "CPU", "c.yaml: parallel_config")
