@@ -16,11 +16,11 @@ import os
 from pathlib import Path
 
 import numpy as np
-from backends.base import StepTrainer
-from mindcode.terminal import progress_bar
 
+from backends.base import StepTrainer
 from mindcode.config import TrainConfig
 from mindcode.errors import MindcodeError
+from mindcode.terminal import progress_bar
 
 
 def pair_rows(chosen: np.ndarray, rejected: np.ndarray) -> np.ndarray:
