@@ -127,6 +127,12 @@ class Generator:
 
         return generate(session, prompts, config, stopped)
 
+    def decoding(self, config: GenerationConfig) -> GenerationConfig:
+        """``config`` for this model and tokenizer: stop at the tokenizer's ids, never generate the model's pad
+        (unless it is a stop id, which ends the row anyway)."""
+        stops, pad = self.tokenizer.stop_ids, self.shape.pad_token_id
+        return dataclasses.replace(config, eos_token_id=stops, suppress_tokens=[] if pad in stops else [pad])
+
     def session(self, prompts: list[list[int]], max_rows: int) -> Session:
         """A decoding session of the model, for up to ``max_rows`` rows of up to ``max_length`` tokens."""
         return self.backend.session(self.model, prompts, max_rows=max_rows, length=self.max_length)
@@ -157,14 +163,13 @@ def chat_template(generator: Generator, template: str) -> str:
 
 
 def chat_prompt(messages: list[tuple[str, str]], template: str, generator: Generator) -> list[int]:
-    """The conversation rendered with its template up to where the assistant's answer starts: a FastChat template
+    """The conversation rendered with its template (resolved and checked by ``chat_template``) up to where the assistant's answer starts: a FastChat template
     as training renders it, or ``hf``, the tokenizer's own chat template with its generation prompt, tokenized as
     transformers' ``apply_chat_template`` tokenizes it (no special tokens added)."""
     from mindcode.data import hf_template
     from mindcode.data.templates import render
     from mindcode.data.tokenize import HF_TEMPLATE, ConversationEncoder
 
-    template = chat_template(generator, template)
     if template == HF_TEMPLATE:
         turns = [{"role": role, "content": content} for role, content in messages]
         return generator.tokenizer.encode(hf_template.render(generator.tokenizer, turns, add_generation_prompt=True))
@@ -180,9 +185,7 @@ def predict_rows(generator: Generator, rows: list[dict[str, Any]], config: Gener
     if chat:
         template = chat_template(generator, template)
     start, out, new_tokens = time.perf_counter(), [], 0
-    stops, pad = generator.tokenizer.stop_ids, generator.shape.pad_token_id
-    # stop at the tokenizer's ids; never generate the model's pad (unless it is a stop id, which ends the row anyway)
-    config = dataclasses.replace(config, eos_token_id=stops, suppress_tokens=[] if pad in stops else [pad])
+    config = generator.decoding(config)
     bar = progress_bar(total=len(rows), desc="predict", unit=" prompts", disable=not progress)
     for i in range(0, len(rows), batch_size):
         batch = rows[i:i + batch_size]

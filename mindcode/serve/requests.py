@@ -49,7 +49,7 @@ def _number(body: dict[str, Any], name: str, default: float, kind: type = float,
     return kind(value)
 
 
-def generation_config(body: dict[str, Any], eos: int | list[int], max_new: int) -> GenerationConfig:
+def generation_config(body: dict[str, Any], max_new: int) -> GenerationConfig:
     stop = body.get("stop") or []
     stop = [stop] if isinstance(stop, str) else stop
     if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop) or len(stop) > 4:
@@ -61,7 +61,7 @@ def generation_config(body: dict[str, Any], eos: int | list[int], max_new: int) 
         temperature=temperature or 1.0, top_p=_number(body, "top_p", 1.0, float, 0.0, 1.0),
         top_k=_number(body, "top_k", 0, int, 0, 1 << 20), num_return_sequences=_number(body, "n", 1, int, 1, 16),
         repetition_penalty=_number(body, "repetition_penalty", 1.0, float, 0.01, 10.0),
-        seed=_number(body, "seed", 0, int, 0, 2**63 - 1), eos_token_id=eos, stop=stop)
+        seed=_number(body, "seed", 0, int, 0, 2**63 - 1), stop=stop)
 
 
 def logprobs_setting(body: dict[str, Any], kind: str) -> int | None:

@@ -116,7 +116,7 @@ class Handler(BaseHTTPRequestHandler):
         requests.check_fields(body, kind, self.server.model_name)
         prompts = self._prompts(body, kind)
         room = generator.max_length - max(len(p) for p in prompts)
-        config = requests.generation_config(body, generator.tokenizer.stop_ids, room)
+        config = generator.decoding(requests.generation_config(body, room))
         rows = len(prompts) * config.num_return_sequences
         if rows > self.server.scheduler.rows:
             raise RequestError(400, f"{rows} sequences (prompts x n) exceed the server's batch of "
