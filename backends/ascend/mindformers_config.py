@@ -22,7 +22,7 @@ import yaml
 
 from backends.ascend.lora import pet_config
 from backends.ascend.model import model_settings
-from backends.ascend.parallel import mindformers_sections, per_token_loss, rows_per_step, semi_auto
+from backends.ascend.parallel import mindformers_sections, per_token_loss, semi_auto
 from mindcode.config import TrainConfig
 from mindcode.parallel import Layout
 
@@ -41,7 +41,8 @@ def mindformers_config(config: TrainConfig, device: str, layout: Layout,
     rows, when known, for the epochs MindFormers is asked to run (it stops at ``max_steps`` either way)."""
     t, s, o = config.training, config.schedule, config.optimizer
     semi = semi_auto(layout, config.mindformers)
-    per_rank = rows_per_step(layout, semi, t.batch_size, t.gradient_accumulation_steps)
+    per_rank = config.mindformers.rows_per_forward(t.batch_size // layout.data_parallel, t.gradient_accumulation_steps,
+                                                   layout)  # MindFormers' batch_size: the rows of one forward
     accumulation = t.gradient_accumulation_steps if semi else 1  # MindFormers' own accumulation cell
     per_token = per_token_loss(layout, semi, accumulation, config.preference_stage)
     steps_per_epoch = max(1, num_rows // t.batch_size) if num_rows else 1

@@ -79,15 +79,6 @@ def data_shard(layout: Layout, semi: bool, rank: int) -> tuple[int, int]:
     return (0, 1) if semi else (layout.coords(rank).data, layout.data_parallel)
 
 
-def rows_per_step(layout: Layout, semi: bool, batch_size: int, accumulation: int) -> int:
-    """MindFormers' ``batch_size``: rows of one data-parallel slice of one micro-batch. Semi-auto parallel splits
-    the batch into MindFormers' own micro-batches (pipeline ``micro_batch_num``, gradient accumulation); data
-    parallelism feeds each rank its slice whole (mindcode's token-weighted cell splits it, see ``train.py``)."""
-    if not semi:
-        return batch_size // layout.data_parallel
-    return batch_size // layout.data_parallel // layout.micro_batch_num // accumulation
-
-
 def mindformers_sections(layout: Layout, section: Any, output_dir: str | Path, device: str) -> dict[str, Any]:
     """``use_parallel``, ``parallel``, ``parallel_config``, ``recompute_config`` and ``micro_batch_interleave_num``
     of the MindFormers YAML for this layout (``section``: the config's ``mindformers`` section)."""
