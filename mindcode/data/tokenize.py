@@ -19,14 +19,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mindcode.data.templates import Part
 from mindcode.errors import MindcodeError
-from mindcode.tokenizer import HFTokenizer, load_sentencepiece, load_tokenizer
+from mindcode.tokenizer import HFTokenizer, load_tokenizer
 
 IGNORE = -100
 PAD = 0
@@ -75,10 +74,13 @@ class ConversationEncoder:
     """Turns rendered conversations into (ids, labels) samples, encoding whole batches at a time."""
 
     def __init__(self, model_file: str, threads: int = -1, processor: Any = None):
-        if processor is None and (Path(model_file).is_dir() or model_file.endswith(".json")):
-            raise MindcodeError(f"{model_file}: FastChat templates need a sentencepiece tokenizer.model; with an HF "
-                                f"tokenizer use --template hf (its own chat template)")
-        self.sp = processor if processor is not None else load_sentencepiece(model_file)
+        if processor is None:  # a .model file, or a directory whose tokenizer.model comes first (tokenizer_file)
+            tokenizer = load_tokenizer(model_file)
+            if tokenizer.kind != "sentencepiece":
+                raise MindcodeError(f"{model_file}: FastChat templates need a sentencepiece tokenizer.model; with an "
+                                    f"HF tokenizer use --template hf (its own chat template)")
+            processor = tokenizer.sp
+        self.sp = processor
         self.bos, self.eos = self.sp.bos_id(), self.sp.eos_id()
         self.threads = threads
         self.model_file = model_file

@@ -205,3 +205,15 @@ def test_preference_pairs_share_the_prompt_and_train_only_the_final_answer(tmp_p
         shared = cols["chosen_labels"][i] == IGNORE
         prompt_len = int(np.argmin(shared))  # the first trained position
         assert (cols["chosen_input_ids"][i][:prompt_len] == cols["rejected_input_ids"][i][:prompt_len]).all()
+
+
+def test_a_fastchat_template_takes_a_model_directory_whose_tokenizer_model_comes_first(tmp_path):
+    """A CodeLlama directory ships tokenizer.model and tokenizer.json; the directory's tokenizer.model wins
+    (``tokenizer_file``), so FastChat templates encode with it, as with the file itself."""
+    import shutil
+
+    shutil.copy(TINY_TOKENIZER, tmp_path / "tokenizer.model")
+    (tmp_path / "tokenizer.json").write_text("{}")
+    by_dir, by_file = ConversationEncoder(str(tmp_path)), ConversationEncoder(str(TINY_TOKENIZER))
+    parts = render([("user", "hi"), ("assistant", "hello there")], "llama-2")
+    assert by_dir.encode_batch([parts]) == by_file.encode_batch([parts])
