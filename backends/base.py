@@ -114,8 +114,6 @@ class Backend(Protocol):
     native_checkpoint: str  # "ckpt": a MindSpore .ckpt file; "hf": an HF directory (safetensors + config.json)
     data_key: str  # the `data` section key of a training config it reads: "mindrecord" or "npy"
 
-    predict_parallel: bool  # prediction may split the model over the launcher's processes (tensor parallel)
-
     def visible_devices(self) -> tuple[str, int]:
         """The environment variable that selects this backend's devices and how many this host exposes."""
 
@@ -137,12 +135,13 @@ class Backend(Protocol):
 
     def build_model(self, config: ModelConfig, seq_length: int, checkpoint: str | Path | None = None,
                     rows: int | None = None, settings: dict[str, Any] | None = None,
-                    tensor_parallel: int = 1) -> Any:
+                    tensor_parallel: int = 1, work_dir: str | Path | None = None) -> Any:
         """A causal LM of this shape for inputs of ``seq_length`` tokens, with weights from ``checkpoint`` (this
         backend's native format) or, without one, randomly initialised (float32 on the CPU). ``rows``: for
-        generation (``session``), with a KV cache for that many sequences (ascend; gpu's cache grows);
-        ``settings``: a config's MindFormers dtype/kernel keys (ascend); ``tensor_parallel``: split over that many
-        processes (gpu; ascend refuses more than one)."""
+        generation (``session``), that many sequences at most; ``settings``: a config's MindFormers dtype/kernel
+        keys (ascend); ``tensor_parallel``: the model split over that many launcher processes (gpu: DTensor tensor
+        parallel under torchrun; ascend: MindFormers' model parallel under msrun, on Ascend devices only);
+        ``work_dir``: where a split model may keep files (ascend: the job, its strategy and each rank's slices)."""
 
     def forward(self, model: Any, input_ids: np.ndarray) -> np.ndarray:
         """Logits ``[batch, seq, vocab]`` (float32) for int ``input_ids`` ``[batch, seq]``."""

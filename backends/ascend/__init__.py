@@ -28,7 +28,6 @@ class AscendBackend:
     default_port = 8118  # MindFormers' msrun_launcher.sh default
     native_checkpoint = "ckpt"
     data_key = "mindrecord"
-    predict_parallel = False  # one process: MindFormers' model-parallel inference is not wired yet
 
     def accelerator(self) -> Device | None:
         return DEVICES[DEFAULT[self.name]] if runtime.ascend_device_count() else None
@@ -51,15 +50,11 @@ class AscendBackend:
 
     def build_model(self, config: ModelConfig, seq_length: int, checkpoint: str | Path | None = None,
                     rows: int | None = None, settings: dict[str, Any] | None = None,
-                    tensor_parallel: int = 1) -> Any:
+                    tensor_parallel: int = 1, work_dir: str | Path | None = None) -> Any:
         from backends.ascend.model import build_model
-        from mindcode.errors import MindcodeError
 
-        if tensor_parallel > 1:
-            raise MindcodeError("multi-process prediction on ascend (MindFormers' model-parallel inference) is not "
-                                "built yet; use --backend gpu")
-
-        return build_model(config, seq_length, checkpoint, settings=settings, rows=rows)
+        return build_model(config, seq_length, checkpoint, settings=settings, rows=rows, model_parallel=tensor_parallel,
+                           work_dir=work_dir)
 
     def forward(self, model: Any, input_ids: np.ndarray) -> np.ndarray:
         ms = runtime.mindspore()

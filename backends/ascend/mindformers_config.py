@@ -110,10 +110,13 @@ def train_dataset(config: TrainConfig, per_rank: int, ascend: bool) -> dict[str,
     }
 
 
-def write_yaml(values: dict[str, Any], path: Path) -> None:
+TRAIN_HEADER = ("the job MindFormers' Trainer runs (MindFormers' format). Run it with MindFormers' own entry:\n"
+                "# python -m backends.ascend.run_mindformer --config THIS_FILE (under msrun_launcher.sh)")
+
+
+def write_yaml(values: dict[str, Any], path: Path, what: str = TRAIN_HEADER) -> None:
+    """``values`` as a MindFormers YAML at ``path`` (temp file + rename), headed by a comment saying ``what`` it is."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text("# Written by mindcode: the job MindFormers' Trainer runs (MindFormers' format). Run it with MindFormers'\n"
-                   "# own entry: python -m backends.ascend.run_mindformer --config THIS_FILE (under msrun_launcher.sh)\n"
-                   + yaml.safe_dump(values, sort_keys=False, width=120))
+    tmp.write_text(f"# Written by mindcode: {what}\n" + yaml.safe_dump(values, sort_keys=False, width=120))
     os.replace(tmp, path)

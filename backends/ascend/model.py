@@ -13,6 +13,7 @@ from typing import Any
 
 from backends.ascend import runtime
 from backends.ascend.checkpoint import load_into
+from mindcode.errors import MindcodeError
 from mindcode.presets import ModelConfig
 
 # What MindFormers needs to run on MindSpore's CPU target (see DESIGN.md): the fused RMSNorm, flash attention and the
@@ -45,33 +46,54 @@ def model_settings(model_config: dict[str, Any], device: str) -> tuple[dict[str,
     return {**asked, **CPU_SETTINGS}, overridden
 
 
+def llama_values(config: ModelConfig, seq_length: int, batch_size: int = 1,
+                 settings: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    """The keys of MindFormers' ``LlamaConfig`` for this preset; ``settings`` from a config's ``model_config`` (see
+    the module), ``extra`` for everything else (``use_past`` and its cache, ``parallel_config``)."""
+    resolved, _ = model_settings(settings or {}, runtime.device_target())
+    return {"batch_size": batch_size, "seq_length": seq_length, "use_past": False,
+            **config.to_mindformers_config(), **resolved, **extra}
+
+
 def mindformers_config(config: ModelConfig, seq_length: int, batch_size: int = 1,
                        settings: dict[str, Any] | None = None, **extra: Any) -> Any:
-    """MindFormers' ``LlamaConfig`` for this preset; ``settings`` from a config's ``model_config`` (see the module),
-    ``extra`` for everything else (``use_past`` and its cache, ``parallel_config``)."""
-    mindformers = runtime.mindformers()
-    resolved, _ = model_settings(settings or {}, runtime.device_target())
-    values = {"batch_size": batch_size, "seq_length": seq_length, "use_past": False,
-              **config.to_mindformers_config(), **resolved, **extra}
-    return mindformers.LlamaConfig(**values)
+    """MindFormers' ``LlamaConfig`` of ``llama_values``."""
+    return runtime.mindformers().LlamaConfig(**llama_values(config, seq_length, batch_size, settings, **extra))
 
 
 def build_model(config: ModelConfig, seq_length: int, checkpoint: str | Path | None = None,
-                settings: dict[str, Any] | None = None, rows: int | None = None, **extra: Any) -> Any:
+                settings: dict[str, Any] | None = None, rows: int | None = None, model_parallel: int = 1,
+                work_dir: str | Path | None = None, **extra: Any) -> Any:
     """``rows``: build for MindFormers' incremental inference, with a KV cache for ``rows`` sequences of
-    ``seq_length`` tokens (``backends/ascend/session.py``); without it, for training and whole-sequence forwards."""
+    ``seq_length`` tokens (``backends/ascend/session.py``), in one process or split ``model_parallel`` ways over
+    msrun's workers (``predict_job.py``, which keeps its files in ``work_dir``); without ``rows``, for training and
+    whole-sequence forwards."""
     mindformers = runtime.mindformers()
-    if rows is not None:  # prediction: the context MindFormers' predict runs with
-        from backends.ascend.session import cache_settings
+    if rows is None:
+        model = mindformers.LlamaForCausalLM(config=mindformers_config(config, seq_length, settings=settings, **extra))
+        if checkpoint is not None:
+            load_into(model, checkpoint)
+        return model
+    from backends.ascend.session import cache_settings
 
+    device = runtime.device_target()
+    extra = {**extra, **cache_settings(rows, seq_length, device)}
+    if model_parallel > 1:
+        from backends.ascend.predict_job import build_split_model
+
+        if checkpoint is None or work_dir is None:
+            raise MindcodeError("model-parallel prediction loads a checkpoint and needs a folder for its slices")
+        model = build_split_model(config, seq_length, checkpoint, rows, model_parallel, work_dir,
+                                  llama_values(config, seq_length, rows, settings, **extra))
+    else:  # one process: the context MindFormers' predict runs with, the checkpoint loaded whole
         runtime.predict_context()
-        extra = {**extra, **cache_settings(rows, seq_length, runtime.device_target())}
-        if runtime.device_target() == "CPU":
+        if device == "CPU":
             from backends.ascend import cpu_kernels
 
             cpu_kernels.install()
-    model = mindformers.LlamaForCausalLM(config=mindformers_config(config, seq_length, batch_size=rows or 1,
-                                                                   settings=settings, **extra))
-    if checkpoint is not None:
-        load_into(model, checkpoint)
+        model = mindformers.LlamaForCausalLM(config=mindformers_config(config, seq_length, rows, settings, **extra))
+        if checkpoint is not None:
+            load_into(model, checkpoint)
+    if model.config.is_dynamic:  # as MindFormers' generate does before a dynamic-shape prediction
+        model.set_dynamic_inputs()
     return model

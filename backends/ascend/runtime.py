@@ -57,20 +57,31 @@ def mindformers() -> ModuleType:
     return mindformers
 
 
-def predict_context() -> dict[str, Any]:
-    """Set the execution context for prediction through MindFormers' own ``build_context`` (once; one process), with
-    its predict card's keys on Ascend; the context given."""
+def predict_context_keys(device: str) -> dict[str, Any]:
+    """The ``context`` section of a prediction job on ``device``: MindFormers' predict card's keys on Ascend."""
+    return {**PREDICT_CONTEXT, "device_target": device, "device_id": int(os.environ.get("DEVICE_ID", 0)),
+            **(ASCEND_PREDICT_CONTEXT if device == "Ascend" else {})}
+
+
+def predict_context(job: Any = None) -> None:
+    """Set the execution context for prediction through MindFormers' own ``build_context``, once per process (its
+    ``Context`` is built once): one process's context, or ``job``'s (a ``MindFormerConfig`` of a model-parallel
+    prediction, ``predict_job.py``: its semi-auto parallel context and strategy files under its ``output_dir``)."""
     global _PREDICT_CONTEXT
     mindformers()
-    device = device_target()
-    context = {**PREDICT_CONTEXT, "device_target": device, "device_id": int(os.environ.get("DEVICE_ID", 0)),
-               **(ASCEND_PREDICT_CONTEXT if device == "Ascend" else {})}
-    if not _PREDICT_CONTEXT:
-        from mindformers import MindFormerConfig, build_context
+    if _PREDICT_CONTEXT:
+        return
+    from mindformers import MindFormerConfig, build_context
 
-        build_context(MindFormerConfig(context=context, use_parallel=False, parallel={}, parallel_config={}))
-        _PREDICT_CONTEXT = True
-    return context
+    if job is None:
+        job = MindFormerConfig(context=predict_context_keys(device_target()), use_parallel=False, parallel={},
+                               parallel_config={})
+    else:
+        from mindformers.utils.file_utils import set_output_path
+
+        set_output_path(job.output_dir)  # as MindFormers' entry does first: strategy files go under it
+    build_context(job)
+    _PREDICT_CONTEXT = True
 
 
 def info() -> dict[str, Any]:

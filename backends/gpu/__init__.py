@@ -26,7 +26,6 @@ class GpuBackend:
     default_port = 29500  # torchrun's default
     native_checkpoint = "hf"
     data_key = "npy"
-    predict_parallel = True  # DTensor tensor parallel under torchrun
 
     def accelerator(self) -> Device | None:
         if package_versions("torch")[1]:  # not installed
@@ -74,7 +73,7 @@ class GpuBackend:
 
     def build_model(self, config: ModelConfig, seq_length: int, checkpoint: str | Path | None = None,
                     rows: int | None = None, settings: dict[str, Any] | None = None,
-                    tensor_parallel: int = 1) -> Any:
+                    tensor_parallel: int = 1, work_dir: str | Path | None = None) -> Any:
         from backends.gpu.model import build_model
         from backends.gpu.parallel import local_device
 

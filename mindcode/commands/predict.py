@@ -135,17 +135,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                               num_beams=args.num_beams,
                               num_return_sequences=args.n_samples if args.task else args.num_return_sequences,
                               repetition_penalty=args.repetition_penalty, seed=args.seed, stop=stop)
-    # under torchrun (`mindcode launch --nproc_per_node N -- predict ...`): the model split over all N processes by
-    # tensor parallel (model_parallel N), every rank decoding the same tokens; rank 0 writes them
+    # under the launcher (`mindcode launch --nproc_per_node N -- predict ...`): the model split over all N processes
+    # (model_parallel N: torchrun's tensor parallel, msrun's MindFormers model parallel), every rank decoding the same
+    # tokens; rank 0 writes them
     rank, world = get_backend(backend).init_distributed()
-    if world > 1 and not get_backend(backend).predict_parallel:
-        raise MindcodeError(f"the {backend} backend predicts in one process (multi-process prediction is the gpu "
-                            "backend's tensor parallel: use --backend gpu)")
     max_rows = args.batch_size * max(args.num_beams, config.num_return_sequences)
     if args.config:
         check_predict_fits(args.config, backend, world, max_rows, max_length)
     generator = Generator(backend, args.checkpoint, args.tokenizer, args.config, max_length, max_rows=max_rows,
-                          tensor_parallel=world)
+                          tensor_parallel=world, work_dir=log_dir(args))
     out = predict_rows(generator, rows, config, args.batch_size, args.chat, args.template, interactive())
     if args.task:
         out = task_samples(args, problems, out)

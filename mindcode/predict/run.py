@@ -45,9 +45,16 @@ def config_pad_id(config: str) -> int | None:
     return None
 
 
+def _check_converted_once(path: Path, processes: int, native: str) -> None:
+    """A model split over processes is not converted by each of them (a 34B conversion per rank)."""
+    if processes > 1:
+        raise MindcodeError(f"{path}: convert it once to {native} (mindcode convert-weight) for a prediction "
+                            f"split over {processes} processes")
+
+
 class Generator:
     def __init__(self, backend_name: str, checkpoint: str, tokenizer: str | None, config: str | None = None,
-                 max_length: int = 0, max_rows: int = 8, tensor_parallel: int = 1):
+                 max_length: int = 0, max_rows: int = 8, tensor_parallel: int = 1, work_dir: str | None = None):
         from backends import get_backend
 
         self.backend = get_backend(backend_name)
@@ -68,6 +75,7 @@ class Generator:
                 self.shape = self.shape.replace(pad_token_id=pad)
             if native_kind == "ckpt":
                 native = Path(self._tmp.name) / "model.ckpt"
+                _check_converted_once(path, tensor_parallel, "a MindSpore .ckpt")
                 convert_hf_to_ms(path, native, progress=False)
             else:
                 native = path
@@ -77,6 +85,7 @@ class Generator:
             self.shape = resolve_config(config)
             if native_kind == "hf":
                 native = Path(self._tmp.name) / "hf"
+                _check_converted_once(path, tensor_parallel, "an HF directory")
                 convert_ms_to_hf(path, native, config, progress=False)
             else:
                 native = path
@@ -92,7 +101,7 @@ class Generator:
         self.sized_by_prompts = not max_length
         self.max_length = min(max_length, self.shape.max_position_embeddings) if max_length else 0
         self.native = native
-        self._extra = {"tensor_parallel": tensor_parallel} if tensor_parallel > 1 else {}
+        self._extra = {"tensor_parallel": tensor_parallel, "work_dir": work_dir} if tensor_parallel > 1 else {}
         self._model: Any = None
         self._built = 0
 

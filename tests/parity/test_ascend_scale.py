@@ -1,7 +1,8 @@
 """The ascend backend at CodeLlama scale, as far as MindSpore's CPU target goes: bf16 inits train and predict like
 on gpu; the 16p/32p layouts become the semi-auto-parallel config MindFormers' own code reads back; model parallel
 on CPU workers stops at once with one line; MindFormers' dtype settings pass through (and the CPU's overrides are
-reported). The mp/pp numerics need an Atlas host: those tests are marked ``ascend``."""
+reported); model-parallel prediction on CPU workers stops with one line too. The mp/pp numerics and the
+4-device prediction need an Atlas host: those tests are marked ``ascend``."""
 
 import json
 import os
@@ -126,6 +127,63 @@ def test_model_parallel_on_cpu_workers_stops_at_once_with_one_line(work):
                       "MindSpore's semi-auto parallel needs Ascend (or GPU) devices; on its CPU target only "
                       "data_parallel runs"], logs[-2000:]
     assert "Traceback" not in logs
+
+
+def launch_predict(work: Path, name: str, checkpoint: Path, config: Path, nproc: int) -> subprocess.CompletedProcess:
+    """``mindcode launch --nproc_per_node N -- predict --backend ascend``: greedy tokens of 4 prompts to
+    ``work/NAME.jsonl``, the workers' logs in ``work/NAME_logs``."""
+    rows = [{"id": str(i), "prompt": f"def f{i}(x):"} for i in range(4)]
+    (work / "prompts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return subprocess.run([sys.executable, "-m", "mindcode", "launch", "--nproc_per_node", str(nproc),
+                           "--master_port", str(free_port()), "--log_dir", str(work / f"{name}_logs"),
+                           "--cluster_time_out", "600", "--", "predict", "--backend", "ascend", "--checkpoint",
+                           str(checkpoint), "--config", str(config), "--tokenizer", str(TINY_TOKENIZER), "--input",
+                           str(work / "prompts.jsonl"), "--output", str(work / name / "out.jsonl"),
+                           "--max_new_tokens", "24", "--max_length", "128"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=1800,
+                          env={**os.environ, "PYTHON": sys.executable})
+
+
+def split_checkpoint(work: Path) -> tuple[Path, Path]:
+    """A tiny model whose 4 query and 4 key/value heads split 4 ways, as a complete .ckpt and its config.json."""
+    from mindcode.convert.hf_to_ms import convert_hf_to_ms
+    from tests.conftest import tiny_config
+
+    hf = write_hf_checkpoint(work / "hf_kv4", tiny_config(num_kv_heads=4), seed=6)
+    if not (work / "kv4.ckpt").is_file():
+        convert_hf_to_ms(hf, work / "kv4.ckpt", progress=False)
+    return work / "kv4.ckpt", hf / "config.json"
+
+
+def test_model_parallel_prediction_on_cpu_workers_stops_with_one_line(work):
+    checkpoint, config = split_checkpoint(work)
+    done = launch_predict(work, "predict_mp2", checkpoint, config, 2)
+    assert done.returncode != 0
+    logs = (work / "predict_mp2_logs" / "worker_0.log").read_text()
+    errors = [line for line in logs.splitlines() if line.startswith("mindcode predict: error:")]
+    assert len(errors) == 1 and errors[0].startswith(
+        "mindcode predict: error: predict over 2 processes: model_parallel 2 is MindSpore's semi-auto parallel, "
+        "which needs Ascend devices; on its CPU target ascend prediction runs in one process"), logs[-2000:]
+    assert "Traceback" not in logs
+
+
+@pytest.mark.ascend
+def test_model_parallel_prediction_on_4_npus_decodes_the_single_device_tokens(work):
+    """CodeLlama-34B's predict card in small: 4 msrun workers, MindFormers' model parallel 4 over a complete
+    checkpoint sliced per rank, greedy tokens equal to one NPU's."""
+    from backends.ascend.runtime import ascend_device_count
+
+    if ascend_device_count() < 4:
+        pytest.skip("needs 4 Ascend NPUs (semi-auto parallel does not run on MindSpore's CPU target)")
+    checkpoint, config = split_checkpoint(work)
+    for name, nproc in (("npu_predict1", 1), ("npu_predict4", 4)):
+        done = launch_predict(work, name, checkpoint, config, nproc)
+        assert done.returncode == 0, done.stderr[-2000:]
+    sliced = {p.name for p in (work / "npu_predict4" / "mindformers").rglob("rank_*") if p.is_dir()}
+    assert {f"rank_{r}" for r in range(4)} <= sliced  # MindFormers' transformed checkpoint: one slice per rank
+    one, four = ([json.loads(line)["token_ids"] for line in (work / name / "out.jsonl").read_text().splitlines()]
+                 for name in ("npu_predict1", "npu_predict4"))
+    assert one == four and all(len(t) == 24 for t in one)
 
 
 @pytest.mark.ascend

@@ -267,11 +267,29 @@ def lookup(job: dict, key: str):
     return node
 
 
+def predict_job_34b(work_dir: Path, monkeypatch) -> dict:
+    """The job each of 4 msrun workers writes to predict CodeLlama-34B on Atlas devices: one row of 4,096 tokens
+    (the card's batch), MindFormers' model keys as ``build_model`` computes them there."""
+    from backends.ascend import runtime
+    from backends.ascend.model import llama_values
+    from backends.ascend.predict_job import predict_job
+    from backends.ascend.session import cache_settings
+    from mindcode.presets import PRESETS
+
+    monkeypatch.setattr(runtime, "device_target", lambda: "Ascend")
+    values = llama_values(PRESETS["codellama-34b"], 4096, 1, **cache_settings(1, 4096, "Ascend"))
+    return predict_job(4, work_dir / "model.ckpt", work_dir, values, "Ascend")
+
+
 @pytest.mark.parametrize("job_name, section, least", [("codellama_34b_finetune_16p", "## Training", 70),
+                                                      ("predict_codellama_34b", "## Prediction", 50),
                                                       ("qwen2_5_coder_7b_finetune", "## Qwen2.5-Coder-7B", 40),
                                                       ("deepseek_coder_6_7b_finetune", "## DeepSeek-Coder-6.7B", 25)])
-def test_the_conformance_table_is_what_mindcode_writes(tmp_path, job_name, section, least):
-    job = dry_run(job_name, tmp_path)
+def test_the_conformance_table_is_what_mindcode_writes(tmp_path, monkeypatch, job_name, section, least):
+    if job_name.startswith("predict"):
+        job = predict_job_34b(tmp_path, monkeypatch)
+    else:
+        job = dry_run(job_name, tmp_path)
     rows = conformance_rows(section)
     assert len(rows) > least
     checked = 0
@@ -282,8 +300,61 @@ def test_the_conformance_table_is_what_mindcode_writes(tmp_path, job_name, secti
             with pytest.raises((KeyError, StopIteration)):
                 lookup(job, key)
             continue
-        expected = yaml.safe_load((reference if status == "equal" else ours).replace("OUTPUT_DIR", str(tmp_path)))
+        written = reference if status == "equal" else ours
+        expected = yaml.safe_load(written.replace("OUTPUT_DIR", str(tmp_path)).replace("WORK_DIR", str(tmp_path))
+                                  .replace("CKPT", str(tmp_path / "model.ckpt")))
         assert lookup(job, key) == expected, (key, status)
         checked += 1
     print(f"\nconformance table of {job_name}: {checked} of {len(rows)} rows checked against the written YAML")
     assert checked > least
+
+
+def test_model_parallel_prediction_is_mindformers_split_load(tmp_path, monkeypatch):
+    """``launch -- predict --backend ascend`` over 2 workers on an Atlas host (the device stubbed, MindFormers'
+    context and load spied on): the job MindFormers reads back is semi-auto parallel with model_parallel 2, the model
+    is MindFormers' with that layout and no initialised parameter when MindFormers' ``transform_and_load_checkpoint``
+    gets it (``do_predict``, ``auto_trans_ckpt`` on the complete checkpoint), mindcode never loads the checkpoint
+    itself, and dynamic shapes are set as MindFormers' generate sets them. On the CPU the split stops with one line."""
+    import mindformers
+    import mindformers.trainer.utils as mf_utils
+    import mindspore as ms
+    import mindspore.communication as communication
+
+    from backends import get_backend
+    from backends.ascend import runtime
+    from mindcode.convert.hf_to_ms import convert_hf_to_ms
+    from mindcode.errors import MindcodeError
+    from mindcode.presets import PRESETS
+    from tests.conftest import write_hf_checkpoint
+
+    checkpoint = tmp_path / "model.ckpt"
+    convert_hf_to_ms(write_hf_checkpoint(tmp_path / "hf", PRESETS["tiny"], seed=1), checkpoint, progress=False)
+    backend = get_backend("ascend")
+    with pytest.raises(MindcodeError, match="model_parallel 2 is MindSpore's semi-auto parallel, which needs Ascend"):
+        backend.build_model(PRESETS["tiny"], 64, checkpoint, rows=2, tensor_parallel=2, work_dir=tmp_path / "cpu")
+    with pytest.raises(MindcodeError, match="model_parallel 3 does not divide model_config.num_heads 4"):
+        backend.build_model(PRESETS["tiny"], 64, checkpoint, rows=2, tensor_parallel=3, work_dir=tmp_path / "cpu")
+
+    runtime.mindformers()
+    contexts, loads, whole, dynamic = [], [], [], []
+    monkeypatch.setattr(runtime, "device_target", lambda: "Ascend")
+    monkeypatch.setattr(runtime, "_PREDICT_CONTEXT", False)
+    monkeypatch.setattr(communication, "get_rank", lambda: 1)
+    monkeypatch.setattr(mindformers, "build_context", contexts.append)
+    monkeypatch.setattr(mf_utils, "transform_and_load_checkpoint",
+                        lambda config, model, network, inputs, do_predict=False: loads.append(
+                            (config, network, inputs, do_predict, [p.has_init for p in network.get_parameters()])))
+    monkeypatch.setattr(ms, "load_checkpoint", lambda *a, **k: whole.append(a))
+    monkeypatch.setattr(mindformers.LlamaForCausalLM, "set_dynamic_inputs", lambda self, **k: dynamic.append(self))
+    model = backend.build_model(PRESETS["tiny"], 64, checkpoint, rows=2, tensor_parallel=2, work_dir=tmp_path / "run")
+
+    job = yaml.safe_load((tmp_path / "run" / "mindformers" / "predict_rank_1.yaml").read_text())
+    assert [c.use_parallel for c in contexts] == [True] and contexts[0].parallel.parallel_mode == 1
+    assert contexts[0].parallel.full_batch and contexts[0].context.max_device_memory == "57GB"
+    assert job["parallel_config"]["model_parallel"] == 2 and job["model"]["model_config"]["use_past"] is True
+    (config, network, inputs, do_predict, uninitialised), = loads
+    assert network is model and do_predict and all(uninitialised)
+    assert config.auto_trans_ckpt is True and config.checkpoint.load_path == str(checkpoint)
+    assert model.config.parallel_config.model_parallel == 2 and tuple(inputs[0].shape) == (2, 64)
+    assert model.config.is_dynamic and model.config.use_flash_attention and dynamic == [model]
+    assert whole == []

@@ -36,7 +36,7 @@ def test_each_backend_has_the_protocols_signatures_and_facts(name):
         ours = inspect.signature(getattr(type(backend), method))
         assert [(p.name, p.kind, p.default) for p in ours.parameters.values()] == \
             [(p.name, p.kind, p.default) for p in inspect.signature(declared).parameters.values()], method
-    facts = {"launcher": str, "default_port": int, "native_checkpoint": str, "data_key": str, "predict_parallel": bool}
+    facts = {"launcher": str, "default_port": int, "native_checkpoint": str, "data_key": str}
     assert set(facts) <= set(Backend.__annotations__)
     for fact, kind in facts.items():
         assert isinstance(getattr(backend, fact), kind), fact
