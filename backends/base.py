@@ -95,9 +95,10 @@ class BackendSection(Protocol):
     def rows_per_forward(self, rows: int, accumulation: int, layout: Any) -> int:
         """Sequences one forward holds of a rank's ``rows`` a step."""
 
-    def init_reading(self, layout: Any) -> str:
+    def init_reading(self, layout: Any, reference_pass: bool) -> str:
         """How each node reads the init: ``stream`` (a tensor at a time), ``sliced`` (one process reads it whole and
-        writes each rank's slice) or ``whole`` (every rank reads it whole)."""
+        writes each rank's slice) or ``whole`` (every rank reads it whole); ``reference_pass``: dpo computes its
+        reference before the first step."""
 
     def flash_attention(self, device_kind: str, model_config: dict[str, Any]) -> bool:
         """Whether attention runs fused (no scores kept)."""

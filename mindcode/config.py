@@ -142,11 +142,11 @@ class MindFormersSection:
         sharded = layout.data_parallel > 1 and self.enable_parallel_optimizer
         return layout.model_parallel > 1 or layout.pipeline_stage > 1 or sharded
 
-    def init_reading(self, layout: Any) -> str:
+    def init_reading(self, layout: Any, reference_pass: bool) -> str:
         """How the init is read: ``sliced`` (semi-auto: one process per node reads it whole and writes each rank's
-        slice, ``auto_trans_ckpt``, then every rank reads its slice) or ``whole`` (data-parallel mode: every rank
-        reads it whole, MindSpore's ``load_checkpoint``)."""
-        return "sliced" if self.semi_auto(layout) else "whole"
+        slice, ``auto_trans_ckpt``, then every rank reads its slice) or ``whole`` (data-parallel mode, or dpo's
+        reference pass, which mindcode runs before MindFormers' job starts: every rank reads it whole)."""
+        return "sliced" if self.semi_auto(layout) and not reference_pass else "whole"
 
     def rows_per_forward(self, rows: int, accumulation: int, layout: Any) -> int:
         """Sequences one forward holds of a rank's ``rows``: in data-parallel mode one graph differentiates all of
@@ -185,8 +185,9 @@ class TorchSection:
     pipeline_receive_buffers = True  # torch's PipelineStage allocates one per micro-batch up front
     gathers_sharded_layers = True  # FSDP2 all-gathers a layer's sharded weights (and prefetches the next) to use it
 
-    def init_reading(self, layout: Any) -> str:
-        """``stream``: each process reads the init a tensor at a time, keeping its own shard."""
+    def init_reading(self, layout: Any, reference_pass: bool) -> str:
+        """``stream``: each process reads the init a tensor at a time, keeping its own shard (for the reference
+        pass too: it runs on the training model)."""
         return "stream"
 
     def rows_per_forward(self, rows: int, accumulation: int, layout: Any) -> int:

@@ -34,7 +34,7 @@ from mindcode.errors import MindcodeError
 from mindcode.parallel import check_model, resolve
 from mindcode.train.once import make_once
 from mindcode.train.step_math import decay_groups, input_tokens
-from mindcode.train.preference import as_pairs, pair_rows
+from mindcode.train.preference import as_pairs, needs_reference_pass, pair_rows
 
 
 class Trainer:
@@ -91,8 +91,10 @@ class Trainer:
             extra["parallel_config"] = self.mf_config.parallel_config
         self.model = build_model(model_config, config.model.seq_length, settings=settings, **extra)
         self._check_init()
-        # the reference pass of dpo runs before MindFormers' Trainer starts: its weights are needed now
-        self.loaded_by_mindcode = config.preference_stage
+        # dpo's reference pass runs before MindFormers' Trainer starts: its weights are needed now, read whole on
+        # every rank (under semi-auto parallel the compile then slices them); with the reference stored (a resume, a
+        # second run, preference.reference_logps), MindFormers' own load reads them, each rank its slice
+        self.loaded_by_mindcode = needs_reference_pass(config)
         if self.loaded_by_mindcode:
             load_into(self.model, self.init)
         if config.lora is not None:

@@ -10,8 +10,8 @@ the runtime's reserve are estimates:
 - loading (``load``): while the init is read, each rank's weights already sit on the device and one tensor at a
   time is cast there (``device_bytes``). On the host, where the layout splits weights (ascend semi-auto parallel:
   MindFormers' ``auto_trans_ckpt``) one process per node holds the whole init in its file dtype while it writes each
-  rank's slice, and every rank then reads only its slice; in data-parallel mode every rank reads the whole init
-  (MindSpore's ``load_checkpoint``); the gpu backend streams one tensor at a time from the safetensors files.
+  rank's slice, and every rank then reads only its slice; in data-parallel mode, and for dpo's reference pass when
+  no stored reference is there, every rank reads the whole init (MindSpore's ``load_checkpoint``); the gpu backend streams one tensor at a time from the safetensors files.
 
 - activations per token and decoder layer, in the compute dtype: the norms' inputs and outputs (4h, split by
   sequence parallel), q/k/v after projection and rotary (3h + 3kv), the attention output (h) and the MLP's four
@@ -39,6 +39,7 @@ from mindcode.plan.devices import GIB, Device
 from mindcode.plan.suggest import suggest_layout
 from backends import get_backend
 from mindcode.precision import BYTES
+from mindcode.train.preference import needs_reference_pass
 
 # predict's window when none is given: the longest a batch is sized for in practice (CodeLlama's training length,
 # MindFormers' predict card's seq_length); mindcode predict itself sizes each batch by its prompts
@@ -276,7 +277,7 @@ def load_terms(config: Any, layout: Layout, device: Device, weights: float, file
     local = min(layout.world_size, device.per_node)
     precision = get_backend(config.backend).training_precision(config, device.kind)
     device_bytes = weights + largest * BYTES[precision.master]
-    reading = config.backend_section.init_reading(layout)
+    reading = config.backend_section.init_reading(layout, needs_reference_pass(config))
     if reading == "stream":
         host = local * largest * BYTES[file_dtype]
     elif reading == "sliced":

@@ -46,7 +46,7 @@ def train(config: TrainConfig, resume: str | bool | None = None, progress: bool 
     sampler = Sampler(trainer.num_rows, t.batch_size, t.seed, config.data.shuffle, data_rank, data_ranks)
     reference = None
     if config.preference_stage:
-        reference = preference.reference_logps(config, trainer, out, rank, world_size, progress)
+        reference = preference.reference_logps(config, trainer, rank, world_size, progress)
     start = _resume(trainer, out, resume)
     (out / "config.json").write_text(json.dumps({"source": config.source, "backend": config.backend,
                                                  "training": vars(t)}, indent=2, default=str))

@@ -58,11 +58,23 @@ def metrics(config: TrainConfig, logps: np.ndarray, counts: np.ndarray, referenc
     }
 
 
-def reference_logps(config: TrainConfig, trainer: StepTrainer, out: Path, rank: int, world_size: int,
+def reference_file(config: TrainConfig) -> Path:
+    """Where dpo's reference log-probabilities are kept: ``preference.reference_logps``, else
+    ``OUTPUT_DIR/reference_logps.npy``."""
+    return Path(config.preference.reference_logps or Path(config.training.output_dir) / "reference_logps.npy")
+
+
+def needs_reference_pass(config: TrainConfig) -> bool:
+    """Whether the run computes the reference before its first step (dpo without a stored reference): the
+    trainer's weights are then needed before the training job starts."""
+    return config.stage == "dpo" and not reference_file(config).is_file()
+
+
+def reference_logps(config: TrainConfig, trainer: StepTrainer, rank: int, world_size: int,
                     progress: bool) -> np.ndarray:
     """``[rows, 2]`` reference log-probabilities (chosen, rejected) of every pair.
 
-    dpo: read from ``preference.reference_logps`` (default ``OUTPUT_DIR/reference_logps.npy``) when it is there,
+    dpo: read from ``reference_file`` when it is there,
     else computed with the trainer's weights before the first step (the policy starts as the reference model) and
     written there with a ``.json`` note of what it was computed from, so that resuming, or a second run on the same
     data and init, reuses it. The batches are dealt round-robin to the data-parallel ranks (each model-parallel group
@@ -72,7 +84,7 @@ def reference_logps(config: TrainConfig, trainer: StepTrainer, out: Path, rank: 
     rows = trainer.num_rows
     if config.stage == "simpo":
         return np.zeros((rows, 2), np.float32)
-    path = Path(config.preference.reference_logps or out / "reference_logps.npy")
+    path = reference_file(config)
     note = {"init": config.training.init, "rows": rows, "seq_length": config.model.seq_length}
     if path.is_file():
         values = np.load(path)

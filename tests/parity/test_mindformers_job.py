@@ -148,36 +148,61 @@ def test_under_pipeline_parallel_no_checkpoint_is_an_integrated_save(tmp_path, m
     assert calls == [{"integrated_save": True, "choice_func": calls[0]["choice_func"]}]
 
 
-def test_under_a_split_layout_no_rank_loads_the_whole_init(work, monkeypatch):
-    """Model parallel 2 on 2 ranks: the model is built, its parameter names and shapes are checked against the
-    init's index, and no MindSpore load of the init happens in mindcode: MindFormers' ``auto_trans_ckpt`` does it,
-    each rank its slice."""
+def built_on_two_ranks(config, monkeypatch) -> tuple:
+    """The trainer of rank 0 of 2 built as on an Atlas host (model parallel 2 in ``config``), with every MindSpore
+    load mindcode could make spied on: ``(trainer, loads)``."""
     import mindspore as ms
+    from mindformers import MindFormerConfig
 
     import backends.ascend.checkpoint as checkpoint
     import backends.ascend.train as train_module
     from backends.ascend import cells, runtime
+    from backends.ascend.mindformers_config import mindformers_config, write_yaml
 
     runtime.mindformers()
-    config = load_config(ROOT / "configs/ascend/tiny_cpu.yaml", [f"training.init={work / 'init'}",
-                                                                  f"training.output_dir={work / 'split'}",
-                                                                  "parallel_config.model_parallel=2"])
     loads = []
     for module, name in ((ms, "load_checkpoint"), (ms, "load_param_into_net"), (train_module, "load_into"),
                          (checkpoint, "load_into")):
         monkeypatch.setattr(module, name, lambda *a, _n=name, **k: loads.append(_n))
     trainer = spied_trainer(config.parallel_config, 2, config=config, device="Ascend", _cells=cells)
-    from mindformers import MindFormerConfig
-
-    from backends.ascend.mindformers_config import mindformers_config, write_yaml
-
-    write_yaml(mindformers_config(config, "Ascend", trainer.layout), work / "split" / "mindformers.yaml")
-    trainer.mf_config = MindFormerConfig(str(work / "split" / "mindformers.yaml"))
+    out = Path(config.training.output_dir)
+    write_yaml(mindformers_config(config, "Ascend", trainer.layout), out / "mindformers.yaml")
+    trainer.mf_config = MindFormerConfig(str(out / "mindformers.yaml"))
     trainer.init = trainer._converted_init()
     trainer._build_model()
+    return trainer, loads
+
+
+def test_under_a_split_layout_no_rank_loads_the_whole_init(work, monkeypatch):
+    """Model parallel 2 on 2 ranks: the model is built, its parameter names and shapes are checked against the
+    init's index, and no MindSpore load of the init happens in mindcode: MindFormers' ``auto_trans_ckpt`` does it,
+    each rank its slice."""
+    config = load_config(ROOT / "configs/ascend/tiny_cpu.yaml", [f"training.init={work / 'init'}",
+                                                                  f"training.output_dir={work / 'split'}",
+                                                                  "parallel_config.model_parallel=2"])
+    trainer, loads = built_on_two_ranks(config, monkeypatch)
     assert loads == [] and trainer.mf_config.auto_trans_ckpt is True
     assert trainer.mf_config.load_checkpoint == str(trainer.init)
     assert trainer.model.config.parallel_config.model_parallel == 2
+
+
+def test_dpo_under_a_split_layout_reads_the_whole_init_only_for_its_reference_pass(work, monkeypatch):
+    """dpo on model parallel 2: the reference pass runs before MindFormers' job, so mindcode loads the init for it
+    (every rank whole; ``mindcode plan`` counts that read); once the reference is stored, no rank loads the whole
+    init and MindFormers' sliced load reads it. simpo needs no reference and never loads it in mindcode."""
+    def built(stage):
+        config = load_config(ROOT / "configs/ascend/dpo_tiny_cpu.yaml", [
+            f"training.init={work / 'init'}", f"training.output_dir={work / f'{stage}_split'}",
+            "parallel_config.model_parallel=2", f"stage={stage}"])
+        return built_on_two_ranks(config, monkeypatch)
+
+    trainer, loads = built("dpo")
+    assert loads == ["load_into"] and trainer.loaded_by_mindcode
+    np.save(work / "dpo_split" / "reference_logps.npy", np.zeros((4, 2), np.float32))
+    trainer, loads = built("dpo")
+    assert loads == [] and not trainer.loaded_by_mindcode and trainer.mf_config.auto_trans_ckpt is True
+    trainer, loads = built("simpo")
+    assert loads == [] and not trainer.loaded_by_mindcode
 
 
 def test_lora_under_model_parallel_is_mindformers_pet_layers_and_exports_merged_adapters(tmp_path, monkeypatch):

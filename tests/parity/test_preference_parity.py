@@ -103,6 +103,17 @@ def test_dpo_accumulation_and_resume_reuse_the_reference(inputs):
     assert worst_relative(resumed, full) <= 1e-6
 
 
+def test_a_stored_reference_leaves_the_init_to_mindformers_load(inputs):
+    """ascend dpo given the reference a first run stored (``preference.reference_logps``): no reference pass, so
+    the weights come through MindFormers' own load of the init (which reads slices under a split layout, see
+    test_mindformers_job.py), and the steps are the first run's."""
+    first = run(inputs, "ascend", "dpo", "stored", **{"training.max_steps": 3})
+    stored = inputs / "stored" / "ascend" / "reference_logps.npy"
+    second = run(inputs, "ascend", "dpo", "reused", **{"training.max_steps": 3, "preference.reference_logps": stored})
+    assert not (inputs / "reused" / "ascend" / "reference_logps.npy").exists()
+    assert worst_relative(second, first) <= 1e-6
+
+
 def test_mindformers_row_slicing_gives_each_micro_batch_whole_pairs(inputs):
     """MindSpore's accumulation and pipeline cells feed micro-batch i rows ``[i*n/k, (i+1)*n/k)`` of every input.
     With the rows in ``pair_rows`` order, the ascend DPO cell on each slice (and its slice of the reference rows)

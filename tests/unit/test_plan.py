@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mindcode.config import load_config
@@ -146,6 +147,19 @@ def test_the_plan_counts_loading_the_init_and_refuses_a_full_read_per_rank():
                         "parallel_config.pipeline_stage=1", "parallel_config.data_parallel=16", backend="ascend"),
                  get_device(None, "ascend"))
     assert whole["load"]["host_bytes_per_node"] > 8 * init_bytes and not whole["fits"]
+
+
+def test_dpo_plans_the_reference_pass_reading_the_whole_init_until_a_reference_is_stored(tmp_path):
+    """codellama_7b_dpo (semi-auto, dp2/mp4): its reference pass runs before MindFormers' job, on weights every rank
+    reads whole; once the reference is stored (a resume, a second run) the run reads its slices only. Both fit."""
+    dpo = config("codellama_7b_dpo", f"training.output_dir={tmp_path}", backend="ascend")
+    init_bytes = 2 * dpo.model.shape().num_params()  # the converted bf16 init
+    first = plan(dpo, get_device(None, "ascend"))
+    np.save(tmp_path / "reference_logps.npy", np.zeros((4, 2), np.float32))
+    again = plan(dpo, get_device(None, "ascend"))
+    assert first["load"]["host_bytes_per_node"] > 8 * init_bytes
+    assert init_bytes < again["load"]["host_bytes_per_node"] < 4 * init_bytes  # one whole read, then slices
+    assert first["fits"] and again["fits"]
 
 
 @pytest.mark.parametrize("name, model_parallel, fits", [("codellama_7b_finetune", 1, True),
