@@ -144,9 +144,10 @@ class MindFormersSection:
 
     def init_reading(self, layout: Any, reference_pass: bool) -> str:
         """How the init is read: ``sliced`` (semi-auto: one process per node reads it whole and writes each rank's
-        slice, ``auto_trans_ckpt``, then every rank reads its slice) or ``whole`` (data-parallel mode, or dpo's
-        reference pass, which mindcode runs before MindFormers' job starts: every rank reads it whole)."""
-        return "sliced" if self.semi_auto(layout) and not reference_pass else "whole"
+        slice, ``auto_trans_ckpt``, then every rank reads its slice; dpo's reference model too,
+        ``backends/ascend/reference.py``) or ``whole`` (data-parallel mode, or the reference pass under pipeline
+        stages, which mindcode runs on the whole init before MindFormers' job starts: every rank reads it whole)."""
+        return "sliced" if self.semi_auto(layout) and not (reference_pass and layout.pipeline_stage > 1) else "whole"
 
     def rows_per_forward(self, rows: int, accumulation: int, layout: Any) -> int:
         """Sequences one forward holds of a rank's ``rows``: in data-parallel mode one graph differentiates all of

@@ -25,6 +25,7 @@ from backends.ascend.lora import adapter_arrays, add_lora
 from backends.ascend.mindformers_config import init_checkpoint, mindformers_config, write_yaml
 from backends.ascend.model import build_model, model_settings
 from backends.ascend.parallel import check_target, data_shard, per_token_loss, reported_loss, semi_auto, strategy_dir
+from backends.ascend.reference import reference_scores
 from mindcode.config import TrainConfig, data_columns
 from mindcode.convert import ckpt_io
 from mindcode.convert.hf_to_ms import convert_hf_to_ms
@@ -91,10 +92,13 @@ class Trainer:
             extra["parallel_config"] = self.mf_config.parallel_config
         self.model = build_model(model_config, config.model.seq_length, settings=settings, **extra)
         self._check_init()
-        # dpo's reference pass runs before MindFormers' Trainer starts: its weights are needed now, read whole on
-        # every rank (under semi-auto parallel the compile then slices them); with the reference stored (a resume, a
-        # second run, preference.reference_logps), MindFormers' own load reads them, each rank its slice
-        self.loaded_by_mindcode = needs_reference_pass(config)
+        self._model_args = (model_config, config.model.seq_length, settings, extra.get("parallel_config"))
+        # dpo's reference pass runs before MindFormers' Trainer starts. Under semi-auto parallel it runs on a
+        # reference model of its own that reads its slices through MindFormers (``reference.py``); otherwise on the
+        # policy's weights, loaded here whole. Without a pass (simpo, a stored reference) MindFormers' load reads them.
+        reference_pass = needs_reference_pass(config)
+        self.loaded_by_mindcode = reference_pass and config.mindformers.init_reading(self.layout, True) == "whole"
+        self._reference: Any = None
         if self.loaded_by_mindcode:
             load_into(self.model, self.init)
         if config.lora is not None:
@@ -155,11 +159,14 @@ class Trainer:
         model is then built in). The in-process run then swaps in what mindcode's loop does itself (see
         ``mindformers_config.py``)."""
         from mindformers import MindFormerConfig, build_context
+        from mindformers.utils.file_utils import set_output_path
 
         out = Path(self.config.training.output_dir)
         path = out / "mindformers.yaml" if self.rank == 0 else out / "mindformers" / f"rank_{self.rank}.yaml"
         write_yaml(mindformers_config(self.config, self.device, self.layout, self.num_rows), path)
+        self.job_file = path
         mf_config = MindFormerConfig(str(path))
+        set_output_path(mf_config.output_dir)  # as MindFormers' entry does first: strategy files go under it
         mf_config.callbacks = []  # mindcode's loop: metrics, checkpoints, stopping
         mf_config.runner_config.epochs = 1  # fit's dataset holds exactly the steps to run
         if not self.semi_auto:
@@ -191,6 +198,7 @@ class Trainer:
         from mindformers import Trainer
 
         mf_config = self.mf_config
+        self._reference = None  # the reference pass is over: its model goes before the policy is compiled
         if self.loaded_by_mindcode:  # resumed (or dpo's reference pass): the weights are in the model already
             mf_config.load_checkpoint = ""
         names = ["input_ids", "labels"] + (["reference"] if self.config.preference_stage else [])
@@ -221,10 +229,16 @@ class Trainer:
         return result
 
     def logps(self, input_ids: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Summed log-probabilities and token counts of pairs, ``[b, 2]`` each, without training."""
+        """Summed log-probabilities and token counts of pairs, ``[b, 2]`` each, without training: the policy's, or
+        under semi-auto parallel before MindFormers has loaded the policy, the sliced reference model's."""
         ms = self._ms
-        self._scores.set_train(False)
-        sums, counts = self._scores(ms.Tensor(input_ids, ms.int32), ms.Tensor(labels, ms.int32))
+        scores = self._scores
+        if self.semi_auto and not self.loaded_by_mindcode:
+            if self._reference is None:
+                self._reference = reference_scores(*self._model_args, self.job_file, input_ids, labels)
+            scores = self._reference
+        scores.set_train(False)
+        sums, counts = scores(ms.Tensor(input_ids, ms.int32), ms.Tensor(labels, ms.int32))
         return as_pairs(sums.asnumpy()), as_pairs(counts.asnumpy())
 
     def sum_over_data_parallel(self, values: np.ndarray) -> np.ndarray:

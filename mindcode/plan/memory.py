@@ -10,8 +10,9 @@ the runtime's reserve are estimates:
 - loading (``load``): while the init is read, each rank's weights already sit on the device and one tensor at a
   time is cast there (``device_bytes``). On the host, where the layout splits weights (ascend semi-auto parallel:
   MindFormers' ``auto_trans_ckpt``) one process per node holds the whole init in its file dtype while it writes each
-  rank's slice, and every rank then reads only its slice; in data-parallel mode, and for dpo's reference pass when
-  no stored reference is there, every rank reads the whole init (MindSpore's ``load_checkpoint``); the gpu backend streams one tensor at a time from the safetensors files.
+  rank's slice, and every rank then reads only its slice; in data-parallel mode, and for dpo's reference pass under
+  pipeline stages when no stored reference is there, every rank reads the whole init (MindSpore's
+  ``load_checkpoint``); the gpu backend streams one tensor at a time from the safetensors files.
 
 - activations per token and decoder layer, in the compute dtype: the norms' inputs and outputs (4h, split by
   sequence parallel), q/k/v after projection and rotary (3h + 3kv), the attention output (h) and the MLP's four

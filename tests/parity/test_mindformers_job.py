@@ -167,7 +167,8 @@ def built_on_two_ranks(config, monkeypatch) -> tuple:
     trainer = spied_trainer(config.parallel_config, 2, config=config, device="Ascend", _cells=cells)
     out = Path(config.training.output_dir)
     write_yaml(mindformers_config(config, "Ascend", trainer.layout), out / "mindformers.yaml")
-    trainer.mf_config = MindFormerConfig(str(out / "mindformers.yaml"))
+    trainer.job_file = out / "mindformers.yaml"
+    trainer.mf_config = MindFormerConfig(str(trainer.job_file))
     trainer.init = trainer._converted_init()
     trainer._build_model()
     return trainer, loads
@@ -186,21 +187,41 @@ def test_under_a_split_layout_no_rank_loads_the_whole_init(work, monkeypatch):
     assert trainer.model.config.parallel_config.model_parallel == 2
 
 
-def test_dpo_under_a_split_layout_reads_the_whole_init_only_for_its_reference_pass(work, monkeypatch):
-    """dpo on model parallel 2: the reference pass runs before MindFormers' job, so mindcode loads the init for it
-    (every rank whole; ``mindcode plan`` counts that read); once the reference is stored, no rank loads the whole
-    init and MindFormers' sliced load reads it. simpo needs no reference and never loads it in mindcode."""
-    def built(stage):
+def test_dpo_under_a_split_layout_reads_only_slices_for_its_reference_pass(work, monkeypatch):
+    """dpo on model parallel 2: no rank loads the whole init in mindcode. The reference pass runs on a reference
+    model of its own, uninitialised until MindFormers' ``transform_and_load_checkpoint`` (``do_predict``,
+    ``auto_trans_ckpt``) loads its slice of the init; the policy is left to MindFormers' sliced load. Under pipeline
+    stages the pass still reads the init whole (the planner counts it); with the reference stored there is no pass;
+    simpo needs none."""
+    import mindformers.trainer.utils as mf_utils
+
+    from backends.ascend.reference import reference_scores
+
+    def built(stage, *layout):
         config = load_config(ROOT / "configs/ascend/dpo_tiny_cpu.yaml", [
-            f"training.init={work / 'init'}", f"training.output_dir={work / f'{stage}_split'}",
-            "parallel_config.model_parallel=2", f"stage={stage}"])
+            f"training.init={work / 'init'}", f"training.output_dir={work / f'{stage}_split'}", f"stage={stage}",
+            *(layout or ["parallel_config.model_parallel=2"])])
         return built_on_two_ranks(config, monkeypatch)
 
     trainer, loads = built("dpo")
+    assert loads == [] and not trainer.loaded_by_mindcode and trainer.mf_config.auto_trans_ckpt is True
+    seen = []
+    monkeypatch.setattr(mf_utils, "transform_and_load_checkpoint",
+                        lambda config, model, network, batch, do_predict=False: seen.append(
+                            (config, network, batch, do_predict, [p.has_init for p in network.get_parameters()])))
+    ids = np.ones((4, 65), np.int32)
+    scores = reference_scores(*trainer._model_args, trainer.job_file, ids, ids)
+    (config, network, batch, do_predict, uninitialised), = seen
+    assert network is scores and scores.network is not trainer.model and do_predict and all(uninitialised)
+    assert config.auto_trans_ckpt is True and config.checkpoint.load_path == str(trainer.init)
+    assert scores.network.config.parallel_config.model_parallel == 2 and tuple(batch[0].shape) == (4, 65)
+    assert loads == []
+
+    trainer, loads = built("dpo", "parallel_config.pipeline_stage=2", "parallel_config.micro_batch_num=2")
     assert loads == ["load_into"] and trainer.loaded_by_mindcode
     np.save(work / "dpo_split" / "reference_logps.npy", np.zeros((4, 2), np.float32))
-    trainer, loads = built("dpo")
-    assert loads == [] and not trainer.loaded_by_mindcode and trainer.mf_config.auto_trans_ckpt is True
+    trainer, loads = built("dpo", "parallel_config.pipeline_stage=2", "parallel_config.micro_batch_num=2")
+    assert loads == [] and not trainer.loaded_by_mindcode
     trainer, loads = built("simpo")
     assert loads == [] and not trainer.loaded_by_mindcode
 
