@@ -1,15 +1,21 @@
 """Generation throughput: mindcode's decoder on each backend next to transformers' ``generate`` (the baseline).
 
     python scripts/bench_predict.py --new_tokens 64
-    python scripts/bench_predict.py --backends gpu --preset codellama-7b   # on a CUDA GPU (random bf16 weights)
+    python scripts/bench_predict.py --backends gpu --preset codellama-7b --bandwidth_gbs 3350 \
+        --sampling_tasks 164 --n_samples 20 --new_tokens 256             # one H100 (random bf16 weights)
     python scripts/bench_predict.py --backends gpu --new_tokens 4 --batches 1   # the smoke run the tests make
     python scripts/bench_predict.py --kv_cache --new_tokens 64             # ascend: KV cache vs none, by --max_length
 
 Greedy decoding of random prompts (32 tokens) at batch 1 and batch 32, new tokens/s; all of them generate exactly
 ``--new_tokens`` tokens (EOS ignored) so the work is the same. The baseline runs transformers' ``generate`` on the
-same weights (gpu side). ``--kv_cache`` times the ascend backend's generation (MindFormers' incremental inference)
-at ``--max_length`` 128 and 512 next to the way it decoded before (a full fixed-shape forward per new token, all
-positions' logits to the host), for the same 8 prompts. Prints one JSON object.
+same weights (gpu side). With ``--bandwidth_gbs`` (the device's memory bandwidth) batch 1 is also given as a share
+of its bound: every new token reads all the weights once, so the bound is bandwidth / weight bytes tokens/s.
+HumanEval-shaped sampling (``--sampling_tasks`` prompts of 150 tokens, ``--n_samples`` samples each at temperature
+0.8, top-p 0.95, one task's samples a batch, as the harness samples) runs next to ``generate`` with
+``num_return_sequences``; 164 x 20 is HumanEval's pass@10 run. ``--kv_cache`` times the ascend backend's generation
+(MindFormers' incremental inference) at ``--max_length`` 128 and 512 next to the way it decoded before (a full
+fixed-shape forward per new token, all positions' logits to the host), for the same 8 prompts. Prints one JSON
+object.
 """
 
 from __future__ import annotations
@@ -39,6 +45,9 @@ def main() -> int:
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--batches", default="1,32", help="batch sizes to time")
     parser.add_argument("--kv_cache", action="store_true", help="ascend: with and without the KV cache by length")
+    parser.add_argument("--bandwidth_gbs", type=float, help="the device's memory bandwidth in GB/s: batch 1's bound")
+    parser.add_argument("--sampling_tasks", type=int, default=4, help="HumanEval-shaped sampling: prompts (0: off)")
+    parser.add_argument("--n_samples", type=int, default=4, help="HumanEval-shaped sampling: samples a prompt")
     args = parser.parse_args()
     if args.kv_cache:
         print(json.dumps(kv_cache(args.new_tokens)))
@@ -75,8 +84,47 @@ def main() -> int:
         if "gpu" in row:
             row["gpu_over_generate"] = round(row["gpu"] / row["transformers_generate"], 2)
         report[f"batch_{batch}_tokens_per_s"] = row
+    if args.bandwidth_gbs and "batch_1_tokens_per_s" in report:
+        weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+        bound = args.bandwidth_gbs * 1e9 / weight_bytes
+        report["batch_1_bandwidth_bound_tokens_per_s"] = round(bound, 1)
+        report["batch_1_of_bound"] = {k: round(v / bound, 3) for k, v in report["batch_1_tokens_per_s"].items()
+                                      if not k.endswith("_over_generate")}
+    if args.sampling_tasks:
+        report["sampling"] = sampling(args, hf, tokenizer, model)
     print(json.dumps(report))
     return 0
+
+
+def sampling(args: argparse.Namespace, hf: Path, tokenizer: str | None, model) -> dict:
+    """HumanEval-shaped sampling (see the module): new tokens/s of each backend and of ``generate``."""
+    import torch
+
+    rng = np.random.default_rng(1)
+    tasks = [[1, *rng.integers(7, PRESETS[args.preset].vocab_size, 149).tolist()] for _ in range(args.sampling_tasks)]
+    config = GenerationConfig(max_new_tokens=args.new_tokens, eos_token_id=-1, do_sample=True, temperature=0.8,
+                              top_p=0.95, num_return_sequences=args.n_samples, seed=0)
+    tokens = args.sampling_tasks * args.n_samples * args.new_tokens
+    result: dict = {"tasks": args.sampling_tasks, "n_samples": args.n_samples, "prompt_tokens": 150}
+    for backend in args.backends.split(","):
+        generator = Generator(backend, str(hf), tokenizer, max_length=150 + args.new_tokens, max_rows=args.n_samples)
+        generator.run(tasks[:1], GenerationConfig(max_new_tokens=2, eos_token_id=-1))  # compile / warm up
+        start = time.perf_counter()
+        for task in tasks:
+            generator.run([task], config)
+        result[backend] = round(tokens / (time.perf_counter() - start), 1)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        start = time.perf_counter()
+        for task in tasks:
+            ids = torch.tensor([task], device=model.device)
+            model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=args.new_tokens,
+                           min_new_tokens=args.new_tokens, do_sample=True, temperature=0.8, top_p=0.95, top_k=0,
+                           num_return_sequences=args.n_samples, pad_token_id=0)
+        result["transformers_generate"] = round(tokens / (time.perf_counter() - start), 1)
+    if "gpu" in result:
+        result["gpu_over_generate"] = round(result["gpu"] / result["transformers_generate"], 2)
+    return result
 
 
 def batches(args: argparse.Namespace) -> list[int]:
