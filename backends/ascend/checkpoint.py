@@ -69,3 +69,16 @@ def load_into(model: Any, path: str | Path) -> None:
     not_loaded = [n for n in not_loaded if not n.endswith(("key_cache", "value_cache"))]  # inference's KV cache
     if not_loaded or unused:
         raise MindcodeError(f"{path}: parameters missing from the checkpoint: {not_loaded}; unused entries: {unused}")
+
+
+def load_sliced(job: Any, network: Any, inputs: tuple) -> None:
+    """Fill ``network`` (built under MindSpore's ``no_init_parameters``) with this rank's slice of ``job``'s complete
+    ``load_checkpoint`` (a ``MindFormerConfig`` with ``auto_trans_ckpt``), through MindFormers' prediction path:
+    ``transform_and_load_checkpoint`` compiles the graph on ``inputs`` for its strategy, transforms the checkpoint
+    into per-rank slices and loads this rank's; what the checkpoint does not hold (a KV cache) is initialised after."""
+    ms = runtime.mindspore()
+    from mindformers.trainer.utils import convert_checkpoint_config, transform_and_load_checkpoint
+
+    convert_checkpoint_config(job)
+    transform_and_load_checkpoint(job, ms.Model(network), network, inputs, do_predict=True)
+    network.init_parameters_data()

@@ -70,6 +70,8 @@ def build_model(config: ModelConfig, seq_length: int, checkpoint: str | Path | N
     whole-sequence forwards."""
     mindformers = runtime.mindformers()
     if rows is None:
+        if model_parallel > 1:
+            raise MindcodeError("a model split over processes is built for prediction (rows=N) only")
         model = mindformers.LlamaForCausalLM(config=mindformers_config(config, seq_length, settings=settings, **extra))
         if checkpoint is not None:
             load_into(model, checkpoint)
@@ -83,7 +85,7 @@ def build_model(config: ModelConfig, seq_length: int, checkpoint: str | Path | N
 
         if checkpoint is None or work_dir is None:
             raise MindcodeError("model-parallel prediction loads a checkpoint and needs a folder for its slices")
-        model = build_split_model(config, seq_length, checkpoint, rows, model_parallel, work_dir,
+        model = build_split_model(config, checkpoint, model_parallel, work_dir,
                                   llama_values(config, seq_length, rows, settings, **extra))
     else:  # one process: the context MindFormers' predict runs with, the checkpoint loaded whole
         runtime.predict_context()

@@ -27,19 +27,20 @@ from typing import Any
 import numpy as np
 
 from backends.ascend import runtime
+from backends.ascend.checkpoint import load_sliced
 from backends.ascend.mindformers_config import write_yaml
 from backends.ascend.parallel import STRATEGY_FILE
 from mindcode.errors import MindcodeError
-from mindcode.parallel import ParallelConfig, check_model, resolve
+from mindcode.parallel import Layout, ParallelConfig, check_model, resolve
 from mindcode.presets import ModelConfig
 
-HEADER = "the model-parallel prediction job of one msrun worker (MindFormers' format; see backends/ascend/predict_job.py)"
+HEADER = "the model-parallel prediction job of one msrun worker (MindFormers' format; backends/ascend/predict_job.py)"
 
 
-def predict_job(model_parallel: int, checkpoint: str | Path, work_dir: str | Path, model_config: dict[str, Any],
+def predict_job(layout: Layout, checkpoint: str | Path, work_dir: str | Path, model_config: dict[str, Any],
                 device: str) -> dict[str, Any]:
-    """The MindFormers predict job: ``model_config`` (the ``LlamaConfig`` keys: shape, dtypes, cache) split
-    ``model_parallel`` ways, the complete ``checkpoint`` loaded sliced, ``work_dir`` for its strategy and slices."""
+    """The MindFormers predict job: ``model_config`` (the ``LlamaConfig`` keys: shape, dtypes, cache) split by
+    ``layout``'s model parallel, the complete ``checkpoint`` loaded sliced, ``work_dir`` for its strategy and slices."""
     return {
         "seed": 0,
         "output_dir": str(Path(work_dir) / "mindformers"),
@@ -56,48 +57,40 @@ def predict_job(model_parallel: int, checkpoint: str | Path, work_dir: str | Pat
         "parallel": {"parallel_mode": 1, "gradients_mean": False, "enable_alltoall": False, "full_batch": True,
                      "search_mode": "sharding_propagation", "enable_parallel_optimizer": False,
                      "strategy_ckpt_save_file": STRATEGY_FILE},
-        "parallel_config": {"data_parallel": 1, "model_parallel": model_parallel, "pipeline_stage": 1,
-                            "use_seq_parallel": False, "micro_batch_num": 1, "vocab_emb_dp": True,
-                            "gradient_aggregation_group": 4},
+        "parallel_config": {**layout.as_dict(), "gradient_aggregation_group": 4},
         "micro_batch_interleave_num": 1,
         "context": runtime.predict_context_keys(device),
         "model": {"arch": {"type": "LlamaForCausalLM"}, "model_config": {"type": "LlamaConfig", **model_config}},
     }
 
 
-def build_split_model(config: ModelConfig, seq_length: int, checkpoint: str | Path, rows: int,
-                      model_parallel: int, work_dir: str | Path, llama_config: dict[str, Any]) -> Any:
+def build_split_model(config: ModelConfig, checkpoint: str | Path, model_parallel: int, work_dir: str | Path,
+                      llama_config: dict[str, Any]) -> Any:
     """MindFormers' ``LlamaForCausalLM`` split over ``model_parallel`` msrun workers, each holding and loading only
-    its slice (see the module); ``llama_config``: every ``LlamaConfig`` key but the parallel layout."""
-    where = f"predict over {model_parallel} processes"
-    check_model(resolve(ParallelConfig(model_parallel=model_parallel), model_parallel, where), config, seq_length,
-                1, where)
+    its slice (see the module); ``llama_config``: every ``LlamaConfig`` key (rows, length, cache) but the layout."""
+    layout = resolve(ParallelConfig(model_parallel=model_parallel), model_parallel, "predict")
+    rows, length = llama_config["batch_size"], llama_config["seq_length"]
+    check_model(layout, config, length, 1, "predict")
     device = runtime.device_target()
     if device == "CPU":
-        raise MindcodeError(f"{where}: model_parallel {model_parallel} is MindSpore's semi-auto parallel, which needs "
-                            f"Ascend devices; on its CPU target ascend prediction runs in one process")
+        raise MindcodeError(f"predict over {model_parallel} processes: model_parallel {model_parallel} is MindSpore's "
+                            f"semi-auto parallel, which needs Ascend devices; on its CPU target ascend prediction runs "
+                            f"in one process")
     if not Path(checkpoint).is_file():
         raise MindcodeError(f"{checkpoint}: no such checkpoint file")
     mindformers = runtime.mindformers()
     from mindformers import MindFormerConfig
     from mindformers.core.parallel_config import build_parallel_config
-    from mindformers.trainer.utils import convert_checkpoint_config, transform_and_load_checkpoint
-    from mindspore import Model
+    from mindspore.communication import get_rank
     from mindspore.nn.utils import no_init_parameters
 
-    from mindspore.communication import get_rank
-
     path = Path(work_dir) / "mindformers" / f"predict_rank_{get_rank()}.yaml"  # each rank's context its own device
-    values = {**llama_config, "batch_size": rows, "seq_length": seq_length}
-    write_yaml(predict_job(model_parallel, checkpoint, work_dir, values, device), path, HEADER)
+    write_yaml(predict_job(layout, checkpoint, work_dir, llama_config, device), path, HEADER)
     job = MindFormerConfig(str(path))
     runtime.predict_context(job)
     build_parallel_config(job)
     with no_init_parameters():  # the parameters get their data from the checkpoint's slices, never whole
-        model = mindformers.LlamaForCausalLM(config=mindformers.LlamaConfig(
-            **values, parallel_config=job.parallel_config))
-    convert_checkpoint_config(job)
-    layout_inputs = model.prepare_inputs_for_predict_layout(np.ones((rows, seq_length), np.int32))
-    transform_and_load_checkpoint(job, Model(model), model, layout_inputs, do_predict=True)
-    model.init_parameters_data()  # what the checkpoint did not hold: the KV cache
+        model = mindformers.LlamaForCausalLM(config=mindformers.LlamaConfig(**llama_config,
+                                                                            parallel_config=job.parallel_config))
+    load_sliced(job, model, model.prepare_inputs_for_predict_layout(np.ones((rows, length), np.int32)))
     return model

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from backends.ascend import runtime
+from backends.ascend.checkpoint import load_sliced
 from backends.ascend.model import build_model
 from mindcode.presets import ModelConfig
 
@@ -32,7 +33,6 @@ def reference_scores(shape: ModelConfig, seq_length: int, settings: dict[str, An
     ``labels``: one batch of the pass, the shapes the graph is compiled for."""
     ms = runtime.mindspore()
     from mindformers import MindFormerConfig
-    from mindformers.trainer.utils import convert_checkpoint_config, transform_and_load_checkpoint
     from mindspore.nn.utils import no_init_parameters
 
     from backends.ascend.preference import SequenceLogps
@@ -42,8 +42,5 @@ def reference_scores(shape: ModelConfig, seq_length: int, settings: dict[str, An
     scores = SequenceLogps(model)
     scores.set_train(False)
     job = MindFormerConfig(str(job_file))  # a fresh copy: MindFormers' Trainer converts the run's own later
-    convert_checkpoint_config(job)
-    batch = (ms.Tensor(input_ids, ms.int32), ms.Tensor(labels, ms.int32))
-    transform_and_load_checkpoint(job, ms.Model(scores), scores, batch, do_predict=True)
-    scores.init_parameters_data()
+    load_sliced(job, scores, (ms.Tensor(input_ids, ms.int32), ms.Tensor(labels, ms.int32)))
     return scores

@@ -10,9 +10,10 @@ from types import ModuleType
 from typing import Any
 
 from mindcode.env import package_versions
+from mindcode.errors import MindcodeError
 
 _CONFIGURED = False
-_PREDICT_CONTEXT = False
+_PREDICT_CONTEXT: str | None = None  # the prediction context set: "one process" or a job's output_dir
 # The context MindFormers' CodeLlama-34B prediction runs with (its predict_codellama_34b.yaml): graph mode; on an NPU
 # a memory cap below the 910B's 64 GB and the matrix units kept in the model's own dtype.
 PREDICT_CONTEXT = {"mode": 0, "max_call_depth": 10000, "save_graphs": False}
@@ -64,15 +65,22 @@ def predict_context_keys(device: str) -> dict[str, Any]:
 
 
 def predict_context(job: Any = None) -> None:
-    """Set the execution context for prediction through MindFormers' own ``build_context``, once per process (its
-    ``Context`` is built once): one process's context, or ``job``'s (a ``MindFormerConfig`` of a model-parallel
-    prediction, ``predict_job.py``: its semi-auto parallel context and strategy files under its ``output_dir``)."""
+    """Set the execution context for prediction through MindFormers' own ``build_context``: one process's context,
+    or ``job``'s (a ``MindFormerConfig`` of a model-parallel prediction, ``predict_job.py``: its semi-auto parallel
+    context and strategy files under its ``output_dir``). MindFormers builds its ``Context`` once per process: one
+    process's prediction takes the context already there (graph mode either way); a split prediction needs a
+    process of its own and stops with one line otherwise."""
     global _PREDICT_CONTEXT
     mindformers()
-    if _PREDICT_CONTEXT:
-        return
     from mindformers import MindFormerConfig, build_context
+    from mindformers.core.context.build_context import Context
 
+    wanted = "one process" if job is None else str(job.output_dir)
+    if _PREDICT_CONTEXT == wanted or (job is None and Context.is_exists()):
+        return
+    if Context.is_exists():
+        raise MindcodeError("model-parallel prediction sets MindFormers' context, which this process has set already: "
+                            "run it in processes of its own (mindcode launch --nproc_per_node N -- predict ...)")
     if job is None:
         job = MindFormerConfig(context=predict_context_keys(device_target()), use_parallel=False, parallel={},
                                parallel_config={})
@@ -81,7 +89,7 @@ def predict_context(job: Any = None) -> None:
 
         set_output_path(job.output_dir)  # as MindFormers' entry does first: strategy files go under it
     build_context(job)
-    _PREDICT_CONTEXT = True
+    _PREDICT_CONTEXT = wanted
 
 
 def info() -> dict[str, Any]:

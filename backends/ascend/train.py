@@ -97,7 +97,9 @@ class Trainer:
         # reference model of its own that reads its slices through MindFormers (``reference.py``); otherwise on the
         # policy's weights, loaded here whole. Without a pass (simpo, a stored reference) MindFormers' load reads them.
         reference_pass = needs_reference_pass(config)
-        self.loaded_by_mindcode = reference_pass and config.mindformers.init_reading(self.layout, True) == "whole"
+        whole = config.mindformers.init_reading(self.layout, reference_pass) == "whole"
+        self.loaded_by_mindcode = reference_pass and whole
+        self._sliced_reference = reference_pass and not whole
         self._reference: Any = None
         if self.loaded_by_mindcode:
             load_into(self.model, self.init)
@@ -198,7 +200,7 @@ class Trainer:
         from mindformers import Trainer
 
         mf_config = self.mf_config
-        self._reference = None  # the reference pass is over: its model goes before the policy is compiled
+        self._reference, self._sliced_reference = None, False  # the pass is over: its model goes before the policy
         if self.loaded_by_mindcode:  # resumed (or dpo's reference pass): the weights are in the model already
             mf_config.load_checkpoint = ""
         names = ["input_ids", "labels"] + (["reference"] if self.config.preference_stage else [])
@@ -233,7 +235,7 @@ class Trainer:
         under semi-auto parallel before MindFormers has loaded the policy, the sliced reference model's."""
         ms = self._ms
         scores = self._scores
-        if self.semi_auto and not self.loaded_by_mindcode:
+        if self._sliced_reference:
             if self._reference is None:
                 self._reference = reference_scores(*self._model_args, self.job_file, input_ids, labels)
             scores = self._reference

@@ -324,7 +324,8 @@ def predict_job_34b(work_dir: Path, monkeypatch) -> dict:
 
     monkeypatch.setattr(runtime, "device_target", lambda: "Ascend")
     values = llama_values(PRESETS["codellama-34b"], 4096, 1, **cache_settings(1, 4096, "Ascend"))
-    return predict_job(4, work_dir / "model.ckpt", work_dir, values, "Ascend")
+    layout = resolve(ParallelConfig(model_parallel=4), 4)
+    return predict_job(layout, work_dir / "model.ckpt", work_dir, values, "Ascend")
 
 
 @pytest.mark.parametrize("job_name, section, least", [("codellama_34b_finetune_16p", "## Training", 70),
@@ -378,13 +379,17 @@ def test_model_parallel_prediction_is_mindformers_split_load(tmp_path, monkeypat
     backend = get_backend("ascend")
     with pytest.raises(MindcodeError, match="model_parallel 2 is MindSpore's semi-auto parallel, which needs Ascend"):
         backend.build_model(PRESETS["tiny"], 64, checkpoint, rows=2, tensor_parallel=2, work_dir=tmp_path / "cpu")
-    with pytest.raises(MindcodeError, match="model_parallel 3 does not divide model_config.num_heads 4"):
+    with pytest.raises(MindcodeError, match="predict.model_parallel 3 does not divide model_config.num_heads 4"):
         backend.build_model(PRESETS["tiny"], 64, checkpoint, rows=2, tensor_parallel=3, work_dir=tmp_path / "cpu")
 
     runtime.mindformers()
+    monkeypatch.setenv("LOCAL_DEFAULT_PATH", str(tmp_path))  # MindFormers' set_output_path writes it: restored after
     contexts, loads, whole, dynamic = [], [], [], []
     monkeypatch.setattr(runtime, "device_target", lambda: "Ascend")
-    monkeypatch.setattr(runtime, "_PREDICT_CONTEXT", False)
+    from mindformers.core.context.build_context import Context
+
+    monkeypatch.setattr(runtime, "_PREDICT_CONTEXT", None)
+    monkeypatch.setattr(Context, "_instance", None)  # MindFormers' context as in a fresh process
     monkeypatch.setattr(communication, "get_rank", lambda: 1)
     monkeypatch.setattr(mindformers, "build_context", contexts.append)
     monkeypatch.setattr(mf_utils, "transform_and_load_checkpoint",
@@ -404,3 +409,6 @@ def test_model_parallel_prediction_is_mindformers_split_load(tmp_path, monkeypat
     assert model.config.parallel_config.model_parallel == 2 and tuple(inputs[0].shape) == (2, 64)
     assert model.config.is_dynamic and model.config.use_flash_attention and dynamic == [model]
     assert whole == []
+    monkeypatch.setattr(Context, "_instance", object())  # a process whose MindFormers context is set already
+    with pytest.raises(MindcodeError, match="run it in processes of its own"):
+        backend.build_model(PRESETS["tiny"], 64, checkpoint, rows=2, tensor_parallel=2, work_dir=tmp_path / "other")

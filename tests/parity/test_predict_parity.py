@@ -306,7 +306,10 @@ def test_prediction_sets_its_context_through_mindformers_build_context(monkeypat
     from backends.ascend import runtime
 
     seen = []
-    monkeypatch.setattr(runtime, "_PREDICT_CONTEXT", False)
+    from mindformers.core.context.build_context import Context
+
+    monkeypatch.setattr(runtime, "_PREDICT_CONTEXT", None)
+    monkeypatch.setattr(Context, "_instance", None)  # MindFormers' context as in a fresh process
     monkeypatch.setattr(runtime, "device_target", lambda: "Ascend")
     monkeypatch.setattr(mindformers, "build_context", lambda config: seen.append(dict(config.context)))
     runtime.predict_context()

@@ -103,14 +103,19 @@ def test_dpo_accumulation_and_resume_reuse_the_reference(inputs):
     assert worst_relative(resumed, full) <= 1e-6
 
 
-def test_a_stored_reference_leaves_the_init_to_mindformers_load(inputs):
+def test_a_stored_reference_leaves_the_init_to_mindformers_load(inputs, monkeypatch):
     """ascend dpo given the reference a first run stored (``preference.reference_logps``): no reference pass, so
-    the weights come through MindFormers' own load of the init (which reads slices under a split layout, see
-    test_mindformers_job.py), and the steps are the first run's."""
+    mindcode loads no weights and they come through MindFormers' own load of the init (which reads slices under a
+    split layout, see test_mindformers_job.py); the steps are the first run's."""
+    import backends.ascend.train as ascend_train
+
+    loads, load_into = [], ascend_train.load_into
+    monkeypatch.setattr(ascend_train, "load_into", lambda model, path: loads.append(path) or load_into(model, path))
     first = run(inputs, "ascend", "dpo", "stored", **{"training.max_steps": 3})
+    assert len(loads) == 1  # the first run's reference pass, on the init mindcode loaded
     stored = inputs / "stored" / "ascend" / "reference_logps.npy"
     second = run(inputs, "ascend", "dpo", "reused", **{"training.max_steps": 3, "preference.reference_logps": stored})
-    assert not (inputs / "reused" / "ascend" / "reference_logps.npy").exists()
+    assert len(loads) == 1 and not (inputs / "reused" / "ascend" / "reference_logps.npy").exists()
     assert worst_relative(second, first) <= 1e-6
 
 
